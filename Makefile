@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint typecheck servers venv clean bench
+
+servers:
+	@command -v mosquitto >/dev/null && command -v influxd >/dev/null || { \
+	  echo "installing mosquitto and influxdb from Debian packages"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends mosquitto influxdb; }
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check collector schemas simulators tests
+	$(BIN)/ruff format --check collector schemas simulators tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: servers $(STAMP) lint typecheck
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+demo: servers $(STAMP)
+	$(BIN)/city-telemetry demo --state-dir .demo
+
+bench: servers $(STAMP)
+	$(BIN)/python -m tests.bench.ingest_bench
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""``city-telemetry``: the one command-line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from collector.config import ConfigError, load_config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from collector.logs import configure_logging
+    from collector.service import Collector
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"config error:\n{error}", file=sys.stderr)
+        return 2
+    configure_logging(config.log.level, config.log.format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await Collector(config).run(stop, grace_s=args.grace)
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"config error:\n{error}", file=sys.stderr)
+        return 2
+    print(f"{args.config or '(defaults)'}: ok")
+    if args.show:
+        print(config.model_dump_json(indent=2))
+    return 0
+
+
+def _cmd_schemas_export(args: argparse.Namespace) -> int:
+    from schemas.export import export, json_schemas
+
+    if args.out is None:
+        print(json.dumps(json_schemas(), indent=2))
+        return 0
+    for path in export(args.out):
+        print(path)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from collector.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="city-telemetry",
+        description="Collect a city network's MQTT telemetry into InfluxDB, without losing a reading.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the collector daemon until SIGTERM/SIGINT")
+    run.add_argument("-c", "--config", type=Path, help="TOML config file (env CITY_TELEMETRY__* overrides it)")
+    run.add_argument("--grace", type=float, default=10.0, help="seconds to flush on shutdown (default 10)")
+    run.set_defaults(func=_cmd_run)
+
+    check = commands.add_parser("check-config", help="validate a config; exit 2 naming every bad key")
+    check.add_argument("-c", "--config", type=Path)
+    check.add_argument("--show", action="store_true", help="print the effective config (secrets hidden)")
+    check.set_defaults(func=_cmd_check_config)
+
+    schemas = commands.add_parser("schemas", help="the canonical message schemas")
+    schemas_commands = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    export = schemas_commands.add_parser("export", help="write JSON Schema files (or print them)")
+    export.add_argument("-o", "--out", type=Path, help="folder to write *.schema.json into")
+    export.set_defaults(func=_cmd_schemas_export)
+
+    demo = commands.add_parser("demo", help="start a local broker and database, publish, collect, show")
+    demo.add_argument("--state-dir", type=Path, default=Path(".demo"))
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

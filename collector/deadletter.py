@@ -1,0 +1,87 @@
+"""The dead-letter place: every message we refuse, with the reason, the topic and the original payload.
+
+Records are JSON lines appended to a file (fsynced before the messages they describe are
+acknowledged, so a refusal survives a crash) and, if configured, published to an MQTT topic.
+Logging is per reason and rate-limited, so a flood of bad input cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+log = structlog.get_logger("collector.deadletter")
+
+
+def make_record(
+    reason: str, detail: str, topic: str | None, payload: bytes | bytearray | None, received_ns: int, **extra: Any
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "received_at": received_ns,
+        "reason": reason,
+        "detail": detail,
+        "topic": topic,
+    }
+    if payload is not None:
+        try:
+            record["payload"] = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            record["payload_base64"] = base64.b64encode(payload).decode("ascii")
+    record.update(extra)
+    return record
+
+
+class DeadLetters:
+    def __init__(
+        self,
+        file: Path | None,
+        publish: Callable[[bytes], object] | None = None,
+        log_every_s: float = 10.0,
+    ) -> None:
+        self.path = file
+        self._publish = publish
+        self._log_every_s = log_every_s
+        self._last_logged: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self._handle = None
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(file, "ab")  # noqa: SIM115 - held open for the process's life
+
+    def note(self, record: dict[str, Any]) -> None:
+        """Count and (rate-limited) log one refusal; does not write it yet."""
+        reason = record["reason"]
+        self.counts[reason] += 1
+        now = time.monotonic()
+        if now - self._last_logged.get(reason, -1e9) >= self._log_every_s:
+            log.warning("message_rejected", reason=reason, detail=record["detail"], topic=record["topic"],
+                        similar_since_last_log=self._unlogged.pop(reason, 0))  # fmt: skip
+            self._last_logged[reason] = now
+        else:
+            self._unlogged[reason] += 1
+
+    def write(self, records: list[dict[str, Any]]) -> list[object]:
+        """Append records durably; returns the MQTT publish handles to wait for, if any."""
+        if not records:
+            return []
+        if self._handle is not None:
+            self._handle.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        if self._publish is None:
+            return []
+        return [self._publish(orjson.dumps(r)) for r in records]
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

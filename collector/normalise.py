@@ -1,0 +1,121 @@
+"""Canonical message -> InfluxDB lines. Pure: no I/O, no clock except what the caller passes.
+
+The data model is documented in docs/data-model.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from collector.lineprotocol import FieldValue, encode_line, series_key
+from schemas.canonical import (
+    ApClients,
+    ApMetrics,
+    CanonicalMessage,
+    DeviceEvent,
+    DeviceState,
+    IfCounters,
+    LinkProbe,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Tags = tuple[tuple[str, str], ...]
+Fields = list[tuple[str, FieldValue | None]]
+
+
+def timestamp_ns(moment: datetime) -> int:
+    """Exact integer nanoseconds (float seconds would lose the microseconds of today's dates)."""
+    delta = moment - _EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
+
+
+class SeriesKeys:
+    """Escaped series keys, built once per series rather than once per message."""
+
+    def __init__(self, max_entries: int = 500_000) -> None:
+        self._keys: dict[tuple[str, Tags, Tags], str] = {}
+        self._max_entries = max_entries
+
+    def get(self, measurement: str, base: Tags, extra: Tags = ()) -> str:
+        cache_key = (measurement, base, extra)
+        key = self._keys.get(cache_key)
+        if key is None:
+            if len(self._keys) >= self._max_entries:
+                self._keys.clear()
+            key = self._keys[cache_key] = series_key(measurement, base + extra)
+        return key
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+_AP_FIELDS = ("uptime_s", "cpu_pct", "mem_pct", "temperature_c", "num_clients", "uplink_rx_bytes",
+              "uplink_tx_bytes", "uplink_rx_errors", "uplink_tx_dropped", "seq")  # fmt: skip
+_RADIO_FIELDS = ("channel", "width_mhz", "tx_power_dbm", "noise_floor_dbm", "cu_total_pct", "cu_tx_pct",
+                 "cu_rx_pct", "num_clients", "tx_bytes", "rx_bytes", "tx_retries", "tx_total")  # fmt: skip
+_CLIENT_FIELDS = ("num_clients", "rssi_avg_dbm", "rssi_min_dbm", "snr_avg_db", "good_rf_clients",
+                  "rx_bytes", "tx_bytes", "seq")  # fmt: skip
+_IF_FIELDS = ("speed_mbps", "counter_bits", "in_octets", "out_octets", "in_ucast_pkts", "out_ucast_pkts",
+              "in_errors", "out_errors", "in_discards", "out_discards")  # fmt: skip
+_PROBE_FIELDS = ("sent", "received", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "seq")
+
+
+def _pick(obj: object, names: tuple[str, ...]) -> Fields:
+    return [(name, getattr(obj, name)) for name in names]
+
+
+def to_lines(message: CanonicalMessage, tags: Tags, received_ns: int, keys: SeriesKeys) -> list[str]:
+    """The lines for one validated message. ``tags`` come from the topic (sorted by key)."""
+    if isinstance(message, ApMetrics):
+        ts = timestamp_ns(message.ts)
+        lines = [encode_line(keys.get("ap", tags), _pick(message, _AP_FIELDS), ts)]
+        for radio in message.radios:
+            fields = _pick(radio, _RADIO_FIELDS)
+            lines.append(encode_line(keys.get("ap_radio", tags, (("band", radio.band),)), fields, ts))
+        return lines
+    if isinstance(message, ApClients):
+        # Client MACs stop here: only the summary is stored (privacy by design, docs/data-model.md).
+        return [encode_line(keys.get("ap_clients", tags), _pick(message, _CLIENT_FIELDS), timestamp_ns(message.ts))]
+    if isinstance(message, IfCounters):
+        ts = timestamp_ns(message.ts)
+        up = sum(1 for i in message.interfaces if i.oper_status == "up")
+        device_fields: Fields = [
+            ("sys_uptime_s", message.sys_uptime_s),
+            ("interfaces_up", up),
+            ("interfaces_total", len(message.interfaces)),
+            ("seq", message.seq),
+        ]
+        lines = [encode_line(keys.get("netdev", tags), device_fields, ts)]
+        for interface in message.interfaces:
+            fields = _pick(interface, _IF_FIELDS)
+            fields.append(("oper_status", interface.oper_status))
+            fields.append(("oper_up", 1 if interface.oper_status == "up" else 0))
+            lines.append(encode_line(keys.get("interface", tags, (("ifname", interface.name),)), fields, ts))
+        return lines
+    if isinstance(message, LinkProbe):
+        fields = _pick(message, _PROBE_FIELDS)
+        fields.append(("loss_pct", message.loss_pct))
+        extra = (("method", message.method), ("target", message.target))
+        return [encode_line(keys.get("link_probe", tags, extra), fields, timestamp_ns(message.ts))]
+    if isinstance(message, DeviceState):
+        is_will = message.ts is None
+        ts = received_ns if message.ts is None else timestamp_ns(message.ts)
+        state_fields: Fields = [
+            ("state", message.state),
+            ("up", 1 if message.state == "online" else 0),
+            ("reason", message.reason),
+            ("seq", message.seq),
+            ("stamped_on_receipt", is_will),
+        ]
+        return [encode_line(keys.get("device_state", tags), state_fields, ts)]
+    if isinstance(message, DeviceEvent):
+        event_fields: Fields = [
+            ("severity", message.severity),
+            ("message", message.message),
+            ("seq", message.seq),
+        ]
+        event_fields.extend((f"attr_{key}", value) for key, value in sorted(message.attributes.items()))
+        event_key = keys.get("device_event", tags, (("type", message.type),))
+        return [encode_line(event_key, event_fields, timestamp_ns(message.ts))]
+    raise TypeError(f"no normaliser for {type(message).__name__}")  # pragma: no cover - exhaustive above
