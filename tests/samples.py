@@ -4,6 +4,7 @@ the normaliser so that the end-to-end tests check the data model rather than res
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 Row = dict[str, Any]
@@ -140,7 +141,9 @@ def device_event(i: int, t: datetime) -> tuple[str, dict[str, Any], list[Row]]:
     return topic("21016", "parc-wolvendael", "ap", device, "event"), payload, rows
 
 
-BUILDERS = [ap_metrics, ap_clients, if_counters, link_probe, device_state, device_event]
+Builder = Callable[[int, datetime], tuple[str, dict[str, Any], list[Row]]]
+
+BUILDERS: list[Builder] = [ap_metrics, ap_clients, if_counters, link_probe, device_state, device_event]
 
 
 def recent(offset_s: float = 0.0) -> datetime:

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.config import ConfigError, load_config
+
+
+def test_defaults_are_valid() -> None:
+    config = load_config(None, {})
+    assert config.subscriptions == ["bxl/#"]
+    assert config.mqtt.qos == 1 and config.influxdb.api == "v1"
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[influxdb]\nurl = "http://db:8086"\ndatabase = "x"\n[batch]\nmax_lines = 100\n')
+    config = load_config(path, {"CITY_TELEMETRY__BATCH__MAX_LINES": "250", "CITY_TELEMETRY__MQTT__HOST": "broker"})
+    assert config.influxdb.url == "http://db:8086"
+    assert config.influxdb.database == "x"
+    assert config.batch.max_lines == 250  # parsed as an integer
+    assert config.mqtt.host == "broker"  # a bare string
+
+
+def test_secrets_from_files_are_not_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("top-secret\n")
+    config = load_config(None, {"CITY_TELEMETRY__INFLUXDB__API": '"v2"', "CITY_TELEMETRY__INFLUXDB__ORG": "o",
+                                "CITY_TELEMETRY__INFLUXDB__BUCKET": "b",
+                                "CITY_TELEMETRY__INFLUXDB__TOKEN_FILE": str(secret)})  # fmt: skip
+    assert config.influxdb.token is not None and config.influxdb.token.get_secret_value() == "top-secret"
+    assert "top-secret" not in config.model_dump_json()
+    assert "top-secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[influxdb]\nurl = 'ftp://x'\n", "influxdb.url"),
+        ("[batch]\nmax_linez = 3\n", "batch.max_linez: unknown key"),
+        ("[mqtt]\nport = 70000\n", "mqtt.port"),
+        ("[mqtt]\nqos = 2\n", "mqtt.qos"),
+        ("[influxdb]\napi = 'v2'\n", "needs org, bucket, token"),
+        ("[topics]\npattern = 'a/{nis}/{message}'\n", "must contain {device}"),
+        ("[dead_letter]\ntopic = 'bxl/dead'\n", "inside the subscription 'bxl/#'"),
+        ("[mqtt]\npassword_file = '/nonexistent/pw'\n", "cannot read mqtt.password_file"),
+        ("[mqtt\n", "not valid TOML"),
+        ("[limits]\nmax_future_s = -1\n", "limits.max_future_s"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}").replace("/", ".")):
+        load_config(path, {})
+
+
+def test_check_config_command_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("[batch]\nmax_lines = 10\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[batch]\nmax_lines = 0\n[nope]\nx = 1\n")
+    command = [sys.executable, "-m", "collector.cli", "check-config", "-c"]
+    ok = subprocess.run([*command, str(good)], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    failed = subprocess.run([*command, str(bad)], capture_output=True, text=True, check=False)
+    assert failed.returncode == 2
+    assert "batch.max_lines" in failed.stderr and "nope: unknown key" in failed.stderr
+
+
+def test_shipped_sample_config_is_valid() -> None:
+    sample = Path(__file__).parents[2] / "deploy" / "collector.toml"
+    config = load_config(sample, {})
+    assert config.subscriptions
