@@ -3,8 +3,8 @@ the normaliser so that the end-to-end tests check the data model rather than res
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Row = dict[str, Any]
