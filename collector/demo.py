@@ -99,7 +99,9 @@ def _print_results(database: InfluxDB, collector: Collector, published: int, sta
     for row in sorted(rows, key=lambda r: r["nis"]):
         print(f"  NIS {row['nis']}: {row['sum']} clients")
     print("\nschool links, mean probe loss and RTT:")
-    for row in database.rows("SELECT mean(loss_pct), mean(rtt_avg_ms) FROM link_probe GROUP BY device", "city_telemetry"):
+    for row in database.rows(
+        "SELECT mean(loss_pct), mean(rtt_avg_ms) FROM link_probe GROUP BY device", "city_telemetry"
+    ):
         print(f"  {row['device']:<18} loss {row['mean']:.2f} %  rtt {row['mean_1']:.2f} ms")
     rejected = dict(collector.dead_letters.counts)
     print(f"\nrejected (dead-lettered to {state / 'dead-letter.jsonl'}): {sum(rejected.values())} {rejected}")
