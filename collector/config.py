@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from collector.routing import RoutingConfig, subscriptions
 from collector.topics import TopicPattern
 
 ENV_PREFIX = "CITY_TELEMETRY__"
@@ -162,10 +163,12 @@ class Config(_Section):
     dead_letter: DeadLetterConfig = DeadLetterConfig()
     limits: LimitsConfig = LimitsConfig()
     log: LogConfig = LogConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @property
     def subscriptions(self) -> list[str]:
-        return self.mqtt.topics or [TopicPattern(self.topics.pattern).subscription]
+        """``mqtt.topics`` if given, else the canonical root and every route's (collector/routing.py)."""
+        return self.mqtt.topics or subscriptions(TopicPattern(self.topics.pattern).subscription, self.routing)
 
     @model_validator(mode="after")
     def _dead_letters_not_subscribed(self) -> Config:

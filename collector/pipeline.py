@@ -1,21 +1,31 @@
-"""decode -> validate -> check against the topic -> normalise -> line protocol, for one message.
+"""route -> decode -> validate -> check against the topic -> normalise -> line protocol, for one message.
 
 Pure and synchronous: the MQTT source hands in (topic, payload, retained, received_ns) and gets back
 the lines to write or a Rejection that says why not. Nothing here does I/O, so the whole path can be
 tested, fuzzed and benchmarked without a broker or a database.
+
+A topic is resolved once (then cached) to the canonical pattern, a vendor adapter or a declarative
+mapping (collector/routing.py). Adapters produce canonical messages, which go through the same time
+check and normaliser as a canonical device's, so a vendor device's series look exactly the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from collector.adapters.base import AdapterError, Source
 from collector.lineprotocol import EncodeError
 from collector.normalise import SeriesKeys, timestamp_ns, to_lines
-from collector.topics import MESSAGE_SCHEMAS, TopicError, TopicPattern
+from collector.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
+from collector.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
 from schemas.canonical import CanonicalMessage, DeviceState
+
+if TYPE_CHECKING:
+    from collector.config import Config
 
 _CANONICAL = TypeAdapter[CanonicalMessage](Annotated[CanonicalMessage, Field(discriminator="schema_id")])
 
@@ -32,9 +42,13 @@ class Rejection:
 REASONS = (
     "payload_too_large",
     "bad_topic",
+    "no_route",
     "bad_json",
+    "bad_line_protocol",
     "unknown_schema",
     "invalid",
+    "unsupported",
+    "adapter_failed",
     "topic_mismatch",
     "timestamp_out_of_range",
     "unencodable",
@@ -73,26 +87,72 @@ class Pipeline:
         self,
         topic_pattern: TopicPattern,
         *,
+        routes: Sequence[Route] | None = None,
         max_payload_bytes: int = 256 * 1024,
         max_future_s: float = 600.0,
         max_past_s: float = 30 * 86_400.0,
+        cache_size: int = 200_000,
     ) -> None:
         self.topics = topic_pattern
+        self.routes = list(build_routes(RoutingConfig()) if routes is None else routes)
         self.keys = SeriesKeys()
         self.max_payload_bytes = max_payload_bytes
         self._max_future_ns = int(max_future_s * 1e9)
         self._max_past_ns = int(max_past_s * 1e9)
         self.retained_wills_skipped = 0
+        self._targets: dict[str, TopicMatch | AdapterTarget | Rejection] = {}
+        self._cache_size = cache_size
+        root_named, root = topic_pattern._levels[0]
+        self._canonical_root = None if root_named else root
+
+    @classmethod
+    def from_config(cls, config: Config) -> Pipeline:
+        return cls(
+            TopicPattern(config.topics.pattern),
+            routes=build_routes(config.routing),
+            max_payload_bytes=config.limits.max_payload_bytes,
+            max_future_s=config.limits.max_future_s,
+            max_past_s=config.limits.max_past_s,
+        )
 
     def process(
         self, topic: str, payload: bytes | bytearray, retained: bool, received_ns: int
     ) -> list[str] | Rejection:
         if len(payload) > self.max_payload_bytes:
             return Rejection("payload_too_large", f"{len(payload)} bytes > limit {self.max_payload_bytes}")
-        try:
-            where = self.topics.parse(topic)
-        except TopicError as error:
-            return Rejection("bad_topic", str(error))
+        where = self._targets.get(topic)
+        if where is None:
+            where = self._resolve(topic)
+        if where.__class__ is TopicMatch:
+            return self._canonical(where, payload, retained, received_ns)
+        if where.__class__ is AdapterTarget:
+            return self._adapted(where, payload, received_ns)
+        return where  # type: ignore[return-value]
+
+    def _resolve(self, topic: str) -> TopicMatch | AdapterTarget | Rejection:
+        """Which code reads this topic (collector/routing.py has the rules); cached per topic."""
+        target: TopicMatch | AdapterTarget | Rejection
+        found = resolve(self.routes, topic)
+        if isinstance(found, AdapterTarget):
+            target = found
+        elif self._canonical_root is None or topic.split("/", 1)[0] == self._canonical_root:
+            try:
+                target = self.topics._parse(topic)
+            except TopicError as error:
+                target = Rejection("bad_topic", str(error))
+        elif isinstance(found, RouteError):
+            target = Rejection("bad_topic", str(found))
+        else:
+            roots = sorted({"/".join(r.pattern.prefix) for r in self.routes} | {self._canonical_root})
+            target = Rejection("no_route", f"no route claims this topic; roots: {', '.join(roots)}")
+        if len(self._targets) >= self._cache_size:
+            self._targets.clear()  # a flood of new topics must not grow memory without bound
+        self._targets[topic] = target
+        return target
+
+    def _canonical(
+        self, where: TopicMatch, payload: bytes | bytearray, retained: bool, received_ns: int
+    ) -> list[str] | Rejection:
         try:
             message = _CANONICAL.validate_json(payload)
         except ValidationError as error:
@@ -109,11 +169,7 @@ class Pipeline:
         if message.ts is not None:
             ts = timestamp_ns(message.ts)
             if ts > received_ns + self._max_future_ns or ts < received_ns - self._max_past_ns:
-                return Rejection(
-                    "timestamp_out_of_range",
-                    f"ts {message.ts.isoformat()} is outside [now - {self._max_past_ns // 10**9} s, "
-                    f"now + {self._max_future_ns // 10**9} s]",
-                )
+                return self._out_of_range(message)
         elif retained and isinstance(message, DeviceState):
             # A retained will replayed on subscribe is an old event with no time of its own: storing it
             # again would invent a new state change at "now".
@@ -123,3 +179,32 @@ class Pipeline:
             return to_lines(message, where.tags, received_ns, self.keys)
         except EncodeError as error:
             return Rejection("unencodable", str(error))
+
+    def _adapted(self, where: AdapterTarget, payload: bytes | bytearray, received_ns: int) -> list[str] | Rejection:
+        adapter = where.route.adapter
+        try:
+            readings = adapter.decode(payload, Source(where.device, where.kind), received_ns)
+        except AdapterError as error:
+            return Rejection(error.reason, f"{where.route.name}: {error.detail}")
+        except Exception as error:  # an adapter bug must cost one dead letter, not the collector
+            return Rejection("adapter_failed", f"{where.route.name}: {type(error).__name__}: {error}"[:500])
+        lines: list[str] = []
+        try:
+            for reading in readings:
+                message = reading.message
+                if message.ts is not None:
+                    ts = timestamp_ns(message.ts)
+                    if ts > received_ns + self._max_future_ns or ts < received_ns - self._max_past_ns:
+                        return self._out_of_range(message)
+                lines += to_lines(message, where.tags(reading.kind), received_ns, self.keys)
+        except EncodeError as error:
+            return Rejection("unencodable", str(error))
+        return lines
+
+    def _out_of_range(self, message: CanonicalMessage) -> Rejection:
+        assert message.ts is not None
+        return Rejection(
+            "timestamp_out_of_range",
+            f"ts {message.ts.isoformat()} is outside [now - {self._max_past_ns // 10**9} s, "
+            f"now + {self._max_future_ns // 10**9} s]",
+        )

@@ -1,0 +1,229 @@
+"""What Telegraf publishes to MQTT: influx line protocol, or its JSON serializer (one metric, or the
+batch form ``{"metrics": [...]}``). The payload is sniffed: a JSON object, else line protocol.
+
+Measurements read (anything else is refused as ``unsupported``, naming it):
+
+- ``interface``: inputs.snmp's IF-MIB table. Name from ``ifName``, else ``ifDescr``, else
+  ``if<ifIndex>`` (tag or field). 64-bit ``ifHC*`` columns when present (``counter_bits`` 64), else
+  the 32-bit ifTable ones (``counter_bits`` 32); ``ifOperStatus`` 1..7 -> up, down, testing, ...;
+  speed from ``ifHighSpeed`` (Mbps), else ``ifSpeed`` (bit/s, divided by 10^6; its saturated
+  4294967295 means "see ifHighSpeed" and is not stored).
+- ``net``: inputs.net. ``bytes_recv``/``bytes_sent`` -> octets, ``err_in``/``err_out`` -> errors,
+  ``drop_in``/``drop_out`` -> discards, ``speed`` (Mbps, -1 unknown); oper status unknown. The
+  ``interface=all`` row holds protocol counters, not an interface, and is not stored. Linux packet
+  counts include multicast, so they are not mapped to unicast packets.
+- ``snmp``: ``uptime`` (seconds, Telegraf's ``float(2)`` conversion of sysUpTime) or ``sysUpTime``
+  (raw TimeTicks, 1/100 s) -> ``sys_uptime_s`` of the same poll.
+
+Rows with the same timestamp make one ``if.counters/1`` message, so Telegraf must publish a poll in
+one message (``outputs.mqtt`` with ``batch = true`` or ``layout = "batch"``, and a topic that keeps
+``snmp`` and ``interface`` together): a message with only an ``snmp`` row cannot be stored (the
+canonical message needs interfaces) and is refused with that explanation.
+
+Kind: the topic's ``{kind}``, else a ``kind`` tag on the metrics (Telegraf: ``[inputs.snmp.tags]
+kind = "cpe"``), else the route's ``kind`` setting, else ``switch``. Time: the metric's timestamp
+(line protocol: nanoseconds; JSON: its unit told from its magnitude), else the receive time.
+``seq``: 0. Telegraf's ``host``/``agent_host``/``sysName`` tags are not stored: the device is the
+topic's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from collector.adapters.base import (
+    AdapterError,
+    Reading,
+    Source,
+    as_int,
+    as_list,
+    as_object,
+    as_str,
+    build,
+    from_epoch,
+    from_ns,
+    invalid,
+    load_json,
+    opt_object,
+    show,
+)
+from collector.adapters.lineprotocol import Point, parse
+from collector.normalise import timestamp_ns
+from collector.topics import _LEVEL_VALUE
+from schemas.canonical import IfCounters
+
+OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
+_OPER_NAMES = frozenset(OPER_STATUS.values())
+GAUGE32_MAX = 2**32 - 1
+DEFAULT_KIND = "switch"
+KNOWN = ("interface", "net", "snmp")
+
+
+class TelegrafAdapter:
+    name = "telegraf"
+
+    def decode(self, payload: bytes | bytearray, source: Source, received_ns: int) -> list[Reading]:
+        points = _points(payload)
+        if not points:
+            raise AdapterError("bad_line_protocol", "no metrics in the payload")
+        unknown = sorted({p.name for p in points if p.name not in KNOWN})
+        if unknown:
+            raise AdapterError("unsupported", f"Telegraf measurement(s) {', '.join(map(repr, unknown))} are not "
+                                              f"mapped (known: {', '.join(KNOWN)})")  # fmt: skip
+        kind = source.kind or _kind_tag(points) or DEFAULT_KIND
+        polls: dict[datetime, tuple[list[dict[str, Any]], list[int]]] = {}
+        for point in points:
+            if point.name == "net" and point.tags.get("interface") == "all":
+                continue  # protocol counters, not an interface
+            ts = from_ns(point.timestamp_ns) if point.timestamp_ns is not None else from_ns(received_ns)
+            interfaces, uptimes = polls.setdefault(ts, ([], []))
+            if point.name == "interface":
+                interfaces.append(_snmp_interface(point))
+            elif point.name == "net":
+                interfaces.append(_net_interface(point))
+            else:
+                uptime = _uptime(point)
+                if uptime is not None:
+                    uptimes.append(uptime)
+        if not polls:
+            raise AdapterError("unsupported", "only the net plugin's interface=all protocol counters, "
+                                              "which are not stored")  # fmt: skip
+        readings = []
+        for ts, (interfaces, uptimes) in polls.items():
+            if not interfaces:
+                raise AdapterError("unsupported", "an snmp row without interface rows of the same poll "
+                                   f"({ts.isoformat()}): publish snmp and interface metrics in one message "
+                                   "(outputs.mqtt batch)")  # fmt: skip
+            data = {"schema": "if.counters/1", "device_id": source.device, "ts": ts, "seq": 0,
+                    "sys_uptime_s": uptimes[0] if uptimes else None, "interfaces": interfaces}  # fmt: skip
+            readings.append(Reading(kind, build(IfCounters, data, "Telegraf metrics")))
+        return readings
+
+
+def _points(payload: bytes | bytearray) -> list[Point]:
+    head = payload.lstrip()[:1]
+    if head == b"{":
+        return _json_points(load_json(payload))
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise AdapterError("bad_line_protocol", f"not UTF-8 text: {error.reason} at byte {error.start}") from None
+    return parse(text)
+
+
+def _json_points(document: Any) -> list[Point]:
+    if not isinstance(document, dict):  # pragma: no cover - sniffed as an object
+        raise AdapterError("bad_json", "payload is not a JSON object")
+    if "metrics" in document:
+        items = [(f"metrics.{i}", m) for i, m in enumerate(as_list(document["metrics"], "metrics"))]
+    else:
+        items = [("", document)]
+    points = []
+    for where, metric in items:
+        prefix = f"{where}." if where else ""
+        metric = as_object(metric, where or "(payload)")
+        name = as_str(metric.get("name"), f"{prefix}name") if "name" in metric else None
+        if name is None:
+            raise invalid(f"{prefix}name", "missing (not a Telegraf JSON metric)")
+        fields = as_object(metric.get("fields"), f"{prefix}fields")
+        tags = opt_object(metric, "tags", prefix)
+        for key, value in tags.items():
+            as_str(value, f"{prefix}tags.{key}")
+        stamp = metric.get("timestamp")
+        ts_ns = None
+        if stamp is not None:
+            ts_ns = timestamp_ns(from_epoch(stamp, f"{prefix}timestamp", "auto"))
+        points.append(Point(name, tags, fields, ts_ns, where or "(payload)"))
+    return points
+
+
+def _kind_tag(points: list[Point]) -> str | None:
+    kinds = {p.tags["kind"] for p in points if "kind" in p.tags}
+    if len(kinds) > 1:
+        raise invalid("tags.kind", f"metrics of one message disagree: {sorted(kinds)}")
+    if not kinds:
+        return None
+    kind = kinds.pop()
+    if not _LEVEL_VALUE.match(kind):
+        raise invalid("tags.kind", f"{show(kind)}: allowed are A-Z a-z 0-9 . _ -")
+    return kind
+
+
+def _get(point: Point, key: str) -> Any:
+    value = point.fields.get(key)
+    return point.tags.get(key) if value is None else value
+
+
+def _counter(point: Point, key: str) -> int | None:
+    value = point.fields.get(key)
+    return None if value is None else as_int(value, f"{point.where}: {point.name}.{key}")
+
+
+def _snmp_interface(point: Point) -> dict[str, Any]:
+    name = _get(point, "ifName") or _get(point, "ifDescr")
+    if name is None:
+        index = _get(point, "ifIndex")
+        if index is None:
+            raise invalid(f"{point.where}: interface", "no ifName, ifDescr or ifIndex to name the interface")
+        name = f"if{index}"
+    status = point.fields.get("ifOperStatus")
+    if status is None:
+        oper = "unknown"
+    elif isinstance(status, str) and status in _OPER_NAMES:
+        oper = status
+    else:
+        code = as_int(status, f"{point.where}: interface.ifOperStatus")
+        if code not in OPER_STATUS:
+            raise invalid(f"{point.where}: interface.ifOperStatus", f"{code} is not an IF-MIB status (1..7)")
+        oper = OPER_STATUS[code]
+    wide = "ifHCInOctets" in point.fields or "ifHCOutOctets" in point.fields
+    prefix = "ifHC" if wide else "if"
+    speed = _counter(point, "ifHighSpeed")
+    if speed is None:
+        bits = _counter(point, "ifSpeed")
+        speed = round(bits / 1_000_000) if bits is not None and bits != GAUGE32_MAX else None
+    return {
+        "name": str(name),
+        "oper_status": oper,
+        "speed_mbps": speed,
+        "counter_bits": 64 if wide else 32,
+        "in_octets": _counter(point, f"{prefix}InOctets"),
+        "out_octets": _counter(point, f"{prefix}OutOctets"),
+        "in_ucast_pkts": _counter(point, f"{prefix}InUcastPkts"),
+        "out_ucast_pkts": _counter(point, f"{prefix}OutUcastPkts"),
+        "in_errors": _counter(point, "ifInErrors"),
+        "out_errors": _counter(point, "ifOutErrors"),
+        "in_discards": _counter(point, "ifInDiscards"),
+        "out_discards": _counter(point, "ifOutDiscards"),
+    }
+
+
+def _net_interface(point: Point) -> dict[str, Any]:
+    name = point.tags.get("interface")
+    if not name:
+        raise invalid(f"{point.where}: net", "no interface tag")
+    raw_speed = point.fields.get("speed")
+    speed = None if raw_speed is None else as_int(raw_speed, f"{point.where}: net.speed")
+    return {
+        "name": name,
+        "oper_status": "unknown",
+        "speed_mbps": speed if speed is not None and speed >= 0 else None,
+        "counter_bits": 64,
+        "in_octets": _counter(point, "bytes_recv"),
+        "out_octets": _counter(point, "bytes_sent"),
+        "in_errors": _counter(point, "err_in"),
+        "out_errors": _counter(point, "err_out"),
+        "in_discards": _counter(point, "drop_in"),
+        "out_discards": _counter(point, "drop_out"),
+    }
+
+
+def _uptime(point: Point) -> int | None:
+    value = point.fields.get("uptime")
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid(f"{point.where}: snmp.uptime", f"expected a number of seconds, got {show(value)}")
+        return int(value)
+    ticks = point.fields.get("sysUpTime")
+    return None if ticks is None else as_int(ticks, f"{point.where}: snmp.sysUpTime") // 100

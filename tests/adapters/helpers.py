@@ -1,0 +1,52 @@
+"""Shared by the adapter tests: fixtures, a pipeline with the default routes, stored points as data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from collector.adapters.base import Reading, Source
+from collector.adapters.lineprotocol import parse
+from collector.pipeline import Pipeline, Rejection
+from collector.routing import RoutingConfig, build_routes
+from collector.topics import TopicPattern
+
+HERE = Path(__file__).parent
+CANONICAL_PATTERN = "bxl/v1/{nis}/{site}/{kind}/{device}/{message}"
+
+
+def fixture(folder: str, name: str) -> bytes:
+    return (HERE / folder / "fixtures" / name).read_bytes()
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def ns(text: str) -> int:
+    moment = utc(text)
+    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
+
+
+def pipeline(routing: RoutingConfig | None = None) -> Pipeline:
+    return Pipeline(TopicPattern(CANONICAL_PATTERN), routes=build_routes(routing or RoutingConfig()))
+
+
+def points(lines: list[str] | Rejection) -> list[dict[str, Any]]:
+    """Lines as {measurement, tags, fields, time}, in order."""
+    assert isinstance(lines, list), lines
+    return [
+        {"measurement": p.name, "tags": p.tags, "fields": p.fields, "time": p.timestamp_ns}
+        for p in parse("\n".join(lines))
+    ]
+
+
+def only(readings: list[Reading], schema: str) -> Any:
+    found = [r.message for r in readings if r.message.schema_id == schema]
+    assert len(found) == 1, [r.message.schema_id for r in readings]
+    return found[0]
+
+
+def source(device: str = "dev-1", kind: str | None = None) -> Source:
+    return Source(device, kind)
