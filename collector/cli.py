@@ -28,7 +28,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await Collector(config).run(stop, grace_s=args.grace)
+        collector = Collector(config)
+        # SIGUSR1: log the statistics and what every task is waiting for (for an operator's "why?").
+        loop.add_signal_handler(signal.SIGUSR1, collector.log_diagnostics)
+        await collector.run(stop, grace_s=args.grace)
 
     asyncio.run(main())
     return 0

@@ -17,10 +17,13 @@ from typing import Any
 
 from collector.adapters.base import AdapterError
 
-_HEAD = re.compile(r"((?:[^\\ ]|\\.)+) ((?:[^\\ \"]|\\.|\"(?:[^\"\\]|\\.)*\")+)(?: (-?[0-9]+))? *$")
+# Possessive quantifiers (Python 3.11+): runs are taken whole and never backtracked into.
+_HEAD = re.compile(r"((?:[^\\ ]++|\\.)++) ((?:[^\\ \"]++|\\.|\"(?:[^\"\\]++|\\.)*+\")++)(?: (-?[0-9]+))? *$")
 _SPLIT = re.compile(r"(?<!\\),")
 _TAG = re.compile(r"((?:[^=\\]|\\.)+)=(.+)$")
-_FIELD = re.compile(r"((?:[^=,\\]|\\.)+)=(\"(?:[^\"\\]|\\.)*\"|[^,\"]+)(?:,|$)")
+_PAIR = r"(?:[^=,\\]++|\\.)++=(?:\"(?:[^\"\\]++|\\.)*+\"|[^,\"]++)"
+_FIELDS = re.compile(f"{_PAIR}(?:,{_PAIR})*+")
+_FIELD_ALL = re.compile(r"((?:[^=,\\]++|\\.)++)=(\"(?:[^\"\\]++|\\.)*+\"|[^,\"]++)")
 _UNESCAPE = re.compile(r"\\([,= ])")
 _UNESCAPE_STRING = re.compile(r"\\([\"\\])")
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
@@ -76,17 +79,18 @@ def _fields(text: str, where: str) -> dict[str, Any]:
                 raise AdapterError("bad_line_protocol", f"{where}: field {part!r} is not key=value")
             fields[key] = _value(raw, where, key)
         return fields
-    position = 0
-    while position < len(text):
-        found = _FIELD.match(text, position)
-        if found is None:
-            raise AdapterError("bad_line_protocol", f"{where}: cannot read the fields from {text[position:][:40]!r}")
-        key = _unescape(found.group(1))
-        fields[key] = _value(found.group(2), where, key)
-        position = found.end()
-    if text.endswith(","):
-        raise AdapterError("bad_line_protocol", f"{where}: the field list ends with a comma")
+    if _FIELDS.fullmatch(text) is None:  # findall alone would skip what does not match
+        raise AdapterError("bad_line_protocol", f"{where}: cannot read the fields from {text[:60]!r}")
+    found = _FIELD_ALL.findall(text)
+    escaped = "\\" in text
+    for key, raw in found:
+        name = _unescape(key) if escaped else key
+        fields[name] = _value(raw, where, name)
     return fields
+
+
+def _problem(line: str) -> str:
+    return "no fields" if " " not in line.strip() else "expected 'measurement[,tags] fields [timestamp]'"
 
 
 def parse(text: str) -> list[Point]:
@@ -96,11 +100,21 @@ def parse(text: str) -> list[Point]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         where = f"line {number}"
-        head = _HEAD.match(line)
-        if head is None:
-            problem = "no fields" if " " not in line.strip() else "expected 'measurement[,tags] fields [timestamp]'"
-            raise AdapterError("bad_line_protocol", f"{where}: {problem}: {line[:60]!r}")
-        series, field_text, stamp = head.groups()
+        if "\\" not in line and '"' not in line:  # the common case: nothing escaped, no strings
+            pieces = line.rstrip(" ").split(" ")
+            if len(pieces) == 2:
+                series, field_text, stamp = pieces[0], pieces[1], None
+            elif len(pieces) == 3 and pieces[2].lstrip("-").isdigit():
+                series, field_text, stamp = pieces
+            else:
+                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {line[:60]!r}")
+            if not series or not field_text:
+                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {line[:60]!r}")
+        else:
+            head = _HEAD.match(line)
+            if head is None:
+                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {line[:60]!r}")
+            series, field_text, stamp = head.groups()
         parts = _SPLIT.split(series)
         if not parts[0]:
             raise AdapterError("bad_line_protocol", f"{where}: no measurement name")
