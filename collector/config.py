@@ -143,6 +143,16 @@ class DeadLetterConfig(_Section):
         return value
 
 
+class SpoolConfig(_Section):
+    """Disk spool for readings InfluxDB cannot take now (docs/delivery.md, "The spool")."""
+
+    enabled: bool = True
+    folder: Path = Path("spool")
+    max_bytes: int = Field(1024**3, ge=1024, description="when full, stop acknowledging (backpressure)")
+    segment_bytes: int = Field(16 * 1024**2, ge=1024)
+    after_s: PositiveSeconds = Field(5.0, description="spool a batch InfluxDB has failed to take for this long")
+
+
 class LimitsConfig(_Section):
     max_payload_bytes: int = Field(256 * 1024, ge=64)
     max_future_s: PositiveSeconds = Field(600.0, description="reject timestamps further ahead than this")
@@ -162,6 +172,7 @@ class Config(_Section):
     batch: BatchConfig = BatchConfig()
     dead_letter: DeadLetterConfig = DeadLetterConfig()
     limits: LimitsConfig = LimitsConfig()
+    spool: SpoolConfig = SpoolConfig()
     log: LogConfig = LogConfig()
     routing: RoutingConfig = RoutingConfig()
 

@@ -35,6 +35,10 @@ class WriteAborted(Exception):
     """The writer was asked to stop while a batch was still unwritten."""
 
 
+class WriteStalled(Exception):
+    """InfluxDB failed to take a batch for longer than the caller would wait (some lines may be in)."""
+
+
 @dataclass(slots=True)
 class WriteReport:
     accepted: int = 0
@@ -84,16 +88,21 @@ class InfluxWriter:
             await self._session.close()
 
     # -- public -----------------------------------------------------------------------------------
-    async def write(self, lines: list[str]) -> WriteReport:
-        """Write ``lines`` until every one is accepted or refused for good (see module doc)."""
+    async def write(self, lines: list[str], give_up_after_s: float | None = None) -> WriteReport:
+        """Write ``lines`` until every one is accepted or refused for good (see module doc).
+
+        With ``give_up_after_s``, raise WriteStalled once InfluxDB has been failing for that long
+        (the caller then spools the batch); without, retry for as long as it takes.
+        """
         report = WriteReport()
         if lines:
-            await self._write_part(lines, report)
+            deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
+            await self._write_part(lines, report, deadline)
         return report
 
     # -- internals --------------------------------------------------------------------------------
-    async def _write_part(self, lines: list[str], report: WriteReport) -> None:
-        status, text = await self._post_until_answered(lines)
+    async def _write_part(self, lines: list[str], report: WriteReport, deadline: float | None) -> None:
+        status, text = await self._post_until_answered(lines, deadline)
         if 200 <= status < 300:
             report.accepted += len(lines)
             return
@@ -102,10 +111,10 @@ class InfluxWriter:
             report.refused.append((lines[0], f"HTTP {status}: {text.strip()[:500]}"))
             return
         middle = len(lines) // 2
-        await self._write_part(lines[:middle], report)
-        await self._write_part(lines[middle:], report)
+        await self._write_part(lines[:middle], report, deadline)
+        await self._write_part(lines[middle:], report, deadline)
 
-    async def _post_until_answered(self, lines: list[str]) -> tuple[int, str]:
+    async def _post_until_answered(self, lines: list[str], deadline: float | None) -> tuple[int, str]:
         """POST until InfluxDB gives an answer that will not change by retrying (2xx, 400, 413)."""
         body = "\n".join(lines).encode()
         if self.config.gzip:
@@ -132,6 +141,8 @@ class InfluxWriter:
                 log.warning("influxdb_write_failed", error=error, retry_in_s=round(delay, 2), lines=len(lines))
                 self.last_error = error
             self.retries += 1
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise WriteStalled(error)
             await self._sleep(delay)
             delay = min(self.config.retry_max_s, delay * 2) * random.uniform(0.8, 1.0)
 

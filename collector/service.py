@@ -20,9 +20,10 @@ import structlog
 
 from collector.config import Config
 from collector.deadletter import DeadLetters, make_record
-from collector.influx import InfluxWriter, WriteAborted
+from collector.influx import InfluxWriter, WriteAborted, WriteReport, WriteStalled
 from collector.mqtt_source import MqttSource
 from collector.pipeline import Pipeline
+from collector.spool import Spool
 from collector.topics import TopicPattern
 
 log = structlog.get_logger("collector.service")
@@ -58,6 +59,15 @@ class Collector:
             publish=(lambda payload: self.source.publish(dl_topic, payload)) if dl_topic else None,
             log_every_s=config.dead_letter.log_every_s,
         )
+        spool_cfg = config.spool
+        self.spool = (
+            Spool(spool_cfg.folder, spool_cfg.max_bytes, spool_cfg.segment_bytes) if spool_cfg.enabled else None
+        )
+        self._spool_has_data = asyncio.Event()
+        if self.spool is not None and not self.spool.empty:
+            self._spool_has_data.set()  # left by an earlier run: drain it first
+        self.backpressure = False  # spool full: messages are not acknowledged until it drains
+        self.drain_rate_lines_s = 0.0
         self.counters: Counter[str] = Counter()
         self._batch = Batch()
         self._flush_now = asyncio.Event()
@@ -73,8 +83,9 @@ class Collector:
         consumer = asyncio.create_task(self._consume(), name="consume")
         flusher = asyncio.create_task(self._flush_loop(), name="flush")
         reporter = asyncio.create_task(self._report_loop(), name="report")
+        drainer = asyncio.create_task(self._drain_spool_loop(), name="drain-spool")
         stopper = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait({consumer, flusher, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({consumer, flusher, drainer, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task is not stopper and task.exception() is not None:
                 log.error("collector_task_failed", task=task.get_name(), error=repr(task.exception()))
@@ -83,16 +94,20 @@ class Collector:
         reporter.cancel()
         self._flush_now.set()
         try:
-            await asyncio.wait_for(self._drain_on_stop(flusher), timeout=grace_s)
+            async with asyncio.timeout(grace_s):
+                await self._drain_on_stop(flusher)
         except TimeoutError:
             log.warning("shutdown_grace_expired", unwritten_lines=len(self._batch.lines),
                         note="unacknowledged messages stay in the broker session")  # fmt: skip
         self._abandon_writes = True
         flusher.cancel()
-        await asyncio.gather(consumer, flusher, reporter, stopper, return_exceptions=True)
+        drainer.cancel()
+        await asyncio.gather(consumer, flusher, reporter, drainer, stopper, return_exceptions=True)
         self.source.stop()
         await self.writer.close()
         self.dead_letters.close()
+        if self.spool is not None:
+            self.spool.close()
         self._log_stats("collector_stopped")
 
     async def _drain_on_stop(self, flusher: asyncio.Task[None]) -> None:
@@ -144,8 +159,11 @@ class Collector:
     async def _flush_loop(self) -> None:
         interval = self.config.batch.max_interval_s
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the wait completes, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await self._flush_now.wait()
             self._flush_now.clear()
             batch = self._batch
             if not batch.messages:
@@ -157,18 +175,31 @@ class Collector:
                 self._idle.set()
 
     async def _commit(self, batch: Batch) -> None:
-        """Make the batch durable, then acknowledge its messages (in receive order)."""
+        """Make the batch durable, then acknowledge its messages (in receive order).
+
+        Durable means written to InfluxDB or, when InfluxDB has failed to take it for
+        ``spool.after_s`` (or older readings are still spooled), appended to the disk spool.
+        """
         await self._write_dead_letters(batch.dead)
         size = self.config.batch.max_lines
         refused: list[dict[str, Any]] = []
+        unwritten: list[str] = []
         try:
             for start in range(0, len(batch.lines), size):
-                report = await self.writer.write(batch.lines[start : start + size])
-                self.counters["lines_written"] += report.accepted
-                for line, reason in report.refused:
-                    record = make_record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
-                    self.dead_letters.note(record)
-                    refused.append(record)
+                chunk = batch.lines[start : start + size]
+                if self.spool is not None and (unwritten or not self.spool.empty):
+                    unwritten.extend(chunk)  # keep order: nothing overtakes what is spooled
+                    continue
+                try:
+                    report = await self.writer.write(
+                        chunk, give_up_after_s=self.config.spool.after_s if self.spool is not None else None
+                    )
+                except WriteStalled:
+                    unwritten.extend(chunk)
+                    continue
+                refused.extend(self._account(report))
+            if unwritten:
+                await self._spool(unwritten)
         except WriteAborted:
             self.counters["batches_abandoned"] += 1
             return  # not acknowledged: the broker redelivers these messages to the next run
@@ -176,6 +207,63 @@ class Collector:
         self.counters["acked"] += self.source.ack(batch.acks)
         self.counters["messages_committed"] += batch.messages
         self.counters["rejected"] += len(batch.dead)
+
+    def _account(self, report: WriteReport) -> list[dict[str, Any]]:
+        """Count a write; dead-letter records for the lines InfluxDB refused."""
+        self.counters["lines_written"] += report.accepted
+        records = []
+        for line, reason in report.refused:
+            record = make_record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
+            self.dead_letters.note(record)
+            records.append(record)
+        return records
+
+    async def _spool(self, lines: list[str]) -> None:
+        """Append to the spool, waiting while it is full (the broker holds the messages meanwhile)."""
+        assert self.spool is not None
+        while True:
+            try:
+                if self.spool.append(lines):
+                    break
+                reason = f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes)"
+            except OSError as error:
+                reason = f"spool write failed: {error}"
+            if not self.backpressure:
+                self.backpressure = True
+                self.counters["backpressure_episodes"] += 1
+                log.error("backpressure_on", reason=reason,
+                          note="not acknowledging: the broker keeps the messages until the spool drains")  # fmt: skip
+            if self._abandon_writes:
+                raise WriteAborted()
+            await asyncio.sleep(0.2)
+        if self.backpressure:
+            self.backpressure = False
+            log.info("backpressure_off", spool_bytes=self.spool.bytes)
+        self.counters["lines_spooled"] += len(lines)
+        self._spool_has_data.set()
+
+    async def _drain_spool_loop(self) -> None:
+        """Write spooled lines to InfluxDB, oldest first, in large batches."""
+        if self.spool is None:
+            await asyncio.Future()  # no spool: nothing to drain, ever
+        assert self.spool is not None
+        spool = self.spool
+        chunk_lines = max(self.config.batch.max_lines, 5000)
+        while True:
+            await self._spool_has_data.wait()
+            started, drained = time.monotonic(), 0
+            log.info("spool_draining", spool_bytes=spool.bytes, spool_lines=spool.lines)
+            while (chunk := spool.peek(chunk_lines)) is not None:
+                report = await self.writer.write(chunk.lines)
+                await self._write_dead_letters(self._account(report))
+                spool.consume(chunk)
+                drained += len(chunk.lines)
+                self.counters["lines_drained"] += len(chunk.lines)
+                elapsed = time.monotonic() - started
+                self.drain_rate_lines_s = drained / elapsed if elapsed > 0 else 0.0
+            self._spool_has_data.clear()
+            log.info("spool_drained", lines=drained, seconds=round(time.monotonic() - started, 3),
+                     lines_per_s=round(self.drain_rate_lines_s))  # fmt: skip
 
     async def _write_dead_letters(self, records: list[dict[str, Any]]) -> None:
         handles = self.dead_letters.write(records)
@@ -202,7 +290,16 @@ class Collector:
             "mqtt_connects": self.source.connects,
             "mqtt_disconnects": self.source.disconnects,
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
+            "spool_bytes": self.spool.bytes if self.spool is not None else 0,
+            "spool_lines": self.spool.lines if self.spool is not None else 0,
+            "drain_rate_lines_s": round(self.drain_rate_lines_s),
+            "backpressure": self.backpressure,
         }
+
+    def log_diagnostics(self) -> None:
+        tasks = {task.get_name(): "".join(f"{f.f_code.co_name}:{f.f_lineno} " for f in task.get_stack())
+                 for task in asyncio.all_tasks()}  # fmt: skip
+        log.info("collector_diagnostics", stopping=self._stopping, tasks=tasks, **self.stats())
 
     def _log_stats(self, event: str) -> None:
         log.info(event, **self.stats())

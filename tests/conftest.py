@@ -48,6 +48,7 @@ def collector_config(mosquitto: Mosquitto, influxdb: InfluxDB | str, tmp_path: P
         "CITY_TELEMETRY__INFLUXDB__RETRY_MAX_S": "1.0",
         "CITY_TELEMETRY__DEAD_LETTER__FILE": f'"{tmp_path / "dead-letter.jsonl"}"',
         "CITY_TELEMETRY__BATCH__MAX_INTERVAL_S": "0.1",
+        "CITY_TELEMETRY__SPOOL__FOLDER": f'"{tmp_path / "spool"}"',
     }
     env.update({f"CITY_TELEMETRY__{key.upper()}": value for key, value in overrides.items()})
     return load_config(None, env)

@@ -33,6 +33,8 @@ max_interval_s = 0.1
 max_lines = 200
 [dead_letter]
 file = "{path.parent / "dead-letter.jsonl"}"
+[spool]
+folder = "{path.parent / "spool"}"
 [log]
 stats_every_s = 1.0
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,11 @@ async def test_invalid_messages_are_dead_lettered_and_valid_ones_stored(
     assert sum(collector.dead_letters.counts.values()) == len(BAD_MESSAGES)
 
 
+@pytest.mark.parametrize("spool", [False, True], ids=["broker-holds", "spool-holds"])
 async def test_influxdb_outage_loses_nothing(
-    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path, spool: bool
 ) -> None:
-    config = collector_config(mosquitto, influxdb, tmp_path)
+    config = collector_config(mosquitto, influxdb, tmp_path, SPOOL__ENABLED=str(spool).lower(), SPOOL__AFTER_S="1.0")
     sent = []
     async with running_collector(config) as collector:
         for i in range(50):
@@ -155,12 +157,21 @@ async def test_influxdb_outage_loses_nothing(
             publisher.publish(t, json.dumps(payload))
             sent.append(rows[0])
         publisher.flush()
-        await wait_until(lambda: collector.writer.retries >= 2, what="failed writes")
-        assert collector.counters["acked"] == 50  # nothing acknowledged while InfluxDB is away
+        await wait_until(lambda: collector.writer.retries >= 3, what="failed writes")
+        if spool:
+            # Spooled to disk (fsynced), then acknowledged: the broker can forget them.
+            await wait_until(lambda: collector.counters["acked"] == 300, what="ack after spooling")
+            assert collector.counters["lines_spooled"] == 250
+            assert collector.spool is not None and collector.spool.lines == 250
+        else:
+            await asyncio.sleep(2)
+            assert collector.counters["acked"] == 50  # nothing acknowledged while InfluxDB is away
         influxdb.start()
         await wait_until(lambda: collector.counters["messages_committed"] == 300, what="commit after outage")
+        await wait_until(lambda: collector.spool is None or collector.spool.empty, what="spool drained")
         assert collector.counters["acked"] == 300
     stored_rows = [
         {k: v for k, v in row.items() if v is not None} for row in points(influxdb, "SELECT * FROM ap_clients")
     ]
     assert canonical(stored_rows) == canonical(sent)
+    assert collector.counters["lines_drained"] == (250 if spool else 0)
