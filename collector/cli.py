@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from collector.config import ConfigError, load_config
+from simulators.cli import add_simulate_parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, default=Path(".demo"))
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=_cmd_demo)
+
+    add_simulate_parser(commands)
     return parser
 
 
