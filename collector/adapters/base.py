@@ -96,6 +96,11 @@ def show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def mask(text: str) -> str:
+    """``text`` with anything that looks like a MAC address replaced by ``<mac>``."""
+    return _MAC.sub("<mac>", text)
+
+
 def invalid(where: str, problem: str) -> AdapterError:
     return AdapterError("invalid", f"{where}: {problem}")
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from collector.adapters.base import AdapterError
+from collector.adapters.base import AdapterError, mask
 
 # Possessive quantifiers (Python 3.11+): runs are taken whole and never backtracked into.
 _HEAD = re.compile(r"((?:[^\\ ]++|\\.)++) ((?:[^\\ \"]++|\\.|\"(?:[^\"\\]++|\\.)*+\")++)(?: (-?[0-9]+))? *$")
@@ -52,9 +52,11 @@ def _value(text: str, where: str, key: str) -> Any:
         try:
             number = int(text[:-1])
         except ValueError:
-            raise AdapterError("bad_line_protocol", f"{where}: field {key!r}: {text!r} is not an integer") from None
+            raise AdapterError(
+                "bad_line_protocol", f"{where}: field {key!r}: {mask(repr(text))} is not an integer"
+            ) from None
         if last == "u" and number < 0:
-            raise AdapterError("bad_line_protocol", f"{where}: field {key!r}: unsigned {text!r} is negative")
+            raise AdapterError("bad_line_protocol", f"{where}: field {key!r}: unsigned {mask(repr(text))} is negative")
         return number
     if text in _TRUE:
         return True
@@ -63,10 +65,10 @@ def _value(text: str, where: str, key: str) -> Any:
     try:
         number_f = float(text)
     except ValueError:
-        raise AdapterError("bad_line_protocol", f"{where}: field {key!r}: {text!r} is not a number, boolean or "
-                                                "quoted string") from None  # fmt: skip
+        problem = f"{mask(repr(text))} is not a number, boolean or quoted string"
+        raise AdapterError("bad_line_protocol", f"{where}: field {key!r}: {problem}") from None
     if not math.isfinite(number_f):
-        raise AdapterError("bad_line_protocol", f"{where}: field {key!r}: {text!r} is not a finite number")
+        raise AdapterError("bad_line_protocol", f"{where}: field {key!r}: {mask(repr(text))} is not a finite number")
     return number_f
 
 
@@ -76,11 +78,11 @@ def _fields(text: str, where: str) -> dict[str, Any]:
         for part in text.split(","):
             key, equals, raw = part.partition("=")
             if not equals or not key or not raw:
-                raise AdapterError("bad_line_protocol", f"{where}: field {part!r} is not key=value")
+                raise AdapterError("bad_line_protocol", f"{where}: field {mask(repr(part))} is not key=value")
             fields[key] = _value(raw, where, key)
         return fields
     if _FIELDS.fullmatch(text) is None:  # findall alone would skip what does not match
-        raise AdapterError("bad_line_protocol", f"{where}: cannot read the fields from {text[:60]!r}")
+        raise AdapterError("bad_line_protocol", f"{where}: cannot read the fields from {mask(repr(text[:60]))}")
     found = _FIELD_ALL.findall(text)
     escaped = "\\" in text
     for key, raw in found:
@@ -107,13 +109,13 @@ def parse(text: str) -> list[Point]:
             elif len(pieces) == 3 and pieces[2].lstrip("-").isdigit():
                 series, field_text, stamp = pieces
             else:
-                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {line[:60]!r}")
+                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {mask(repr(line[:60]))}")
             if not series or not field_text:
-                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {line[:60]!r}")
+                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {mask(repr(line[:60]))}")
         else:
             head = _HEAD.match(line)
             if head is None:
-                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {line[:60]!r}")
+                raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {mask(repr(line[:60]))}")
             series, field_text, stamp = head.groups()
         parts = _SPLIT.split(series)
         if not parts[0]:
@@ -122,7 +124,7 @@ def parse(text: str) -> list[Point]:
         for part in parts[1:]:
             tag = _TAG.match(part)  # an empty part (",,") does not match either
             if tag is None:
-                raise AdapterError("bad_line_protocol", f"{where}: tag {part!r} is not key=value")
+                raise AdapterError("bad_line_protocol", f"{where}: tag {mask(repr(part))} is not key=value")
             tags[_unescape(tag.group(1))] = _unescape(tag.group(2))
         points.append(Point(_unescape(parts[0]), tags, _fields(field_text, where),
                             int(stamp) if stamp is not None else None, where))  # fmt: skip

@@ -88,6 +88,9 @@ CASES: list[tuple[str, str, bytes, str, list[str]]] = [
      "bad_line_protocol", ["line 2", "ifInErrors", "'5xi'"]),
     ("telegraf counter is a string", TELEGRAF, SNMP.replace(b"ifHCInOctets=9123456789012i", b'ifHCInOctets="lots"'),
      "invalid", ["line 2", "ifHCInOctets", "'lots'"]),
+    ("telegraf unquoted MAC", TELEGRAF,
+     SNMP.replace(b'ifPhysAddress="02:00:5e:10:00:01"', b"ifPhysAddress=02:00:5e:10:00:01"),
+     "bad_line_protocol", ["ifPhysAddress", "'<mac>'"]),
     ("telegraf status 9", TELEGRAF, SNMP.replace(b"ifOperStatus=7i", b"ifOperStatus=9i"),
      "invalid", ["ifOperStatus", "1..7"]),
     ("telegraf unknown measurement", TELEGRAF, b"cpu,cpu=cpu0 usage_idle=99.5 1764338400000000000",
@@ -139,6 +142,7 @@ def test_malformed_payload_is_refused_with_a_reason_naming_the_problem(
     for word in words:
         assert word in result.detail, result
     assert result.detail.startswith(topic.split("/")[0] + ":") or reason == "timestamp_out_of_range", result
+    assert "02:00:5e" not in result.detail and "a4:83:e7" not in result.detail  # MACs are masked
 
 
 def test_an_adapter_bug_costs_one_dead_letter_not_the_collector() -> None:
