@@ -32,10 +32,10 @@ LONG_EXTRA_MEAN_S = (MEAN_SESSION_S - SHORT_SHARE * _SHORT_MEAN_S) / (1 - SHORT_
 MAX_SESSION_S = 20 * 3600.0
 
 # Arrival weight per local hour 0..23 (weekday, weekend), by site kind.
-_BASE = (0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 1.0, 1.6, 2.0, 2.6, 3.2, 3.9, 4.5, 4.6, 4.2, 3.6, 3.2, 2.7, 2.2,
-         1.7, 1.2, 0.8, 0.5)  # fmt: skip
-_WEEKEND = (0.5, 0.4, 0.3, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.4, 2.2, 3.0, 3.8, 4.5, 4.8, 4.6, 4.0, 3.4, 2.8, 2.3,
-            1.8, 1.4, 1.0, 0.7)  # fmt: skip
+_BASE = (0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.6, 1.4, 2.4, 3.2, 3.9, 4.5, 4.7, 4.6, 4.2, 3.5, 2.8, 2.2, 1.7, 1.3,
+         1.0, 0.7, 0.5, 0.4)  # fmt: skip
+_WEEKEND = (0.5, 0.4, 0.3, 0.1, 0.1, 0.1, 0.2, 0.4, 0.9, 1.6, 2.6, 3.6, 4.4, 4.8, 4.6, 4.0, 3.2, 2.5, 2.0, 1.6,
+            1.2, 0.9, 0.7, 0.6)  # fmt: skip
 
 
 def _shape(base: tuple[float, ...], changes: Mapping[int, float]) -> tuple[float, ...]:
@@ -47,7 +47,7 @@ def _open_hours(base: tuple[float, ...], opens: int, closes: int, outside: float
 
 
 HOURLY: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "metro": (_shape(_BASE, {7: 1.8, 8: 1.8, 17: 1.3, 18: 1.3}), _WEEKEND),
+    "metro": (_shape(_BASE, {7: 1.8, 8: 1.6, 17: 1.15, 18: 1.15}), _WEEKEND),
     "square": (_BASE, _shape(_WEEKEND, {20: 1.3, 21: 1.3, 22: 1.3})),
     "park": (_shape(_BASE, {20: 0.6, 21: 0.4, 22: 0.3, 23: 0.3}), _shape(_WEEKEND, {0: 0.3, 1: 0.3, 2: 0.3})),
     "library": (_open_hours(_BASE, 10, 19), _open_hours(_WEEKEND, 10, 17)),
