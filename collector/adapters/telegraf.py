@@ -36,7 +36,6 @@ from collector.adapters.base import (
     AdapterError,
     Reading,
     Source,
-    as_int,
     as_list,
     as_object,
     as_str,
@@ -109,7 +108,15 @@ def _points(payload: bytes | bytearray) -> list[Point]:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:
         raise AdapterError("bad_line_protocol", f"not UTF-8 text: {error.reason} at byte {error.start}") from None
-    return parse(text)
+    points = parse(text)
+    # Telegraf stamps every line; a line without a time among stamped ones is a cut message whose
+    # last line happens to end on a field boundary: reading it would store a damaged poll.
+    stamped = [p.timestamp_ns is not None for p in points]
+    if any(stamped) and not all(stamped):
+        unstamped = points[stamped.index(False)]
+        raise AdapterError("bad_line_protocol", f"{unstamped.where}: no timestamp while other lines have one "
+                                                "(a truncated message?)")  # fmt: skip
+    return points
 
 
 def _json_points(document: Any) -> list[Point]:
@@ -156,8 +163,14 @@ def _get(point: Point, key: str) -> Any:
 
 
 def _counter(point: Point, key: str) -> int | None:
+    """Telegraf writes counters and gauges as integers (``123i`` or a JSON integer): a float here is a
+    damaged value (``ifInOctets=34366`` is what a cut ``ifInOctets=3436617431i`` reads as)."""
     value = point.fields.get(key)
-    return None if value is None else as_int(value, f"{point.where}: {point.name}.{key}")
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise invalid(f"{point.where}: {point.name}.{key}", f"expected an integer, got {show(value)}")
 
 
 def _snmp_interface(point: Point) -> dict[str, Any]:
@@ -173,7 +186,8 @@ def _snmp_interface(point: Point) -> dict[str, Any]:
     elif isinstance(status, str) and status in _OPER_NAMES:
         oper = status
     else:
-        code = as_int(status, f"{point.where}: interface.ifOperStatus")
+        code = _counter(point, "ifOperStatus")
+        assert code is not None
         if code not in OPER_STATUS:
             raise invalid(f"{point.where}: interface.ifOperStatus", f"{code} is not an IF-MIB status (1..7)")
         oper = OPER_STATUS[code]
@@ -203,8 +217,7 @@ def _net_interface(point: Point) -> dict[str, Any]:
     name = point.tags.get("interface")
     if not name:
         raise invalid(f"{point.where}: net", "no interface tag")
-    raw_speed = point.fields.get("speed")
-    speed = None if raw_speed is None else as_int(raw_speed, f"{point.where}: net.speed")
+    speed = _counter(point, "speed")
     return {
         "name": name,
         "oper_status": "unknown",
@@ -225,5 +238,5 @@ def _uptime(point: Point) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise invalid(f"{point.where}: snmp.uptime", f"expected a number of seconds, got {show(value)}")
         return int(value)
-    ticks = point.fields.get("sysUpTime")
-    return None if ticks is None else as_int(ticks, f"{point.where}: snmp.sysUpTime") // 100
+    ticks = _counter(point, "sysUpTime")
+    return None if ticks is None else ticks // 100
