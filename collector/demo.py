@@ -1,6 +1,8 @@
 """``city-telemetry demo``: a local broker and database, a small simulated city, the collector, the result.
 
-Everything runs under ``--state-dir`` and is stopped at the end, whatever happens.
+The city is the seeded simulator (simulators/, docs/simulator.md) at a small scale: yesterday's local
+day, accelerated to a few seconds, with its faults and a share of vendor-flavoured devices. Everything
+runs under ``--state-dir`` and is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -9,19 +11,23 @@ import argparse
 import asyncio
 import json
 import shutil
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from collector.config import load_config
+from collector.config import Config, load_config
 from collector.localservers import InfluxDB, Mosquitto
 from collector.logs import configure_logging
 from collector.service import Collector
-from simulators.quickcity import quick_city_messages
+from simulators.city import SimConfig, Simulation
+from simulators.cli import DAY_PER_MINUTE, build_config
+from simulators.publisher import MqttPublisher, PublishReport
 
 MEASUREMENTS = ["ap", "ap_radio", "ap_clients", "netdev", "interface", "link_probe", "device_state", "device_event"]
+DEMO_SCALE = 0.05  # about 45 APs, 9 school links, 19 switches
+DEMO_SPEED = 8 * DAY_PER_MINUTE  # a simulated day in about 8 seconds
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -46,66 +52,99 @@ def run_demo(args: argparse.Namespace) -> int:
                 "CITY_TELEMETRY__BATCH__MAX_INTERVAL_S": "0.2",
             },
         )
-        messages = quick_city_messages(seed=args.seed)
-        collector = asyncio.run(_collect(config, broker.port, messages))
-        _print_results(database, collector, len(messages), state)
+        simulate = argparse.Namespace(
+            accelerated=True, start=None, seed=args.seed, scale=DEMO_SCALE, duration="1d", period=None,
+            clients_every=None, vendor_share=0.2, faults="default", no_client_lists=False, speed=DEMO_SPEED,
+        )  # fmt: skip
+        sim_config, speed = build_config(simulate)
+        simulation = Simulation(sim_config)
+        print(f"simulated city: seed {args.seed}, {len(simulation.aps)} APs, {len(simulation.switches)} switches, "
+              f"{len(simulation.cpes)} school links, 20 % vendor-flavoured; yesterday "
+              f"({datetime.fromtimestamp(sim_config.start_ms / 1000, UTC):%Y-%m-%d %H:%M}Z + 24 h) "
+              f"published at {speed / 3600:g} simulated hours per second")  # fmt: skip
+        collector, report = asyncio.run(_collect(config, broker.port, simulation, speed))
+        _print_results(database, collector, report, simulation, sim_config, state)
         return 0
     finally:
         broker.stop()
         database.stop()
 
 
-async def _collect(config: object, port: int, messages: list[tuple[str, bytes]]) -> Collector:
-    from collector.config import Config
-
-    assert isinstance(config, Config)
+async def _collect(config: Config, port: int, simulation: Simulation, speed: float) -> tuple[Collector, PublishReport]:
     collector = Collector(config)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop, grace_s=10))
     while collector.source.connects == 0:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.2)
-    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-city", protocol=mqtt.MQTTv5)
-    publisher.max_inflight_messages_set(1000)
-    publisher.connect("127.0.0.1", port)
-    publisher.loop_start()
     started = time.monotonic()
-    infos = [publisher.publish(topic, payload, qos=1) for topic, payload in messages]
-    for info in infos:
-        while not info.is_published():
-            await asyncio.sleep(0.01)
-    deadline = time.monotonic() + 60
-    while collector.counters["messages_committed"] < len(messages) and time.monotonic() < deadline:
+    reports: list[PublishReport] = []
+
+    def publish() -> None:
+        publisher = MqttPublisher(port=port, client_id="demo-city")
+        try:
+            reports.append(publisher.run(simulation.items(), speed=speed, max_seconds=40.0))
+        finally:
+            publisher.close()
+
+    thread = threading.Thread(target=publish, name="simulated-city")
+    thread.start()
+    while thread.is_alive() and time.monotonic() - started < 60:
+        await asyncio.sleep(0.1)
+    thread.join(timeout=5)
+    report = reports[0] if reports else PublishReport(stopped_by="publisher failed")
+    deadline = time.monotonic() + 30
+    while collector.counters["messages_committed"] < report.published and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     elapsed = time.monotonic() - started
-    print(f"published {len(messages)} messages; collector committed "
+    print(f"published {report.published} messages ({report.rate:,.0f}/s); collector committed "
           f"{collector.counters['messages_committed']} in {elapsed:.2f} s")  # fmt: skip
-    publisher.disconnect()
-    publisher.loop_stop()
     stop.set()
     await task
-    return collector
+    return collector, report
 
 
-def _print_results(database: InfluxDB, collector: Collector, published: int, state: Path) -> None:
+def _print_results(database: InfluxDB, collector: Collector, report: PublishReport, simulation: Simulation,
+                   sim_config: SimConfig, state: Path) -> None:  # fmt: skip
     print("\nstored in InfluxDB (database city_telemetry):")
     for measurement in MEASUREMENTS:
         series = database.query(f'SELECT count(*) FROM "{measurement}"', "city_telemetry")
         count = max(series[0]["values"][0][1:], default=0) if series else 0
         print(f"  {measurement:<14} {count:>6} points")
-    print("\nclients per municipality at the last report (SELECT last(num_clients) FROM ap GROUP BY nis):")
-    rows = database.rows('SELECT sum("last") FROM (SELECT last(num_clients) FROM ap GROUP BY device, nis) '
-                         "GROUP BY nis", "city_telemetry")  # fmt: skip
-    for row in sorted(rows, key=lambda r: r["nis"]):
-        print(f"  NIS {row['nis']}: {row['sum']} clients")
+    truth = simulation.truth.result(simulation.meta())
+    start_ns, end_ns = sim_config.start_ms * 1_000_000, sim_config.end_ms * 1_000_000
+    stored_peak = {
+        row["nis"]: row["max"]
+        for row in database.rows(
+            f"SELECT max(s) FROM (SELECT sum(num_clients) AS s FROM ap WHERE time >= {start_ns} AND time < {end_ns} "
+            "GROUP BY time(15m), nis) GROUP BY nis",
+            "city_telemetry",
+        )
+    }
+    print("\nthe simulated day per municipality: ground truth (simulator state) and the peak stored in InfluxDB")
+    print(f"  {'NIS':<6}{'municipality':<24}{'APs':>4}{'avail %':>9}{'peak':>6}{'stored':>7}{'unique':>8}{'GB':>7}")
+    for day in truth["days"]:
+        for nis, m in day["municipalities"].items():
+            if not m["aps"]:
+                continue
+            volume = (m["rx_bytes"] + m["tx_bytes"]) / 1e9
+            stored = stored_peak.get(nis, 0)
+            print(f"  {nis:<6}{m['name_fr'][:23]:<24}{m['aps']:>4}{m['ap_availability_pct']:>9.2f}"
+                  f"{m['peak_clients']:>6}{stored:>7}{m['unique_clients']:>8}{volume:>7.1f}")  # fmt: skip
+    print(
+        "  (a stored peak can differ by a few clients: devices with a skewed clock report into the next or "
+        "previous quarter hour)"
+    )
     print("\nschool links, mean probe loss and RTT:")
     for row in database.rows(
         "SELECT mean(loss_pct), mean(rtt_avg_ms) FROM link_probe GROUP BY device", "city_telemetry"
     ):
         print(f"  {row['device']:<18} loss {row['mean']:.2f} %  rtt {row['mean_1']:.2f} ms")
+    faults = {k.split(":", 1)[1]: v for k, v in sorted(simulation.stats.items()) if k.startswith("fault:")}
+    print(f"\nfaults the simulator injected: {faults}")
     rejected = dict(collector.dead_letters.counts)
-    print(f"\nrejected (dead-lettered to {state / 'dead-letter.jsonl'}): {sum(rejected.values())} {rejected}")
+    print(f"rejected (dead-lettered to {state / 'dead-letter.jsonl'}): {sum(rejected.values())} {rejected}")
     for line in (state / "dead-letter.jsonl").read_text().splitlines()[:3]:
-        record = json.loads(line)
+        record: dict[str, Any] = json.loads(line)
         print(f"  {record['reason']}: {record['detail'][:100]}")
-    print(f"acknowledged to the broker: {collector.counters['acked']} of {published}")
+    print(f"acknowledged to the broker: {collector.counters['acked']} of {report.published}")
