@@ -1,0 +1,55 @@
+"""``city-telemetry simulate``: help, inventory file, dry runs to a file with the truth, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from collector.cli import main
+from simulators.inventory import load_inventory
+
+
+def test_help_names_every_option_and_fault(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--seed", "--scale", "--accelerated", "--rate", "--vendor-share", "--faults", "--truth",
+                   "--write-inventory", "--max-messages", "--max-seconds"):  # fmt: skip
+        assert option in text
+    for fault in ("outage", "reboot", "counter32", "duplicate", "out_of_order", "late", "clock_skew", "malformed",
+                  "oversized", "burst"):  # fmt: skip
+        assert fault in text
+
+
+def test_write_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "city.json"
+    assert main(["simulate", "--write-inventory", str(path), "--scale", "0.1", "--seed", "3"]) == 0
+    assert "90 APs" in capsys.readouterr().out
+    inventory = load_inventory(path)
+    assert sum(1 for d in inventory["devices"].values() if d["kind"] == "ap") == 90
+
+
+def test_dry_run_writes_items_and_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, truth = tmp_path / "items.jsonl", tmp_path / "truth.json"
+    code = main(["simulate", "--accelerated", "--scale", "0.02", "--duration", "3h", "--start", "2026-11-23T09:00",
+                 "--faults", "none,malformed=0.05", "--out", str(out), "--truth", str(truth)])  # fmt: skip
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) > 200
+    assert any("payload_base64" in r or any(lb.startswith("malformed") for lb in r["labels"]) for r in records)
+    assert all(r["qos"] == 1 and r["topic"].startswith("bxl/v1/210") for r in records)
+    result = json.loads(truth.read_text())
+    assert result["simulation"]["start"] == "2026-11-23T08:00:00.000Z"  # 09:00 Brussels time
+    assert result["days"][0]["date"] == "2026-11-23" and result["days"][0]["period_s"] == 3 * 3600
+    assert "messages:" in capsys.readouterr().err
+
+
+def test_refuses_what_the_collector_would_refuse(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--accelerated", "--start", "now", "--port", "1"]) == 2
+    assert "ahead of the clock" in capsys.readouterr().err
+    assert main(["simulate", "--faults", "reboot=7", "--dry-run"]) == 2
+    assert main(["simulate", "--duration", "soon", "--dry-run"]) == 2
+    assert main(["simulate", "--duration", "1m", "--port", "1", "--quiet"]) == 1  # nobody listens on port 1
