@@ -35,7 +35,7 @@ demo: servers $(STAMP)
 	$(BIN)/city-telemetry demo --state-dir .demo
 
 bench: servers $(STAMP)
-	$(BIN)/python -m tests.bench.ingest_bench
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -56,6 +56,7 @@ class InfluxWriter:
         # Running totals (read by the metrics while a write may still be retrying).
         self.requests = 0
         self.retries = 0
+        self.recovered_at = 0.0  # time.monotonic() of the last success after a failure
 
     def _endpoint(self) -> tuple[str, dict[str, str]]:
         cfg = self.config
@@ -130,6 +131,7 @@ class InfluxWriter:
                 if 200 <= status < 300 and self.last_error is not None:
                     log.info("influxdb_recovered", after_error=self.last_error)
                     self.last_error = None
+                    self.recovered_at = time.monotonic()
                 return status, text
             missing_database = status == 404 and self.config.api == "v1" and "database not found" in text
             if missing_database and self.config.create_database and not tried_create:

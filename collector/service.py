@@ -259,11 +259,11 @@ class Collector:
                 spool.consume(chunk)
                 drained += len(chunk.lines)
                 self.counters["lines_drained"] += len(chunk.lines)
-                elapsed = time.monotonic() - started
-                self.drain_rate_lines_s = drained / elapsed if elapsed > 0 else 0.0
+                # Timed from when InfluxDB took writes again, not from when it went away.
+                begin = max(started, self.writer.recovered_at)
+                self.drain_rate_lines_s = drained / max(time.monotonic() - begin, 1e-3)
             self._spool_has_data.clear()
-            log.info("spool_drained", lines=drained, seconds=round(time.monotonic() - started, 3),
-                     lines_per_s=round(self.drain_rate_lines_s))  # fmt: skip
+            log.info("spool_drained", lines=drained, lines_per_s=round(self.drain_rate_lines_s))
 
     async def _write_dead_letters(self, records: list[dict[str, Any]]) -> None:
         handles = self.dead_letters.write(records)

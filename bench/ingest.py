@@ -1,0 +1,184 @@
+"""Ingest benchmark: how many messages a second one collector process takes, on this machine.
+
+Three figures, measured in one run so their ratios mean something on a shared machine:
+1. pipeline only: decode + validate + normalise + line protocol, no I/O;
+2. bare paho subscriber: how fast a Python MQTT client alone receives the same backlog (the ceiling);
+3. end to end: a backlog of N messages queued in mosquitto for the collector's persistent session,
+   then the collector started and timed until every message is in InfluxDB and acknowledged.
+Also the collector's peak memory (RSS) during 3.
+
+Run: make bench  (or .venv/bin/python -m bench.ingest --messages 100000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from collector.config import load_config
+from collector.localservers import InfluxDB, Mosquitto
+from collector.logs import configure_logging
+from collector.pipeline import Pipeline
+from collector.service import Collector
+from collector.topics import TopicPattern
+from tests import samples
+
+
+def make_messages(n: int) -> list[tuple[str, bytes]]:
+    """A realistic mix: per 10 messages, 6 ap.metrics (2 radios), 2 ap.clients, 1 if.counters, 1 probe."""
+    kinds = [samples.ap_metrics] * 6 + [samples.ap_clients] * 2 + [samples.if_counters, samples.link_probe]
+    base = samples.recent(offset_s=-1800)
+    out = []
+    for i in range(n):
+        build = kinds[i % 10]
+        topic, payload, _ = build(i % 997, base)
+        payload["ts"] = samples.iso(base + timedelta(milliseconds=i))
+        out.append((topic, json.dumps(payload).encode()))
+    return out
+
+
+def bench_pipeline(messages: list[tuple[str, bytes]]) -> float:
+    pipeline = Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"))
+    now = time.time_ns()
+    started = time.perf_counter()
+    lines = 0
+    for topic, payload in messages:
+        result = pipeline.process(topic, payload, False, now)
+        assert isinstance(result, list), result
+        lines += len(result)
+    return len(messages) / (time.perf_counter() - started)
+
+
+def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(2000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(120)
+    client.disconnect()
+    client.loop_stop()
+
+
+def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float:
+    """Receive rate of a bare paho client (manual acks, persistent session) draining a backlog."""
+    done = threading.Event()
+    received = 0
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        client.ack(message.mid, message.qos)
+        if received == len(messages):
+            done.set()
+
+    def connect() -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5,
+                             manual_ack=True)  # fmt: skip
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        props.ReceiveMaximum = 20000
+        client.on_message = on_message
+        client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        return client
+
+    client = connect()
+    client.subscribe("bxl/#", qos=1)
+    client.loop(1.0)
+    client.disconnect()
+    publish_all(port, messages)
+    client = connect()
+    started = time.perf_counter()
+    client.loop_start()
+    done.wait(300)
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    client.loop_stop()
+    return received / elapsed
+
+
+async def bench_collector(mosquitto: Mosquitto, influxdb: InfluxDB, folder: Path,
+                          messages: list[tuple[str, bytes]]) -> tuple[float, float]:  # fmt: skip
+    env = {
+        "CITY_TELEMETRY__MQTT__PORT": str(mosquitto.port),
+        "CITY_TELEMETRY__MQTT__CLIENT_ID": '"bench-collector"',
+        "CITY_TELEMETRY__INFLUXDB__URL": f'"{influxdb.url}"',
+        "CITY_TELEMETRY__DEAD_LETTER__FILE": f'"{folder / "dead.jsonl"}"',
+        "CITY_TELEMETRY__SPOOL__FOLDER": f'"{folder / "spool"}"',
+        "CITY_TELEMETRY__LOG__STATS_EVERY_S": "3600",
+    }
+    config = load_config(None, env)
+    # First run creates the session and its subscription; then the backlog is queued for it.
+    first = Collector(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
+    while first.source.connects == 0:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await task
+    await asyncio.to_thread(publish_all, mosquitto.port, messages)
+
+    collector = Collector(config)
+    stop = asyncio.Event()
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    task = asyncio.create_task(collector.run(stop))
+    while collector.counters["acked"] < len(messages):
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stop.set()
+    await task
+    assert collector.counters["rejected"] == 0
+    return len(messages) / elapsed, peak_rss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    args = parser.parse_args()
+    configure_logging("warning", "console")
+    messages = make_messages(args.messages)
+    lines_per_message = sum(
+        len(r) for r in (Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}")).process(
+            t, p, False, time.time_ns()) for t, p in messages[:1000]) if isinstance(r, list)
+    ) / 1000  # fmt: skip
+    pipeline_rate = bench_pipeline(messages)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        mosquitto = Mosquitto(folder / "mosquitto")
+        influxdb = InfluxDB(folder / "influxdb")
+        mosquitto.start()
+        influxdb.start()
+        try:
+            bare_rate = bench_bare_subscriber(mosquitto.port, messages)
+            collector_rate, rss_mib = asyncio.run(bench_collector(mosquitto, influxdb, folder, messages))
+        finally:
+            mosquitto.stop()
+            influxdb.stop()
+    print(f"messages: {len(messages)} ({lines_per_message:.1f} lines each on average)")
+    print(f"pipeline only (no I/O):        {pipeline_rate:>9,.0f} msg/s")
+    print(f"bare paho subscriber (ceiling): {bare_rate:>9,.0f} msg/s")
+    print(f"collector end to end:          {collector_rate:>9,.0f} msg/s "
+          f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)")  # fmt: skip
+    print(f"collector / bare subscriber:   {collector_rate / bare_rate:>9.2f}")
+    print(f"peak RSS of the process:       {rss_mib:>9,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""An HTTP proxy in front of a real influxd that a test can switch to answering 500s or hanging."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Literal
+
+import aiohttp
+from aiohttp import web
+
+Mode = Literal["pass", "error", "hang"]
+
+
+class FaultyInfluxProxy:
+    def __init__(self, upstream: str, delay_s: float = 0.0) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.delay_s = delay_s  # added to every request passed through (a slow database)
+        self.mode: Mode = "pass"
+        self.answers: Counter[str] = Counter()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        app = web.Application(handler_args={"auto_decompress": False}, client_max_size=1024**3)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        mode = self.mode
+        self.answers[mode] += 1
+        if mode == "error":
+            return web.Response(status=500, text='{"error":"engine: error syncing wal"}')
+        if mode == "hang":
+            await asyncio.sleep(3600)  # the writer's timeout ends this
+        assert self._session is not None
+        body = await request.read()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with self._session.request(
+            request.method, f"{self.upstream}{request.path_qs}", data=body, headers=headers
+        ) as upstream:
+            payload = await upstream.read()
+            return web.Response(status=upstream.status, body=payload, headers={
+                k: v for k, v in upstream.headers.items()
+                if k.lower() in ("content-type", "content-encoding", "x-influxdb-error")
+            })  # fmt: skip
