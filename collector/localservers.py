@@ -1,11 +1,14 @@
 """Real Mosquitto and InfluxDB 1.x processes on loopback ports, for the demo and the tests.
 
 Each server lives in a folder of its own (config, data, log) and can be stopped, killed and started
-again on the same port with the same data, which is what the fault tests need.
+again on the same port with the same data, which is what the fault tests need. Mosquitto can listen
+with TLS (client certificates required) and check passwords; InfluxDB can require authentication,
+with an admin user that the harness then uses for its own queries.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -16,6 +19,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +106,84 @@ class ServerProcess:
             time.sleep(0.05)
 
 
+def write_password_file(path: Path, users: Mapping[str, str]) -> Path:
+    """A mosquitto ``password_file`` for ``users`` (name -> password), hashed by ``mosquitto_passwd -U``.
+
+    The passwords go through a file readable by its owner only, never a command line.
+    """
+    for user, password in users.items():
+        if not user or ":" in user or any(c in user + password for c in "\r\n"):
+            raise ValueError(f"unusable user name or password for {user!r}")
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{user}:{password}\n" for user, password in users.items()), encoding="utf-8")
+    result = subprocess.run(
+        [find_binary("mosquitto_passwd"), "-U", str(path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"mosquitto_passwd -U failed: {result.stdout}{result.stderr}")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """A TLS listener: the broker's certificate and key, and the CA whose client certificates it takes."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+    require_certificate: bool = True
+
+
 class Mosquitto(ServerProcess):
+    """Mosquitto on 127.0.0.1: plain and anonymous by default.
+
+    ``tls`` makes the one listener a TLS listener; ``password_file`` (see write_password_file) turns
+    anonymous access off. ``config_file`` runs mosquitto with that file instead of the generated one
+    (it must listen on 127.0.0.1 at ``port``); the other options are then ignored.
+    """
+
     name = "mosquitto"
 
-    def __init__(self, folder: Path, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        extra_config: str = "",
+        *,
+        tls: BrokerTls | None = None,
+        password_file: Path | None = None,
+        config_file: Path | None = None,
+    ) -> None:
         super().__init__(folder, port)
         self.extra_config = extra_config
+        self.tls = tls
+        self.password_file = password_file
+        self.config_file = config_file
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto reads its password file (and ACLs) again, keeping sessions and connections."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+
+    def _security_config(self) -> str:
+        lines = []
+        if self.tls is not None:
+            lines += [
+                f"cafile {self.tls.ca_file}",
+                f"certfile {self.tls.cert_file}",
+                f"keyfile {self.tls.key_file}",
+                f"require_certificate {str(self.tls.require_certificate).lower()}",
+            ]
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        return "\n".join(lines)
 
     def command(self) -> list[str]:
+        if self.config_file is not None:
+            return [find_binary("mosquitto"), "-c", str(self.config_file)]
         data = self.folder / "data"
         data.mkdir(exist_ok=True)
         conf = self.folder / "mosquitto.conf"
@@ -118,7 +193,7 @@ class Mosquitto(ServerProcess):
             f"""# written by city-telemetry's local server harness
 per_listener_settings false
 listener {self.port} 127.0.0.1
-allow_anonymous true
+{self._security_config()}
 persistence true
 persistence_location {data}/
 autosave_interval 1
@@ -139,11 +214,28 @@ connection_messages true
 
 
 class InfluxDB(ServerProcess):
+    """influxd 1.x on 127.0.0.1.
+
+    With ``admin`` (user, password), ``[http] auth-enabled = true`` and that admin user is created
+    through the ``/query`` API once the server is up (as an operator would); ``query`` and ``rows``
+    then authenticate as the admin.
+    """
+
     name = "influxd"
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, *, admin: tuple[str, str] | None = None) -> None:
         super().__init__(folder, port)
         self.rpc_port = free_port()
+        self.admin = admin
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        was_running = self.running
+        super().start(timeout_s)
+        if self.admin is not None and not was_running:
+            # Allowed without credentials while no admin exists; idempotent (with them) afterwards.
+            user, password = self.admin
+            self.query(f"CREATE USER {quote_identifier(user)} WITH PASSWORD {quote_string(password)} "
+                       "WITH ALL PRIVILEGES")  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -166,6 +258,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   store-enabled = false
 [http]
   bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = {str(self.admin is not None).lower()}
   log-enabled = false
   max-body-size = 0
 [logging]
@@ -191,6 +284,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         request = urllib.request.Request(
             f"{self.url}/query", data=urllib.parse.urlencode(params).encode(), method="POST"
         )
+        if self.admin is not None:
+            request.add_header("Authorization", basic_auth(*self.admin))
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.load(response)
         result = body["results"][0]
@@ -209,3 +304,18 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 row["_measurement"] = series["name"]
                 rows.append(row)
         return rows
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An HTTP ``Authorization`` header value (what InfluxDB 1.x takes, like the collector sends)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def quote_identifier(name: str) -> str:
+    """An InfluxQL identifier in double quotes."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(value: str) -> str:
+    """An InfluxQL string literal in single quotes."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
