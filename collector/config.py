@@ -9,6 +9,7 @@ Every error names the bad key, e.g. ``influxdb.url: Input should be a valid URL`
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,10 +52,40 @@ def _read_secret(path: Path | None, key: str) -> SecretStr | None:
 
 
 class TlsConfig(_Section):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    """TLS to the broker (docs/security.md). The files are loaded here, so check-config finds bad ones."""
+
+    ca_file: Path | None = Field(None, description="CA of the broker's certificate; default: the system's")
+    cert_file: Path | None = Field(None, description="our client certificate (PEM; may hold the key too)")
+    key_file: Path | None = Field(None, description="its private key (PEM, unencrypted, readable by us only)")
     insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _loadable(self) -> TlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file")
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, key)
+            try:
+                if path is not None:
+                    path.open("rb").close()
+            except OSError as error:
+                raise ValueError(f"cannot read {key} {str(path)!r}: {error.strerror}") from None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            if self.ca_file is not None:
+                context.load_verify_locations(cafile=self.ca_file)
+        except ssl.SSLError as error:
+            raise ValueError(f"ca_file {str(self.ca_file)!r} holds no usable certificate: {error.reason}") from None
+        try:
+            if self.cert_file is not None:
+                context.load_cert_chain(self.cert_file, self.key_file, password=_no_passphrase)
+        except ssl.SSLError as error:
+            raise ValueError(f"cert_file/key_file not usable: {error.reason}") from None
+        return self
+
+
+def _no_passphrase() -> str:
+    raise ValueError("key_file is encrypted: give an unencrypted key, readable by the collector's user only")
 
 
 class MqttConfig(_Section):

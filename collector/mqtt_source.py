@@ -6,6 +6,11 @@ disconnects). Messages cross to the asyncio loop through a deque with one wake-u
 per message. Acknowledgements go back in receive order, as MQTT requires, and only for messages
 of the current connection: after a reconnect the broker redelivers whatever we had not acknowledged,
 and a packet id of the old connection may already name another message.
+
+A connection that fails before the broker accepts it (TLS verification on either side, a refused
+password, nothing listening) is logged as one ``mqtt_connect_failed`` or ``mqtt_connect_refused``
+event naming the cause and what to check, then retried with backoff for as long as it takes; the
+same failure is repeated in the log at most once a minute. Credentials are never part of a log line.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +38,40 @@ from collector.config import MqttConfig
 log = structlog.get_logger("collector.mqtt")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+REPEAT_FAILURE_LOG_S = 60.0
+# paho's log lines that carry the socket error behind a lost connection (record.msg, record.args[0]).
+_PAHO_SOCKET_ERRORS = frozenset({"failed to receive on socket: %s", "timeout on socket: %s"})
+_CLIENT_CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "CERTIFICATE_EXPIRED",
+                        "CERTIFICATE_REVOKED", "UNSUPPORTED_CERTIFICATE", "DECRYPT_ERROR", "ACCESS_DENIED")  # fmt: skip
+
+
+def explain_connect_error(error: BaseException | str, tls: bool) -> tuple[str, bool]:
+    """(what to check, whether an operator must act) for a connection attempt that failed."""
+    text = str(error)
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return ("the broker's certificate does not verify with mqtt.tls.ca_file: issued by another CA, expired, "
+                "or not for the host name in mqtt.host", True)  # fmt: skip
+    if "CERTIFICATE_REQUIRED" in text:
+        return "the broker requires a client certificate: set mqtt.tls.cert_file and mqtt.tls.key_file", True
+    if any(alert in text for alert in _CLIENT_CERT_REFUSED):
+        return ("the broker refused our client certificate (mqtt.tls.cert_file): not issued by a CA it trusts "
+                "(its cafile), expired or revoked", True)  # fmt: skip
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "UNEXPECTED_EOF" in text:
+        return "TLS handshake failed: is mqtt.port a TLS listener? ([mqtt.tls] is set)", True
+    if isinstance(error, ssl.SSLError):
+        return "TLS handshake failed: compare mqtt.tls with the broker's listener and its log", True
+    if isinstance(error, ConnectionRefusedError):
+        return "nothing accepts connections at mqtt.host:mqtt.port (broker down, or another port)", False
+    if isinstance(error, OSError):
+        return "network error; retrying", False
+    if text in ("Not authorized", "Bad user name or password", "Bad authentication method", "Banned"):
+        return ("the broker refused our credentials: check mqtt.username and mqtt.password / mqtt.password_file "
+                "against the broker's password_file and ACL", True)  # fmt: skip
+    if text == "Client identifier not valid":
+        return "the broker refused mqtt.client_id", True
+    if not tls:
+        return "the broker closed the connection before accepting it: is it a TLS listener ([mqtt.tls] unset)?", True
+    return "the broker closed the connection before accepting it: see the broker's log", True
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +96,14 @@ class MqttSource:
         self.connected = asyncio.Event()
         self.connects = 0
         self.disconnects = 0
+        # Connection attempts that did not get a session (paho thread), and the last one's cause.
+        self.connect_failures = 0
+        self.last_connect_error: str | None = None
+        self._failed_since_connected = 0
+        self._failure_logged_at = 0.0
+        self._session_up = False  # CONNACK accepted on the current connection
+        self._refused = False  # the broker answered this attempt's CONNECT with a refusal
+        self._socket_error: str | None = None  # what paho's read failed with, for the next disconnect
         self.client = self._make_client()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -66,8 +115,11 @@ class MqttSource:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        paho_log = logging.getLogger("paho.mqtt")
-        paho_log.addFilter(self._quiet_when_stopping)
+        # A logger of this client's own (outside the registry, so nothing accumulates on a shared
+        # one), passing on to "paho.mqtt" what our own events do not already say.
+        paho_log = logging.Logger("paho.mqtt")
+        paho_log.parent = logging.getLogger("paho.mqtt")
+        paho_log.addFilter(self._filter_paho_log)
         client.enable_logger(paho_log)
         if cfg.username is not None:
             password = cfg.password.get_secret_value() if cfg.password is not None else None
@@ -83,6 +135,7 @@ class MqttSource:
         client.reconnect_delay_set(max(1, round(cfg.reconnect_min_s)), max(1, round(cfg.reconnect_max_s)))
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -101,9 +154,13 @@ class MqttSource:
         )
         self.client.loop_start()
 
-    def _quiet_when_stopping(self, record: logging.LogRecord) -> bool:
-        # paho's loop thread reports our own disconnect as an error once before it ends.
-        return not (self._stopping and "is not connected" in record.getMessage())
+    def _filter_paho_log(self, record: logging.LogRecord) -> bool:
+        if record.msg in _PAHO_SOCKET_ERRORS and isinstance(record.args, tuple) and record.args:
+            self._socket_error = str(record.args[0])
+            return False  # said by our mqtt_disconnected / mqtt_connect_failed event
+        # paho's loop reports "Client is not connected" after every failed attempt and once after our
+        # own disconnect: noise next to our events.
+        return not (isinstance(record.msg, str) and record.msg.startswith("Client is not connected"))
 
     def stop(self) -> None:
         self._stopping = True
@@ -120,11 +177,16 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.error("mqtt_connect_refused", reason=str(reason), host=self.config.host, port=self.config.port)
+            self._refused = True
+            self._connect_failed("mqtt_connect_refused", str(reason), str(reason))
             return
+        self._session_up = True
         self.connects += 1
         log.info("mqtt_connected", session_present=flags.session_present, host=self.config.host,
-                 port=self.config.port, client_id=self.config.client_id)  # fmt: skip
+                 port=self.config.port, client_id=self.config.client_id, tls=self.config.tls is not None,
+                 failed_attempts_before=self._failed_since_connected)  # fmt: skip
+        self._failed_since_connected = 0
+        self.last_connect_error = None
         # Subscribing again is harmless with a resumed session and needed with a new one.
         client.subscribe([(topic, SubscribeOptions(qos=self.config.qos)) for topic in self.subscriptions])
         self._call_in_loop(self.connected.set)
@@ -140,10 +202,36 @@ class MqttSource:
         with self._lock:
             self._generation += 1
             self._queue.append(_ConnectionLost(self._generation))
-        self.disconnects += 1
-        log.warning("mqtt_disconnected", reason=str(reason))
+        socket_error, self._socket_error = self._socket_error, None
+        was_up, self._session_up = self._session_up, False
+        refused, self._refused = self._refused, False
+        if was_up:
+            self.disconnects += 1
+            log.warning("mqtt_disconnected", reason=str(reason), error=socket_error)
+        elif not refused and not self._stopping:  # lost before the broker accepted us: why?
+            self._connect_failed("mqtt_connect_failed", socket_error or str(reason), socket_error or str(reason))
         self._call_in_loop(self.connected.clear)
         self._wake()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # paho calls this from inside its ``except OSError`` around the connect: the error is current.
+        error = sys.exception()
+        if not self._stopping:
+            self._connect_failed("mqtt_connect_failed", error or "connection failed", str(error))
+
+    def _connect_failed(self, event: str, cause: BaseException | str, error: str) -> None:
+        """Log a failed attempt: a new cause at once, the same one again at most once a minute."""
+        hint, operator_needed = explain_connect_error(cause, tls=self.config.tls is not None)
+        self.connect_failures += 1
+        self._failed_since_connected += 1
+        now = time.monotonic()
+        if error != self.last_connect_error or now - self._failure_logged_at >= REPEAT_FAILURE_LOG_S:
+            self._failure_logged_at = now
+            emit = log.error if operator_needed else log.warning
+            emit(event, error=error, hint=hint, host=self.config.host, port=self.config.port,
+                 client_id=self.config.client_id, failed_attempts=self._failed_since_connected,
+                 retrying=True)  # fmt: skip
+        self.last_connect_error = error
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         self._queue.append(message)
