@@ -55,13 +55,17 @@ def collector_config(mosquitto: Mosquitto, influxdb: InfluxDB | str, tmp_path: P
 
 
 @contextlib.asynccontextmanager
-async def running_collector(config: Config) -> AsyncIterator[Collector]:
-    """A collector running in this event loop, subscribed before the block starts."""
+async def running_collector(config: Config, connected: bool = True) -> AsyncIterator[Collector]:
+    """A collector running in this event loop, subscribed before the block starts.
+
+    With ``connected=False`` the block starts at once (for brokers that refuse the collector).
+    """
     collector = Collector(config)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop, grace_s=5.0))
-    await wait_until(lambda: collector.source.connects > 0, timeout_s=10)
-    await asyncio.sleep(0.2)  # SUBACK
+    if connected:
+        await wait_until(lambda: collector.source.connects > 0, timeout_s=10)
+        await asyncio.sleep(0.2)  # SUBACK
     try:
         yield collector
     finally:
@@ -80,10 +84,14 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0, wha
 class Publisher:
     """A plain QoS 1 MQTT publisher that waits until the broker has every message."""
 
-    def __init__(self, port: int, client_id: str = "test-publisher") -> None:
+    def __init__(
+        self, port: int, client_id: str = "test-publisher", setup: Callable[[mqtt.Client], None] | None = None
+    ) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
+        if setup is not None:
+            setup(self.client)  # e.g. TLS and credentials (tests/security)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self._pending: list[mqtt.MQTTMessageInfo] = []
