@@ -2,18 +2,37 @@
 
 Escaping rules (docs.influxdata.com, "Line protocol", special characters): measurement names escape
 commas and spaces; tag keys, tag values and field keys escape commas, equals signs and spaces;
-string field values escape double quotes and backslashes. Line protocol has no escape for a
-newline, and InfluxDB 1.x does not unescape backslashes in tags, so values that would need
-either are refused (EncodeError) instead of being stored wrongly.
+string field values escape double quotes and backslashes.
+
+What line protocol cannot carry is refused (EncodeError) instead of being stored wrongly. Each rule
+below was found by writing to a real InfluxDB 1.x (tests/property/test_lineprotocol_roundtrip.py):
+
+- a newline in a name or string (there is no escape for it; a batch is split on newlines);
+- a backslash in a measurement, tag or field key name: InfluxDB 1.x reads backslashes there in two
+  ways (as escaping the next character when it splits a line, as escaping the character after it
+  when it cuts a name), so ``a\\`` eats the separator that follows and ``a\\ b`` ends a name early;
+  2.x and 3.x parsers differ again. Topic levels and canonical identifiers never contain one;
+- a measurement starting with ``#`` (a comment), or with a tab or NUL, and a field key starting with
+  a tab or NUL: InfluxDB skips those as whitespace and would store a different name;
+- the tag key or field key ``time``: InfluxDB refuses the point, or (a field among others) drops
+  that field without a word;
+- integers beyond 64 bits, NaN and infinities, timestamps outside InfluxDB's
+  [-2^63 + 2, 2^63 - 2] ns ("time outside range");
+- a series key plus a field key longer than 65,535 bytes (with the 4-byte separator InfluxDB puts
+  between them): "max key length exceeded".
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+TIME_MIN_NS = INT64_MIN + 2
+TIME_MAX_NS = INT64_MAX - 1
+MAX_KEY_BYTES = 65_535  # InfluxDB 1.x MaxKeyLength: series key + "#!~#" + field key
 
 FieldValue = int | float | str | bool
 
@@ -24,19 +43,28 @@ class EncodeError(ValueError):
 
 _MEASUREMENT_TABLE = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_TABLE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+# A UTF-8 character is at most 4 bytes: below this many characters no key can reach MAX_KEY_BYTES.
+_SHORT_KEY_CHARS = (MAX_KEY_BYTES - 4) // 4
+# One encoded field, as this module writes it: a key (escapes only, no other backslash), "=", then a
+# quoted string (with \" and \\ escapes) or a bare value.
+_ENCODED_FIELD = re.compile(r'((?:[^\\=]++|\\.)++)=(?:"(?:[^"\\]++|\\.)*+"|[^,]*+),?')
+# Escaped field keys: the normaliser uses a small fixed set, so a lookup replaces the checks.
+_FIELD_KEYS: dict[str, str] = {}
+_FIELD_KEYS_MAX = 4096
+_CACHED_KEY_CHARS = 64  # longer keys are escaped each time: the cache stays small whatever arrives
 
 
 def _check_name_text(text: str, what: str) -> None:
     if not text:
         raise EncodeError(f"empty {what}")
     if "\n" in text or "\r" in text or "\\" in text:
-        raise EncodeError(f"{what} {text!r} contains a newline or backslash")
+        raise EncodeError(f"{what} {text[:80]!r} contains a newline or backslash")
 
 
 def escape_measurement(name: str) -> str:
     _check_name_text(name, "measurement")
-    if name.startswith("#"):
-        raise EncodeError(f"measurement {name!r} would read as a comment")
+    if name[0] in "#\t\x00":
+        raise EncodeError(f"measurement {name[:80]!r} would read as a comment or start with whitespace")
     return name.translate(_MEASUREMENT_TABLE)
 
 
@@ -44,6 +72,27 @@ def escape_key(text: str, what: str = "tag") -> str:
     """Escape a tag key, tag value or field key."""
     _check_name_text(text, what)
     return text.translate(_KEY_TABLE)
+
+
+def escape_field_key(key: str) -> str:
+    escaped = _FIELD_KEYS.get(key)
+    if escaped is None:
+        escaped = _new_field_key(key)
+    return escaped
+
+
+def _new_field_key(key: str) -> str:
+    _check_name_text(key, "field key")
+    if key == "time":
+        raise EncodeError("field key 'time' is refused by InfluxDB")
+    if key[0] in "\t\x00":
+        raise EncodeError(f"field key {key[:80]!r} starts with whitespace InfluxDB would skip")
+    escaped = key.translate(_KEY_TABLE)
+    if len(key) <= _CACHED_KEY_CHARS:
+        if len(_FIELD_KEYS) >= _FIELD_KEYS_MAX:
+            _FIELD_KEYS.clear()  # a flood of new keys (event attributes) must not grow memory without bound
+        _FIELD_KEYS[key] = escaped
+    return escaped
 
 
 def format_field_value(value: FieldValue) -> str:
@@ -69,14 +118,19 @@ def series_key(measurement: str, tags: Iterable[tuple[str, str]]) -> str:
     parts = [escape_measurement(measurement)]
     for key, value in sorted(tags):
         if value:
+            if key == "time":
+                raise EncodeError("tag key 'time' is refused by InfluxDB")
             parts.append(f"{escape_key(key, 'tag key')}={escape_key(value, 'tag value')}")
     return ",".join(parts)
 
 
 def encode_fields(fields: Iterable[tuple[str, FieldValue | None]]) -> str:
     """``k=v,...`` leaving out None values; at least one field must remain."""
+    keys = _FIELD_KEYS
     text = ",".join(
-        f"{escape_key(key, 'field key')}={format_field_value(value)}" for key, value in fields if value is not None
+        f"{keys.get(key) or _new_field_key(key)}={format_field_value(value)}"
+        for key, value in fields
+        if value is not None
     )
     if not text:
         raise EncodeError("a point needs at least one field")
@@ -84,4 +138,18 @@ def encode_fields(fields: Iterable[tuple[str, FieldValue | None]]) -> str:
 
 
 def encode_line(series: str, fields: Iterable[tuple[str, FieldValue | None]], timestamp_ns: int) -> str:
-    return f"{series} {encode_fields(fields)} {timestamp_ns}"
+    if not TIME_MIN_NS <= timestamp_ns <= TIME_MAX_NS:
+        raise EncodeError(f"timestamp {timestamp_ns} ns is outside InfluxDB's range")
+    text = encode_fields(fields)
+    if len(series) + len(text) > _SHORT_KEY_CHARS:
+        _check_key_bytes(series, text)
+    return f"{series} {text} {timestamp_ns}"
+
+
+def _check_key_bytes(series: str, fields_text: str) -> None:
+    """InfluxDB keeps each field under series key + separator + field key, at most 65,535 bytes."""
+    series_bytes = len(series.encode())
+    for found in _ENCODED_FIELD.finditer(fields_text):
+        if series_bytes + 4 + len(found.group(1).encode()) > MAX_KEY_BYTES:
+            raise EncodeError(f"series key {series[:60]!r}... and field key {found.group(1)[:60]!r}... exceed "
+                              f"InfluxDB's {MAX_KEY_BYTES} bytes")  # fmt: skip
