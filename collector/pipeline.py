@@ -30,12 +30,21 @@ if TYPE_CHECKING:
 _CANONICAL = TypeAdapter[CanonicalMessage](Annotated[CanonicalMessage, Field(discriminator="schema_id")])
 
 
+DETAIL_LIMIT = 500  # characters; a detail quotes the payload, which may be anything up to the size limit
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a message was not stored. ``reason`` is a stable code (counted in metrics)."""
+    """Why a message was not stored. ``reason`` is a stable code (counted in metrics); ``detail``
+    says what and where, cut to DETAIL_LIMIT characters (its start and its end are kept)."""
 
     reason: str
     detail: str
+
+    def __post_init__(self) -> None:
+        if len(self.detail) > DETAIL_LIMIT:
+            cut = f"{self.detail[: DETAIL_LIMIT - 145]} [...] {self.detail[-138:]}"
+            object.__setattr__(self, "detail", cut)
 
 
 # Stable reason codes, also the labels of the rejection counters.

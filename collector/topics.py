@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 
 _PLACEHOLDER = re.compile(r"^\{([a-z][a-z0-9_]*)\}$")
-_LEVEL_VALUE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# \Z, not $: "$" also matches before a final newline, and "site\n" must not pass for a level.
+_LEVEL_VALUE = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 # The payload schema each ``message`` level may carry.
 MESSAGE_SCHEMAS: dict[str, frozenset[str]] = {

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.adapters.base import AdapterError, mask
+from collector.lineprotocol import TIME_MAX_NS, TIME_MIN_NS
 
 # Possessive quantifiers (Python 3.11+): runs are taken whole and never backtracked into.
 _HEAD = re.compile(r"((?:[^\\ ]++|\\.)++) ((?:[^\\ \"]++|\\.|\"(?:[^\"\\]++|\\.)*+\")++)(?: (-?[0-9]+))? *$")
@@ -91,6 +92,14 @@ def _fields(text: str, where: str) -> dict[str, Any]:
     return fields
 
 
+def _stamp(text: str, where: str) -> int:
+    stamp = int(text)  # ASCII digits with an optional minus, checked by the caller
+    if not TIME_MIN_NS <= stamp <= TIME_MAX_NS:
+        raise AdapterError("bad_line_protocol", f"{where}: timestamp {text[:40]} is outside InfluxDB's range "
+                                                "(64-bit nanoseconds, 1677 to 2262)")  # fmt: skip
+    return stamp
+
+
 def _problem(line: str) -> str:
     return "no fields" if " " not in line.strip() else "expected 'measurement[,tags] fields [timestamp]'"
 
@@ -106,7 +115,7 @@ def parse(text: str) -> list[Point]:
             pieces = line.rstrip(" ").split(" ")
             if len(pieces) == 2:
                 series, field_text, stamp = pieces[0], pieces[1], None
-            elif len(pieces) == 3 and pieces[2].lstrip("-").isdigit():
+            elif len(pieces) == 3 and pieces[2].removeprefix("-").isdigit() and pieces[2].isascii():
                 series, field_text, stamp = pieces
             else:
                 raise AdapterError("bad_line_protocol", f"{where}: {_problem(line)}: {mask(repr(line[:60]))}")
@@ -127,5 +136,5 @@ def parse(text: str) -> list[Point]:
                 raise AdapterError("bad_line_protocol", f"{where}: tag {mask(repr(part))} is not key=value")
             tags[_unescape(tag.group(1))] = _unescape(tag.group(2))
         points.append(Point(_unescape(parts[0]), tags, _fields(field_text, where),
-                            int(stamp) if stamp is not None else None, where))  # fmt: skip
+                            _stamp(stamp, where) if stamp is not None else None, where))  # fmt: skip
     return points

@@ -57,7 +57,7 @@ PERSONAL = frozenset({"mac", "ip", "client_name", "client_url", "client_id", "us
 MAX_ATTRIBUTES = 16
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")  # \Z: "$" would let "port\n" through
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
