@@ -15,7 +15,15 @@ import pytest
 from collector.localservers import InfluxDB, Mosquitto, free_port, write_password_file
 from tests import samples
 from tests.conftest import DATABASE, Publisher, collector_config, running_collector, wait_until
-from tests.security.conftest import new_secret
+from tests.security.conftest import (
+    SecureBroker,
+    link_probes,
+    mqtt_security,
+    new_secret,
+    stored_probes,
+    tls_publisher,
+)
+from tests.security.pki import Pki
 
 pytestmark = pytest.mark.servers
 
@@ -24,13 +32,17 @@ QUEUE_SETTINGS = ("max_queued_messages ", "max_queued_bytes ")
 MESSAGES = 5000  # five times mosquitto's default max_queued_messages
 
 
-def local_copy(folder: Path, port: int, password_file: Path, keep_queue_settings: bool = True) -> Path:
+def local_copy(
+    folder: Path, port: int, password_file: Path, keep_queue_settings: bool = True, more: dict[str, str] | None = None
+) -> Path:
     """The shipped file with only its port, paths and password file changed (and ``user root`` when we
-    are root: mosquitto would otherwise switch to its own user, which cannot enter our folders)."""
+    are root: mosquitto would otherwise switch to its own user, which cannot enter our folders).
+    ``more`` replaces further whole lines, e.g. to take the commented-out TLS listener in."""
     replacements = {
         "persistence_location /var/lib/mosquitto/": f"persistence_location {folder / 'data'}/",
         "listener 1883": f"listener {port} 127.0.0.1",
         "password_file /etc/mosquitto/passwd": f"password_file {password_file}",
+        **(more or {}),
     }
     lines = SHIPPED.read_text(encoding="utf-8").splitlines()
     for original in replacements:
@@ -102,3 +114,34 @@ async def test_an_absent_collector_gets_every_queued_message_across_a_broker_res
         assert count(influxdb) == MESSAGES
     else:  # mosquitto's defaults drop what the shipped settings keep: this test can tell them apart
         assert 0 < count(influxdb) <= 1000 < MESSAGES
+
+
+async def test_the_shipped_tls_listener_lines_take_the_collector_with_certificate_and_password(
+    influxdb: InfluxDB, pki: Pki, tmp_path: Path
+) -> None:
+    passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+    password_file = write_password_file(tmp_path / "passwd", passwords)
+    folder, tls_port = tmp_path / "mosquitto", free_port()
+    tls_lines = {  # the commented-out block, taken in with our port and files
+        "# listener 8883": f"listener {tls_port} 127.0.0.1",
+        "# cafile /etc/mosquitto/ca_certificates/city-ca.crt": f"cafile {pki.ca.cert}",
+        "# certfile /etc/mosquitto/certs/broker.crt": f"certfile {pki.broker.cert}",
+        "# keyfile /etc/mosquitto/certs/broker.key": f"keyfile {pki.broker.key}",
+        "# require_certificate true": "require_certificate true",
+    }
+    broker = Mosquitto(folder, tls_port, config_file=local_copy(folder, free_port(), password_file, more=tls_lines))
+    broker.start()
+    try:
+        security = mqtt_security(tmp_path, pki.ca.cert, pki.collector, password=passwords["collector"])
+        config = collector_config(broker, influxdb, tmp_path, **security)
+        secure = SecureBroker(broker, password_file, passwords)
+        messages, expected = link_probes(10)
+        async with running_collector(config) as collector:
+            publisher = tls_publisher(secure, pki)
+            for topic, payload in messages:
+                publisher.publish(topic, payload)
+            publisher.close()
+            await wait_until(lambda: collector.counters["acked"] == len(messages), what="acks")
+    finally:
+        broker.kill()
+    assert stored_probes(influxdb) == sorted(expected, key=lambda r: json.dumps(r, sort_keys=True))
