@@ -310,18 +310,25 @@ def _compile_object(
 ) -> Callable[[Any, str], dict[str, Any]]:
     model_fields = model.model_fields
     compiled: list[tuple[str, Extract]] = []
+    problems: list[str] = []  # every mistake at once, so that check-config names them all
     for name, spec in specs.items():
         if name == "clients" or name == "mac":
-            raise ValueError(f"{where}.{name}: client entries cannot be mapped: client MAC addresses never "
-                             "leave the adapter; map the summary fields instead")  # fmt: skip
-        if name in _ENVELOPE or name not in model_fields:
+            problems.append(f"{where}.{name}: client entries cannot be mapped: client MAC addresses never "
+                            "leave the adapter; map the summary fields instead")  # fmt: skip
+        elif name in _ENVELOPE or name not in model_fields:
             known = sorted(set(model_fields) - _ENVELOPE - {"clients"})
-            raise ValueError(f"{where}: {name!r} is not a field of {_model_name(model)} that can be mapped; "
-                             f"known: {', '.join(known)}")  # fmt: skip
-        compiled.append((name, _compile_field(name, spec, model_fields[name].annotation, f"{where}.{name}")))
+            problems.append(f"{where}: {name!r} is not a field of {_model_name(model)} that can be mapped; "
+                            f"known: {', '.join(known)}")  # fmt: skip
+        else:
+            try:
+                compiled.append((name, _compile_field(name, spec, model_fields[name].annotation, f"{where}.{name}")))
+            except ValueError as error:
+                problems.append(str(error))
     for name, info in model_fields.items():
         if info.is_required() and name not in specs and name not in _ENVELOPE and name != "seq":
-            raise ValueError(f"{where}: required field {name!r} of {_model_name(model)} is not mapped")
+            problems.append(f"{where}: required field {name!r} of {_model_name(model)} is not mapped")
+    if problems:
+        raise ValueError("; ".join(problems))
 
     def extract(node: Any, prefix: str) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -385,7 +392,6 @@ class CompiledMapping:
     timestamp: Callable[[Any], Any] | None
     timestamp_path: str
     timestamp_format: str
-    paths: dict[str, str]
 
 
 def compile_mapping(config: MappingConfig) -> CompiledMapping:
@@ -402,7 +408,6 @@ def compile_mapping(config: MappingConfig) -> CompiledMapping:
         timestamp=_compile_path(stamp.path) if stamp else None,
         timestamp_path=stamp.path if stamp else "",
         timestamp_format=stamp.format if stamp else "",
-        paths={name: spec.path or "(const)" for name, spec in config.fields.items()},
     )
 
 

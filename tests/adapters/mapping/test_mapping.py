@@ -216,3 +216,15 @@ def test_check_config_names_each_mistake(
 def test_check_config_accepts_the_test_mappings(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["check-config", "-c", str(CONFIG)]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_check_config_names_every_mistake_of_a_mapping_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    fields = 'cpu_pct = { path = "c", unit = "kbps" }\nradios = { path = "r", each = { band = { path = "b" } } }'
+    path.write_text(MAPPING.format(pattern="x/{device}", schema="ap.metrics/1", extra='kind = "ap"', fields=fields))
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ={})
+    message = str(error.value)
+    for problem in ("unit 'kbps'", "fields.radios.each: required field 'channel'", "'uptime_s' of ap.metrics/1",
+                    "'num_clients' of ap.metrics/1"):  # fmt: skip
+        assert problem in message, message
