@@ -92,6 +92,11 @@ class MqttSource:
         self._generation = 0  # bumped (under _lock) whenever the connection goes away
         self._consumer_generation = 0  # the generation of the messages drain() hands out now
         self._lock = threading.Lock()
+        # Messages received and not yet released by the collector; reading stops at the limit.
+        self._room = threading.Condition()
+        self._held = 0
+        self._max_held = config.receive_maximum
+        self.read_pauses = 0
         self._stopping = False
         self.connected = asyncio.Event()
         self.connects = 0
@@ -164,6 +169,8 @@ class MqttSource:
 
     def stop(self) -> None:
         self._stopping = True
+        with self._room:
+            self._room.notify_all()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -237,6 +244,36 @@ class MqttSource:
         self._queue.append(message)
         if not self._wakeup_scheduled:
             self._wake()
+        with self._room:
+            self._held += 1
+            if self._held >= self._max_held:
+                self._hold_reading(client)
+
+    def _hold_reading(self, client: mqtt.Client) -> None:
+        """Stop reading from the broker until the collector holds fewer messages (paho thread, _room held).
+
+        The broker's Receive Maximum should be enough, but mosquitto 2.0.11 sends everything it has
+        queued after the first acknowledgement (docs/delivery.md, "Bounded memory"). So the collector
+        bounds itself: this thread does not return to paho's read loop, the socket fills, and the broker
+        keeps the rest. Acknowledgements queued meanwhile by the asyncio side are written from here.
+        """
+        self.read_pauses += 1
+        log.warning("mqtt_reading_paused", held_messages=self._held, limit=self._max_held)
+        resume_below = int(self._max_held * 0.9)
+        while self._held > resume_below and not self._stopping:
+            self._room.wait(0.1)
+            self._room.release()
+            try:
+                client.loop_write()  # the PUBACKs of batches committed meanwhile
+            finally:
+                self._room.acquire()
+        log.info("mqtt_reading_resumed", held_messages=self._held)
+
+    def release(self, count: int) -> None:
+        """``count`` received messages are no longer held in memory (committed or given up)."""
+        with self._room:
+            self._held -= count
+            self._room.notify_all()
 
     def _wake(self) -> None:
         self._wakeup_scheduled = True

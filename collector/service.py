@@ -180,6 +180,12 @@ class Collector:
         Durable means written to InfluxDB or, when InfluxDB has failed to take it for
         ``spool.after_s`` (or older readings are still spooled), appended to the disk spool.
         """
+        try:
+            await self._make_durable_and_ack(batch)
+        finally:
+            self.source.release(batch.messages)  # acknowledged or abandoned, it leaves memory
+
+    async def _make_durable_and_ack(self, batch: Batch) -> None:
         await self._write_dead_letters(batch.dead)
         size = self.config.batch.max_lines
         refused: list[dict[str, Any]] = []
@@ -219,28 +225,48 @@ class Collector:
         return records
 
     async def _spool(self, lines: list[str]) -> None:
-        """Append to the spool, waiting while it is full (the broker holds the messages meanwhile)."""
+        """Append to the spool, waiting while it is full (the broker holds the messages meanwhile).
+
+        Records are at most ``batch.max_lines`` lines. While waiting, a spool that has drained empty
+        means InfluxDB is taking writes again, so the lines are offered to it directly: a record
+        larger than the whole spool must not wait for ever.
+        """
         assert self.spool is not None
-        while True:
-            try:
-                if self.spool.append(lines):
-                    break
-                reason = f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes)"
-            except OSError as error:
-                reason = f"spool write failed: {error}"
-            if not self.backpressure:
-                self.backpressure = True
-                self.counters["backpressure_episodes"] += 1
-                log.error("backpressure_on", reason=reason,
-                          note="not acknowledging: the broker keeps the messages until the spool drains")  # fmt: skip
-            if self._abandon_writes:
-                raise WriteAborted()
-            await asyncio.sleep(0.2)
+        size = self.config.batch.max_lines
+        for start in range(0, len(lines), size):
+            chunk = lines[start : start + size]
+            while not await self._spool_or_write(chunk):
+                if self._abandon_writes:
+                    raise WriteAborted()
+                await asyncio.sleep(0.2)
         if self.backpressure:
             self.backpressure = False
             log.info("backpressure_off", spool_bytes=self.spool.bytes)
-        self.counters["lines_spooled"] += len(lines)
         self._spool_has_data.set()
+
+    async def _spool_or_write(self, chunk: list[str]) -> bool:
+        """One attempt to make ``chunk`` durable; False if it has to wait (spool full)."""
+        assert self.spool is not None
+        try:
+            if self.spool.append(chunk):
+                self.counters["lines_spooled"] += len(chunk)
+                return True
+            reason = f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes)"
+        except OSError as error:
+            reason = f"spool write failed: {error}"
+        if not self.backpressure:
+            self.backpressure = True
+            self.counters["backpressure_episodes"] += 1
+            log.error("backpressure_on", reason=reason,
+                      note="not acknowledging: the broker keeps the messages until the spool drains")  # fmt: skip
+        if self.spool.empty:
+            try:
+                report = await self.writer.write(chunk, give_up_after_s=self.config.spool.after_s)
+            except WriteStalled:
+                return False
+            await self._write_dead_letters(self._account(report))
+            return True
+        return False
 
     async def _drain_spool_loop(self) -> None:
         """Write spooled lines to InfluxDB, oldest first, in large batches."""
@@ -289,6 +315,7 @@ class Collector:
             "series_keys": len(self.pipeline.keys),
             "mqtt_connects": self.source.connects,
             "mqtt_disconnects": self.source.disconnects,
+            "mqtt_read_pauses": self.source.read_pauses,
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,

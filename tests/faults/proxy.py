@@ -21,6 +21,7 @@ class FaultyInfluxProxy:
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         app = web.Application(handler_args={"auto_decompress": False}, client_max_size=1024**3)
@@ -34,6 +35,7 @@ class FaultyInfluxProxy:
         self._session = aiohttp.ClientSession(auto_decompress=False)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -45,7 +47,11 @@ class FaultyInfluxProxy:
         if mode == "error":
             return web.Response(status=500, text='{"error":"engine: error syncing wal"}')
         if mode == "hang":
-            await asyncio.sleep(3600)  # the writer's timeout ends this
+            # Hang until the test moves on (the writer's timeout ends the request well before);
+            # bounded, so stopping the proxy never waits for a sleeping handler.
+            while self.mode == "hang" and not self._stopping:
+                await asyncio.sleep(0.05)
+            return web.Response(status=503, text="was hanging")
         assert self._session is not None
         body = await request.read()
         if self.delay_s:
