@@ -49,6 +49,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 "CITY_TELEMETRY__MQTT__CLIENT_ID": '"city-telemetry-demo"',
                 "CITY_TELEMETRY__INFLUXDB__URL": f'"{database.url}"',
                 "CITY_TELEMETRY__DEAD_LETTER__FILE": f'"{state / "dead-letter.jsonl"}"',
+                "CITY_TELEMETRY__SPOOL__FOLDER": f'"{state / "spool"}"',
                 "CITY_TELEMETRY__BATCH__MAX_INTERVAL_S": "0.2",
             },
         )
