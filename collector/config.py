@@ -142,6 +142,13 @@ class InfluxConfig(_Section):
     retry_min_s: PositiveSeconds = 0.2
     retry_max_s: PositiveSeconds = 30.0
 
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        if "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+            raise ValueError("credentials in the URL would be logged; use username and password_file or token_file")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> InfluxConfig:
         if self.password_file is not None:
@@ -190,6 +197,12 @@ class LimitsConfig(_Section):
     max_past_s: PositiveSeconds = Field(30 * 86_400.0, description="reject timestamps older than this")
 
 
+class HealthConfig(_Section):
+    """HTTP ``/healthz`` and ``/metrics`` (Prometheus); off unless ``listen`` is set."""
+
+    listen: str | None = Field(None, pattern=r"^[^\s:]+:\d{1,5}$", description='e.g. "127.0.0.1:9108"')
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -204,6 +217,7 @@ class Config(_Section):
     dead_letter: DeadLetterConfig = DeadLetterConfig()
     limits: LimitsConfig = LimitsConfig()
     spool: SpoolConfig = SpoolConfig()
+    health: HealthConfig = HealthConfig()
     log: LogConfig = LogConfig()
     routing: RoutingConfig = RoutingConfig()
 
@@ -225,16 +239,22 @@ class Config(_Section):
         return self
 
 
+# Keys whose environment values are strings as given (a password may look like a number or a date).
+_RAW_STRING_KEYS = frozenset({"password", "token", "username"})
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
-        try:
-            value: Any = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw  # a bare string
+        value: Any = raw
+        if path[-1] not in _RAW_STRING_KEYS:  # a secret is taken as it is, never parsed
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw  # a bare string
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,18 +22,29 @@ import structlog
 log = structlog.get_logger("collector.deadletter")
 
 
+# A client MAC written with separators (aa:bb:cc:dd:ee:ff, AA-BB-...). Dead letters keep the payload
+# for diagnosis, but personal data stays out of them too (docs/delivery.md, "Dead letters").
+_MAC_TEXT = re.compile(
+    r"(?<![0-9A-Fa-f:-])[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:-])"
+)
+
+
+def mask_macs(text: str) -> str:
+    return _MAC_TEXT.sub("<mac>", text)
+
+
 def make_record(
     reason: str, detail: str, topic: str | None, payload: bytes | bytearray | None, received_ns: int, **extra: Any
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "received_at": received_ns,
         "reason": reason,
-        "detail": detail,
+        "detail": mask_macs(detail),
         "topic": topic,
     }
     if payload is not None:
         try:
-            record["payload"] = payload.decode("utf-8")
+            record["payload"] = mask_macs(payload.decode("utf-8"))
         except UnicodeDecodeError:
             record["payload_base64"] = base64.b64encode(payload).decode("ascii")
     record.update(extra)

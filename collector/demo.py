@@ -75,7 +75,14 @@ async def _collect(config: Config, port: int, simulation: Simulation, speed: flo
     collector = Collector(config)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop, grace_s=10))
+    deadline = time.monotonic() + 30
     while collector.source.connects == 0:
+        if time.monotonic() > deadline or task.done():
+            stop.set()
+            await task
+            raise RuntimeError(
+                f"the collector could not connect to the demo broker: {collector.source.last_connect_error}"
+            )
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.2)
     started = time.monotonic()

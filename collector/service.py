@@ -20,11 +20,11 @@ import structlog
 
 from collector.config import Config
 from collector.deadletter import DeadLetters, make_record
+from collector.health import HealthServer
 from collector.influx import InfluxWriter, WriteAborted, WriteReport, WriteStalled
 from collector.mqtt_source import MqttSource
 from collector.pipeline import Pipeline
 from collector.spool import Spool
-from collector.topics import TopicPattern
 
 log = structlog.get_logger("collector.service")
 
@@ -43,12 +43,7 @@ class Batch:
 class Collector:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.pipeline = Pipeline(
-            TopicPattern(config.topics.pattern),
-            max_payload_bytes=config.limits.max_payload_bytes,
-            max_future_s=config.limits.max_future_s,
-            max_past_s=config.limits.max_past_s,
-        )
+        self.pipeline = Pipeline.from_config(config)
         self.source = MqttSource(config.mqtt, config.subscriptions)
         self._stopping = False
         self._abandon_writes = False
@@ -69,6 +64,7 @@ class Collector:
         self.backpressure = False  # spool full: messages are not acknowledged until it drains
         self.drain_rate_lines_s = 0.0
         self.counters: Counter[str] = Counter()
+        self.health_port: int | None = None  # where /healthz and /metrics listen, once started
         self._batch = Batch()
         self._flush_now = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever nothing is waiting to be written
@@ -80,6 +76,12 @@ class Collector:
         log.info("collector_starting", subscriptions=self.config.subscriptions,
                  influxdb=self.config.influxdb.url, api=self.config.influxdb.api)  # fmt: skip
         self.source.start()
+        health = None
+        if self.config.health.listen is not None:
+            host, port = self.config.health.listen.rsplit(":", 1)
+            health = HealthServer(host, int(port), self.stats, self.health)
+            await health.start()
+            self.health_port = health.port
         consumer = asyncio.create_task(self._consume(), name="consume")
         flusher = asyncio.create_task(self._flush_loop(), name="flush")
         reporter = asyncio.create_task(self._report_loop(), name="report")
@@ -104,6 +106,8 @@ class Collector:
         drainer.cancel()
         await asyncio.gather(consumer, flusher, reporter, drainer, stopper, return_exceptions=True)
         self.source.stop()
+        if health is not None:
+            await health.stop()
         await self.writer.close()
         self.dead_letters.close()
         if self.spool is not None:
@@ -316,12 +320,24 @@ class Collector:
             "mqtt_connects": self.source.connects,
             "mqtt_disconnects": self.source.disconnects,
             "mqtt_read_pauses": self.source.read_pauses,
+            "mqtt_connect_failures": self.source.connect_failures,
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
             "drain_rate_lines_s": round(self.drain_rate_lines_s),
             "backpressure": self.backpressure,
         }
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy: connected to the broker and able to make what arrives durable."""
+        connected = self.source.connected.is_set()
+        detail = {
+            "mqtt_connected": connected,
+            "backpressure": self.backpressure,
+            "influxdb_error": self.writer.last_error,
+            "spool_lines": self.spool.lines if self.spool else 0,
+        }
+        return connected and not self.backpressure, detail
 
     def log_diagnostics(self) -> None:
         tasks = {task.get_name(): "".join(f"{f.f_code.co_name}:{f.f_lineno} " for f in task.get_stack())

@@ -92,7 +92,7 @@ async def test_v2_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> N
 
 async def test_v1_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> None:
     writer = writer_for(fake_influx, tmp_path, DATABASE='"city"', RETENTION_POLICY='"one_year"',
-                        USERNAME='"collector"', PASSWORD='"pa:ss"', GZIP="false")  # fmt: skip
+                        USERNAME="collector", PASSWORD="pa:ss", GZIP="false")  # fmt: skip
     await writer.write(LINES)
     await writer.close()
     [request] = fake_influx.requests

@@ -75,3 +75,19 @@ def test_shipped_sample_config_is_valid() -> None:
     sample = Path(__file__).parents[2] / "deploy" / "collector.toml"
     config = load_config(sample, {})
     assert config.subscriptions
+
+
+def test_secrets_from_the_environment_are_taken_as_written() -> None:
+    environ = {
+        "CITY_TELEMETRY__MQTT__USERNAME": "collector",
+        "CITY_TELEMETRY__MQTT__PASSWORD": "1979-05-27",
+        "CITY_TELEMETRY__INFLUXDB__PASSWORD": '"quoted"',
+    }
+    config = load_config(None, environ)
+    assert config.mqtt.password is not None and config.mqtt.password.get_secret_value() == "1979-05-27"
+    assert config.influxdb.password is not None and config.influxdb.password.get_secret_value() == '"quoted"'
+
+
+def test_credentials_in_the_influxdb_url_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"influxdb\.url: credentials in the URL"):
+        load_config(None, {"CITY_TELEMETRY__INFLUXDB__URL": "http://admin:secret@db:8086"})
