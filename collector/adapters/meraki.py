@@ -75,7 +75,7 @@ class MerakiAdapter:
         level = doc.get("alertLevel")
         severity = "info"
         if level is not None:
-            if level not in SEVERITY:
+            if not isinstance(level, str) or level not in SEVERITY:
                 raise invalid("alertLevel", f"{show(level)} is not informational, warning or critical")
             severity = SEVERITY[level]
         title = doc.get("alertType")

@@ -87,7 +87,8 @@ class NetJsonAdapter:
         interfaces = [as_object(i, f"interfaces.{n}") for n, i in enumerate(opt_list(doc, "interfaces"))]  # fmt: skip
         access_points = [
             (n, i) for n, i in enumerate(interfaces)
-            if isinstance(i.get("wireless"), dict) and i["wireless"].get("mode") in AP_MODES
+            if isinstance(i.get("wireless"), dict) and isinstance(i["wireless"].get("mode"), str)
+            and i["wireless"]["mode"] in AP_MODES
         ]  # fmt: skip
         kind = source.kind or ("ap" if access_points else "router")
         readings = []

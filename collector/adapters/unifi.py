@@ -33,6 +33,7 @@ from collector.adapters.base import (
     as_int,
     as_list,
     as_object,
+    as_str,
     build,
     from_epoch,
     from_ns,
@@ -62,7 +63,7 @@ class UnifiAdapter:
             if len(data) != 1:
                 raise invalid("data", f"expected exactly one device element, got {len(data)}")
             doc = as_object(data[0], "data.0")
-        device_type = require(doc, "type")
+        device_type = as_str(require(doc, "type"), "type")
         if device_type not in KINDS:
             raise AdapterError("unsupported", f"UniFi device type {show(device_type)} is not supported "
                                               f"(supported: {', '.join(KINDS)})")  # fmt: skip
@@ -148,7 +149,7 @@ def _radios(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for i, entry in enumerate(opt_list(doc, "radio_table_stats")):
         where = f"radio_table_stats.{i}."
         entry = as_object(entry, f"radio_table_stats.{i}")
-        code = require(entry, "radio", where)
+        code = as_str(require(entry, "radio", where), f"{where}radio")
         band = BANDS.get(code)
         if band is None:
             raise AdapterError("unsupported", f"{where}radio: band {show(code)} is not one we store "

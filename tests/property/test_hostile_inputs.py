@@ -355,3 +355,35 @@ def test_payloads_that_are_not_utf8_are_refused(route: str) -> None:
             rejected(result, ("bad_json", "bad_line_protocol", "invalid", "unsupported"))
         else:
             assert what == "UTF-8 byte order mark" and not seed.is_json, (what, result)
+
+
+# --- wrong types, everywhere -----------------------------------------------------------------------
+WRONG_TYPES: list[Any] = [[], {}, None, [1], {"a": 1}, "", "x", True, -1, 1.5, 2**64]
+
+
+@pytest.mark.parametrize("seed", sorted(name for name, seed in SEEDS.items() if seed.is_json))
+def test_every_value_of_every_sample_replaced_by_a_wrong_type_is_refused_or_stored(seed: str) -> None:
+    """Each value of each sample, one at a time, becomes a list, an object, null, a string, a
+    number...: the pipeline refuses with a reason (never adapter_failed: an adapter bug) or stores."""
+    document = SEEDS[seed].document()
+    paths: list[list[str | int]] = []
+
+    def walk(node: Any, path: list[str | int]) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, child in items:
+            paths.append([*path, key])
+            walk(child, [*path, key])
+
+    walk(document, [])
+    assert paths
+    for path in paths:
+        for wrong in WRONG_TYPES:
+            changed = json.loads(SEEDS[seed].payload)
+            node = changed
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = wrong
+            result = process(SEEDS[seed].topic, json.dumps(changed).encode())
+            if isinstance(result, Rejection):
+                assert result.reason != "adapter_failed", (path, wrong, result)
+                rejected(result, REASONS)
