@@ -9,6 +9,7 @@ special characters escaped (checked by reading them back from a real InfluxDB). 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -386,4 +387,25 @@ def test_every_value_of_every_sample_replaced_by_a_wrong_type_is_refused_or_stor
             result = process(SEEDS[seed].topic, json.dumps(changed).encode())
             if isinstance(result, Rejection):
                 assert result.reason != "adapter_failed", (path, wrong, result)
+                rejected(result, REASONS)
+
+
+LP_TOKEN = re.compile(r'[^ ,=\n"]+')
+WRONG_TOKENS = ['"x"', '""', "t", "false", "1.5", "-1i", "-1", "0u", "99999999999999999999i", "1e400", "nan", "x", "",
+                "\\", "=", ",", " ", '"', "-", "\u0661", "²i"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", sorted(name for name, seed in SEEDS.items() if not seed.is_json))
+def test_every_token_of_telegraf_line_protocol_replaced_is_refused_or_stored(seed: str) -> None:
+    """Each name, value and timestamp of the line protocol samples, one at a time, becomes a string,
+    a boolean, a float, a negative or huge integer, a separator...: refused with a reason, or stored."""
+    text = SEEDS[seed].payload.decode()
+    tokens = list(LP_TOKEN.finditer(text))
+    assert len(tokens) > 10
+    for token in tokens:
+        for wrong in WRONG_TOKENS:
+            payload = (text[: token.start()] + wrong + text[token.end() :]).encode()
+            result = process(SEEDS[seed].topic, payload)
+            if isinstance(result, Rejection):
+                assert result.reason != "adapter_failed", (token.group(), wrong, result)
                 rejected(result, REASONS)
