@@ -16,6 +16,8 @@ import argparse
 import asyncio
 import json
 import resource
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from collector.config import load_config
-from collector.localservers import InfluxDB, Mosquitto
+from collector.localservers import InfluxDB, Mosquitto, free_port
 from collector.logs import configure_logging
 from collector.pipeline import Pipeline
 from collector.service import Collector
@@ -111,12 +113,12 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float
     return received / elapsed
 
 
-async def bench_collector(mosquitto: Mosquitto, influxdb: InfluxDB, folder: Path,
-                          messages: list[tuple[str, bytes]]) -> tuple[float, float]:  # fmt: skip
+async def bench_collector(mosquitto: Mosquitto, influx_url: str, folder: Path,
+                          messages: list[tuple[str, bytes]], client_id: str) -> tuple[float, float]:  # fmt: skip
     env = {
         "CITY_TELEMETRY__MQTT__PORT": str(mosquitto.port),
-        "CITY_TELEMETRY__MQTT__CLIENT_ID": '"bench-collector"',
-        "CITY_TELEMETRY__INFLUXDB__URL": f'"{influxdb.url}"',
+        "CITY_TELEMETRY__MQTT__CLIENT_ID": f'"{client_id}"',
+        "CITY_TELEMETRY__INFLUXDB__URL": f'"{influx_url}"',
         "CITY_TELEMETRY__DEAD_LETTER__FILE": f'"{folder / "dead.jsonl"}"',
         "CITY_TELEMETRY__SPOOL__FOLDER": f'"{folder / "spool"}"',
         "CITY_TELEMETRY__LOG__STATS_EVERY_S": "3600",
@@ -165,18 +167,28 @@ def main() -> None:
         influxdb = InfluxDB(folder / "influxdb")
         mosquitto.start()
         influxdb.start()
+        null_port = free_port()
+        null_influx = subprocess.Popen([sys.executable, "-m", "bench.null_influx", str(null_port)])
         try:
             bare_rate = bench_bare_subscriber(mosquitto.port, messages)
-            collector_rate, rss_mib = asyncio.run(bench_collector(mosquitto, influxdb, folder, messages))
+            null_rate, _ = asyncio.run(
+                bench_collector(mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null")
+            )
+            collector_rate, rss_mib = asyncio.run(
+                bench_collector(mosquitto, influxdb.url, folder, messages, "bench-collector")
+            )
         finally:
+            null_influx.terminate()
             mosquitto.stop()
             influxdb.stop()
     print(f"messages: {len(messages)} ({lines_per_message:.1f} lines each on average)")
     print(f"pipeline only (no I/O):        {pipeline_rate:>9,.0f} msg/s")
     print(f"bare paho subscriber (ceiling): {bare_rate:>9,.0f} msg/s")
+    print(f"collector, InfluxDB stand-in:  {null_rate:>9,.0f} msg/s (an endpoint that accepts at once)")
     print(f"collector end to end:          {collector_rate:>9,.0f} msg/s "
           f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)")  # fmt: skip
-    print(f"collector / bare subscriber:   {collector_rate / bare_rate:>9.2f}")
+    print(f"ratios to the bare subscriber: stand-in {null_rate / bare_rate:.2f}, "
+          f"InfluxDB {collector_rate / bare_rate:.2f}")  # fmt: skip
     print(f"peak RSS of the process:       {rss_mib:>9,.0f} MiB")
 
 

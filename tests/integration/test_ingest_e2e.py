@@ -175,3 +175,37 @@ async def test_influxdb_outage_loses_nothing(
     ]
     assert canonical(stored_rows) == canonical(sent)
     assert collector.counters["lines_drained"] == (250 if spool else 0)
+
+
+async def test_acknowledgements_reach_the_broker(
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+) -> None:
+    """After a clean run, the collector's session holds nothing: every PUBACK (sent a batch at a
+    time) was taken by the broker. The same session then gets only what was published later."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    config = collector_config(mosquitto, influxdb, tmp_path)
+    async with running_collector(config) as collector:
+        for i in range(500):
+            topic, payload, _ = samples.ap_clients(i, samples.recent(offset_s=i))
+            publisher.publish(topic, json.dumps(payload))
+        publisher.flush()
+        await wait_until(lambda: collector.counters["acked"] == 500, what="acks")
+    late_topic, late_payload, _ = samples.ap_clients(999, samples.recent(offset_s=999))
+    publisher.publish(late_topic, json.dumps(late_payload))
+    publisher.flush()
+
+    redelivered: list[bytes] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.mqtt.client_id, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, message: redelivered.append(message.payload)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 60
+    client.connect("127.0.0.1", mosquitto.port, clean_start=False, properties=properties)
+    client.loop_start()
+    await asyncio.sleep(1.5)
+    client.disconnect()
+    client.loop_stop()
+    assert redelivered == [json.dumps(late_payload).encode()]
