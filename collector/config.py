@@ -239,8 +239,8 @@ class Config(_Section):
         return self
 
 
-# Keys whose environment values are strings as given (a password may look like a number or a date).
-_RAW_STRING_KEYS = frozenset({"password", "token", "username"})
+# Secrets are taken from the environment as given: a password may look like a number or a date.
+_RAW_STRING_KEYS = frozenset({"password", "token"})
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

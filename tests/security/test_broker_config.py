@@ -93,7 +93,7 @@ async def test_an_absent_collector_gets_every_queued_message_across_a_broker_res
     broker.start()
     try:
         config = collector_config(broker, influxdb, tmp_path, MQTT__USERNAME='"collector"',
-                                  MQTT__PASSWORD=json.dumps(passwords["collector"]))  # fmt: skip
+                                  MQTT__PASSWORD=passwords["collector"])  # fmt: skip
         async with running_collector(config):
             pass  # the collector's persistent session now exists; then it goes away
         publisher = Publisher(port, setup=with_password("publisher", passwords["publisher"]))

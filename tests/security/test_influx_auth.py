@@ -66,7 +66,7 @@ async def test_wrong_password_is_retried_not_dropped_and_not_logged(
     influxdb_auth.query(f"GRANT WRITE ON {quote_identifier(DATABASE)} TO collector")
     # The collector has the new password (here from the environment) before InfluxDB does.
     config = collector_config(mosquitto, influxdb_auth, tmp_path, INFLUXDB__USERNAME='"collector"',
-                              INFLUXDB__PASSWORD=json.dumps(rotated), SPOOL__AFTER_S="60")  # fmt: skip
+                              INFLUXDB__PASSWORD=rotated, SPOOL__AFTER_S="60")  # fmt: skip
     messages, expected = link_probes(30)
     async with running_collector(config) as collector:
         for topic, payload in messages:
