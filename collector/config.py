@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from collector.inventory import load_device_ids
 from collector.routing import RoutingConfig, subscriptions
 from collector.topics import TopicPattern
 
@@ -191,7 +192,24 @@ class SpoolConfig(_Section):
     after_s: PositiveSeconds = Field(5.0, description="spool a batch InfluxDB has failed to take for this long")
 
 
+class InventoryConfig(_Section):
+    """The city's inventory (``city-telemetry simulate --write-inventory`` writes one; docs/simulator.md)."""
+
+    file: Path | None = None
+    require_known: bool = Field(False, description="refuse messages from devices not in the inventory")
+
+    @model_validator(mode="after")
+    def _needs_file(self) -> InventoryConfig:
+        if self.require_known and self.file is None:
+            raise ValueError("require_known needs file")
+        if self.file is not None:
+            load_device_ids(self.file)  # InventoryError (a ValueError) names the problem
+        return self
+
+
 class LimitsConfig(_Section):
+    max_devices: int = Field(200_000, ge=1, description="distinct devices accepted; new ones beyond are refused")
+    max_series: int = Field(500_000, ge=1, description="distinct series written; new ones beyond are refused")
     max_payload_bytes: int = Field(256 * 1024, ge=64)
     max_future_s: PositiveSeconds = Field(600.0, description="reject timestamps further ahead than this")
     max_past_s: PositiveSeconds = Field(30 * 86_400.0, description="reject timestamps older than this")
@@ -217,6 +235,7 @@ class Config(_Section):
     dead_letter: DeadLetterConfig = DeadLetterConfig()
     limits: LimitsConfig = LimitsConfig()
     spool: SpoolConfig = SpoolConfig()
+    inventory: InventoryConfig = InventoryConfig()
     health: HealthConfig = HealthConfig()
     log: LogConfig = LogConfig()
     routing: RoutingConfig = RoutingConfig()

@@ -30,19 +30,28 @@ def timestamp_ns(moment: datetime) -> int:
     return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
 
 
-class SeriesKeys:
-    """Escaped series keys, built once per series rather than once per message."""
+class TooManySeries(Exception):
+    """A new series beyond the cardinality guard (``limits.max_series``)."""
 
-    def __init__(self, max_entries: int = 500_000) -> None:
+
+class SeriesKeys:
+    """Escaped series keys, built once per series rather than once per message.
+
+    Also the cardinality guard: the series it holds are the series this process writes, and once
+    ``max_series`` are known a new one is refused (TooManySeries) instead of growing the database
+    (and this cache) without bound. Known series keep working.
+    """
+
+    def __init__(self, max_series: int = 500_000) -> None:
         self._keys: dict[tuple[str, Tags, Tags], str] = {}
-        self._max_entries = max_entries
+        self.max_series = max_series
 
     def get(self, measurement: str, base: Tags, extra: Tags = ()) -> str:
         cache_key = (measurement, base, extra)
         key = self._keys.get(cache_key)
         if key is None:
-            if len(self._keys) >= self._max_entries:
-                self._keys.clear()
+            if len(self._keys) >= self.max_series:
+                raise TooManySeries(f"{self.max_series} series already written; refusing a new one")
             key = self._keys[cache_key] = series_key(measurement, base + extra)
         return key
 

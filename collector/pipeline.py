@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, TypeAdapter, ValidationError
 
 from collector.adapters.base import AdapterError, Source
+from collector.inventory import load_device_ids
 from collector.lineprotocol import EncodeError
-from collector.normalise import SeriesKeys, timestamp_ns, to_lines
+from collector.normalise import SeriesKeys, TooManySeries, timestamp_ns, to_lines
 from collector.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
 from collector.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
 from schemas.canonical import CanonicalMessage, DeviceState
@@ -61,6 +62,9 @@ REASONS = (
     "topic_mismatch",
     "timestamp_out_of_range",
     "unencodable",
+    "unknown_device",
+    "too_many_devices",
+    "too_many_series",
     "influxdb_rejected",
 )
 
@@ -101,10 +105,16 @@ class Pipeline:
         max_future_s: float = 600.0,
         max_past_s: float = 30 * 86_400.0,
         cache_size: int = 200_000,
+        max_devices: int = 200_000,
+        max_series: int = 500_000,
+        known_devices: frozenset[str] | None = None,
     ) -> None:
         self.topics = topic_pattern
         self.routes = list(build_routes(RoutingConfig()) if routes is None else routes)
-        self.keys = SeriesKeys()
+        self.keys = SeriesKeys(max_series)
+        self.max_devices = max_devices
+        self.devices: set[str] = set()  # devices accepted so far (the device half of the cardinality guard)
+        self.known_devices = known_devices  # when set, only these devices are accepted
         self.max_payload_bytes = max_payload_bytes
         self._max_future_ns = int(max_future_s * 1e9)
         self._max_past_ns = int(max_past_s * 1e9)
@@ -116,12 +126,17 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: Config) -> Pipeline:
+        inventory = config.inventory
+        known = load_device_ids(inventory.file) if inventory.file is not None and inventory.require_known else None
         return cls(
             TopicPattern(config.topics.pattern),
             routes=build_routes(config.routing),
             max_payload_bytes=config.limits.max_payload_bytes,
             max_future_s=config.limits.max_future_s,
             max_past_s=config.limits.max_past_s,
+            max_devices=config.limits.max_devices,
+            max_series=config.limits.max_series,
+            known_devices=known,
         )
 
     def process(
@@ -154,9 +169,23 @@ class Pipeline:
         else:
             roots = sorted({"/".join(r.pattern.prefix) for r in self.routes} | {self._canonical_root})
             target = Rejection("no_route", f"no route claims this topic; roots: {', '.join(roots)}")
+        if not isinstance(target, Rejection):
+            target = self._admit(target)
         if len(self._targets) >= self._cache_size:
             self._targets.clear()  # a flood of new topics must not grow memory without bound
         self._targets[topic] = target
+        return target
+
+    def _admit(self, target: TopicMatch | AdapterTarget) -> TopicMatch | AdapterTarget | Rejection:
+        """The device half of the guard: known to the inventory (if required), and not one too many."""
+        device = target.device
+        if device in self.devices:
+            return target
+        if self.known_devices is not None and device not in self.known_devices:
+            return Rejection("unknown_device", f"device {device!r} is not in the inventory")
+        if len(self.devices) >= self.max_devices:
+            return Rejection("too_many_devices", f"{self.max_devices} devices already accepted; refusing {device!r}")
+        self.devices.add(device)
         return target
 
     def _canonical(
@@ -188,6 +217,8 @@ class Pipeline:
             return to_lines(message, where.tags, received_ns, self.keys)
         except EncodeError as error:
             return Rejection("unencodable", str(error))
+        except TooManySeries as error:
+            return Rejection("too_many_series", str(error))
 
     def _adapted(self, where: AdapterTarget, payload: bytes | bytearray, received_ns: int) -> list[str] | Rejection:
         adapter = where.route.adapter
@@ -208,6 +239,8 @@ class Pipeline:
                 lines += to_lines(message, where.tags(reading.kind), received_ns, self.keys)
         except EncodeError as error:
             return Rejection("unencodable", str(error))
+        except TooManySeries as error:
+            return Rejection("too_many_series", str(error))
         return lines
 
     def _out_of_range(self, message: CanonicalMessage) -> Rejection:
