@@ -114,8 +114,10 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float
 
 
 async def bench_collector(mosquitto: Mosquitto, influx_url: str, folder: Path,
-                          messages: list[tuple[str, bytes]], client_id: str) -> tuple[float, float]:  # fmt: skip
+                          messages: list[tuple[str, bytes]], client_id: str,
+                          protocol: str = "5") -> tuple[float, float]:  # fmt: skip
     env = {
+        "CITY_TELEMETRY__MQTT__PROTOCOL": f'"{protocol}"',
         "CITY_TELEMETRY__MQTT__PORT": str(mosquitto.port),
         "CITY_TELEMETRY__MQTT__CLIENT_ID": f'"{client_id}"',
         "CITY_TELEMETRY__INFLUXDB__URL": f'"{influx_url}"',
@@ -174,6 +176,9 @@ def main() -> None:
             null_rate, _ = asyncio.run(
                 bench_collector(mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null")
             )
+            null_rate_311, _ = asyncio.run(
+                bench_collector(mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null-311", "3.1.1")
+            )
             collector_rate, rss_mib = asyncio.run(
                 bench_collector(mosquitto, influxdb.url, folder, messages, "bench-collector")
             )
@@ -185,6 +190,7 @@ def main() -> None:
     print(f"pipeline only (no I/O):        {pipeline_rate:>9,.0f} msg/s")
     print(f"bare paho subscriber (ceiling): {bare_rate:>9,.0f} msg/s")
     print(f"collector, InfluxDB stand-in:  {null_rate:>9,.0f} msg/s (an endpoint that accepts at once)")
+    print(f"  the same over MQTT 3.1.1:    {null_rate_311:>9,.0f} msg/s")
     print(f"collector end to end:          {collector_rate:>9,.0f} msg/s "
           f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)")  # fmt: skip
     print(f"ratios to the bare subscriber: stand-in {null_rate / bare_rate:.2f}, "

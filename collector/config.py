@@ -95,6 +95,9 @@ class MqttConfig(_Section):
     client_id: str = Field("city-telemetry", min_length=1, max_length=64, description="stable: the session is ours")
     topics: list[str] = Field(default_factory=list, description="subscriptions; default: the topic pattern's")
     qos: Literal[0, 1] = 1
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT version; 3.1.1 decodes about a third faster in paho (docs/delivery.md)"
+    )
     keepalive_s: int = Field(30, ge=5, le=3600)
     username: str | None = None
     password: SecretStr | None = None
@@ -105,6 +108,11 @@ class MqttConfig(_Section):
     )
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value  # protocol = 5 in TOML or the environment
 
     @model_validator(mode="after")
     def _load_secret(self) -> MqttConfig:

@@ -116,12 +116,12 @@ class MqttSource:
     # -- set-up -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        if cfg.protocol == "5":
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5,
+                                 manual_ack=True)  # fmt: skip
+        else:  # 3.1.1: a persistent session is clean_session=False; it lasts as long as the broker keeps it
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311,
+                                 clean_session=False, manual_ack=True)  # fmt: skip
         # A logger of this client's own (outside the registry, so nothing accumulates on a shared
         # one), passing on to "paho.mqtt" what our own events do not already say.
         paho_log = logging.Logger("paho.mqtt")
@@ -149,16 +149,19 @@ class MqttSource:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
-        properties.ReceiveMaximum = self.config.receive_maximum
-        self.client.connect_async(
-            self.config.host,
-            self.config.port,
-            keepalive=self.config.keepalive_s,
-            clean_start=False,
-            properties=properties,
-        )
+        if self.config.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+            properties.ReceiveMaximum = self.config.receive_maximum
+            self.client.connect_async(
+                self.config.host,
+                self.config.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=False,
+                properties=properties,
+            )
+        else:
+            self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
         self.client.loop_start()
 
     def _filter_paho_log(self, record: logging.LogRecord) -> bool:
@@ -197,7 +200,10 @@ class MqttSource:
         self._failed_since_connected = 0
         self.last_connect_error = None
         # Subscribing again is harmless with a resumed session and needed with a new one.
-        client.subscribe([(topic, SubscribeOptions(qos=self.config.qos)) for topic in self.subscriptions])
+        if self.config.protocol == "5":
+            client.subscribe([(topic, SubscribeOptions(qos=self.config.qos)) for topic in self.subscriptions])
+        else:
+            client.subscribe([(topic, int(self.config.qos)) for topic in self.subscriptions])
         self._call_in_loop(self.connected.set)
 
     def _on_disconnect(

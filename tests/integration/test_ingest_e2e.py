@@ -39,8 +39,9 @@ def canonical(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_every_kind_arrives_exactly(
-    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path, protocol: str
 ) -> None:
     n = 12
     expected: list[dict[str, Any]] = []
@@ -50,7 +51,7 @@ async def test_every_kind_arrives_exactly(
             topic, payload, rows = build(i, samples.recent(offset_s=k * 100 + i * 1.001))
             messages.append((topic, json.dumps(payload)))
             expected.extend(rows)
-    config = collector_config(mosquitto, influxdb, tmp_path)
+    config = collector_config(mosquitto, influxdb, tmp_path, MQTT__PROTOCOL=f'"{protocol}"')
     async with running_collector(config) as collector:
         for topic, payload in messages:
             publisher.publish(topic, payload)
