@@ -24,7 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(config.log.level, config.log.format)
 
-    async def main() -> None:
+    async def main() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -32,10 +32,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         collector = Collector(config)
         # SIGUSR1: log the statistics and what every task is waiting for (for an operator's "why?").
         loop.add_signal_handler(signal.SIGUSR1, collector.log_diagnostics)
-        await collector.run(stop, grace_s=args.grace)
+        return await collector.run(stop, grace_s=args.grace)
 
-    asyncio.run(main())
-    return 0
+    # Non-zero after an internal failure, so that systemd's Restart= starts a fresh process.
+    return 0 if asyncio.run(main()) else 1
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

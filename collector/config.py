@@ -174,7 +174,6 @@ class InfluxConfig(_Section):
 class BatchConfig(_Section):
     max_lines: int = Field(5000, ge=1, le=1_000_000, description="flush when this many lines wait")
     max_interval_s: PositiveSeconds = Field(0.5, description="flush at least this often")
-    max_pending_lines: int = Field(500_000, ge=1, description="stop reading MQTT above this many unwritten lines")
 
 
 class DeadLetterConfig(_Section):

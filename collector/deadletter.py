@@ -8,6 +8,7 @@ Logging is per reason and rate-limited, so a flood of bad input cannot flood the
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import time
@@ -86,12 +87,26 @@ class DeadLetters:
         if not records:
             return []
         if self._handle is not None:
-            self._handle.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+            start = self._handle.tell()
+            try:
+                self._handle.write(data)
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            except OSError:
+                self._reopen_at(start)  # no torn line, no stale buffer: the caller retries the whole write
+                raise
         if self._publish is None:
             return []
         return [self._publish(orjson.dumps(r)) for r in records]
+
+    def _reopen_at(self, size: int) -> None:
+        assert self.path is not None and self._handle is not None
+        with contextlib.suppress(OSError):  # its buffer held the failed write; dropping it is the point
+            self._handle.close()
+        with open(self.path, "r+b") as handle:
+            handle.truncate(size)
+        self._handle = open(self.path, "ab")  # noqa: SIM115
 
     def close(self) -> None:
         if self._handle is not None:

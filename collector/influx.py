@@ -4,7 +4,7 @@ A batch is retried until InfluxDB has either accepted every line or refused spec
 - 5xx, 429, timeouts and refused connections: kept and retried with capped exponential backoff;
 - 401/403 and "database/bucket not found": retried too (an operator can fix them without losing data),
   and for v1 the database is created when ``create_database`` is on;
-- 400 and 413 (a line InfluxDB will never take, or a batch too large): the batch is split in halves and
+- 400, 422 (v2) and 413 (a line InfluxDB will never take, or a batch too large): the batch is split in halves and
   each half written again, down to the single lines it refuses. Rewriting accepted lines is harmless,
   since a point is identified by its series and timestamp. Refused lines are returned to the caller
   for the dead-letter place, with InfluxDB's reason.
@@ -107,7 +107,7 @@ class InfluxWriter:
         if 200 <= status < 300:
             report.accepted += len(lines)
             return
-        # 400 (unparsable line, type conflict, beyond retention) or 413 (too large): find the culprits.
+        # 400/422 (unparsable line, type conflict, beyond retention) or 413 (too large): find the culprits.
         if len(lines) == 1:
             report.refused.append((lines[0], f"HTTP {status}: {text.strip()[:500]}"))
             return
@@ -116,7 +116,7 @@ class InfluxWriter:
         await self._write_part(lines[middle:], report, deadline)
 
     async def _post_until_answered(self, lines: list[str], deadline: float | None) -> tuple[int, str]:
-        """POST until InfluxDB gives an answer that will not change by retrying (2xx, 400, 413)."""
+        """POST until InfluxDB gives an answer that will not change by retrying (2xx, 400, 413, 422)."""
         body = "\n".join(lines).encode()
         if self.config.gzip:
             body = gzip.compress(body, compresslevel=1)
@@ -127,7 +127,7 @@ class InfluxWriter:
                 raise WriteAborted()
             self.requests += 1
             status, text = await self._post(body)
-            if 200 <= status < 300 or status in (400, 413):
+            if 200 <= status < 300 or status in (400, 413, 422):
                 if 200 <= status < 300 and self.last_error is not None:
                     log.info("influxdb_recovered", after_error=self.last_error)
                     self.last_error = None

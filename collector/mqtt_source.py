@@ -268,14 +268,21 @@ class MqttSource:
         self.read_pauses += 1
         log.warning("mqtt_reading_paused", held_messages=self._held, limit=self._max_held)
         resume_below = int(self._max_held * 0.9)
-        while self._held > resume_below and not self._stopping:
+        # paho calls on_message holding its (non-reentrant) callback lock, and loop_write may need it
+        # to report a lost connection or our own DISCONNECT: let go of it while writing.
+        callback_lock = getattr(client, "_in_callback_mutex", None)
+        while self._held > resume_below and not self._stopping and client.socket() is not None:
             self._room.wait(0.1)
             self._room.release()
+            if callback_lock is not None:
+                callback_lock.release()
             try:
                 client.loop_write()  # the PUBACKs of batches committed meanwhile
             finally:
+                if callback_lock is not None:
+                    callback_lock.acquire()
                 self._room.acquire()
-        log.info("mqtt_reading_resumed", held_messages=self._held)
+        log.info("mqtt_reading_resumed", held_messages=self._held, connected=client.socket() is not None)
 
     def release(self, count: int) -> None:
         """``count`` received messages are no longer held in memory (committed or given up)."""
@@ -301,7 +308,8 @@ class MqttSource:
         """Messages received so far (at most ``limit``), each with its connection generation."""
         queue = self._queue
         generation = self._consumer_generation
-        for _ in range(limit):
+        taken = 0
+        while taken < limit:  # connection markers do not count: the limit is on messages
             try:
                 item = queue.popleft()
             except IndexError:
@@ -309,6 +317,7 @@ class MqttSource:
             if isinstance(item, _ConnectionLost):
                 generation = self._consumer_generation = item.generation
                 continue
+            taken += 1
             yield item, generation
         self._consumer_generation = generation
 

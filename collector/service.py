@@ -31,6 +31,12 @@ log = structlog.get_logger("collector.service")
 DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
 
 
+def _published(handle: object) -> bool:
+    """Whether the broker acknowledged a publish. paho's is_published() raises for one made while
+    disconnected even after paho sent it again on reconnect; its flag says the truth."""
+    return bool(getattr(handle, "_published", False))
+
+
 @dataclass(slots=True)
 class Batch:
     lines: list[str] = field(default_factory=list)
@@ -71,8 +77,12 @@ class Collector:
         self._idle.set()
 
     # -- lifecycle --------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event, grace_s: float = 10.0) -> None:
-        """Run until ``stop`` is set, then flush what was received (for up to ``grace_s``)."""
+    async def run(self, stop: asyncio.Event, grace_s: float = 10.0) -> bool:
+        """Run until ``stop`` is set, then flush what was received (for up to ``grace_s``).
+
+        Returns False if it stopped because an internal task failed (the daemon then exits non-zero,
+        so that systemd restarts it); nothing unacknowledged is lost either way.
+        """
         log.info("collector_starting", subscriptions=self.config.subscriptions,
                  influxdb=self.config.influxdb.url, api=self.config.influxdb.api)  # fmt: skip
         self.source.start()
@@ -88,9 +98,13 @@ class Collector:
         drainer = asyncio.create_task(self._drain_spool_loop(), name="drain-spool")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({consumer, flusher, drainer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        failed = False
         for task in done:
-            if task is not stopper and task.exception() is not None:
-                log.error("collector_task_failed", task=task.get_name(), error=repr(task.exception()))
+            if task is not stopper and (task.cancelled() or task.exception() is not None):
+                failed = True
+                error = "cancelled" if task.cancelled() else repr(task.exception())
+                log.error("collector_task_failed", task=task.get_name(), error=error)
+        stopper.cancel()
         self._stopping = True
         consumer.cancel()
         reporter.cancel()
@@ -113,6 +127,7 @@ class Collector:
         if self.spool is not None:
             self.spool.close()
         self._log_stats("collector_stopped")
+        return not failed
 
     async def _drain_on_stop(self, flusher: asyncio.Task[None]) -> None:
         # Take what paho already received, then let the flusher write it all.
@@ -254,6 +269,7 @@ class Collector:
         try:
             if self.spool.append(chunk):
                 self.counters["lines_spooled"] += len(chunk)
+                self._spool_has_data.set()  # now, not after the whole batch: a later chunk may have to wait
                 return True
             reason = f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes)"
         except OSError as error:
@@ -296,9 +312,26 @@ class Collector:
             log.info("spool_drained", lines=drained, lines_per_s=round(self.drain_rate_lines_s))
 
     async def _write_dead_letters(self, records: list[dict[str, Any]]) -> None:
-        handles = self.dead_letters.write(records)
-        # A dead letter published to MQTT counts as durable once the broker acknowledged it.
-        while handles and not all(h.is_published() for h in handles):  # type: ignore[attr-defined]
+        """Make refusals durable: the fsynced file, or (with no file) the broker's PUBACK of the topic.
+
+        A failed file write (disk full) is retried without acknowledging anything meanwhile.
+        With a file, the MQTT copy is not waited for: while reading is paused (docs/delivery.md) the
+        broker's PUBACK could not be read, and the file already keeps the record.
+        """
+        if not records:
+            return
+        while True:
+            try:
+                handles = self.dead_letters.write(records)
+                break
+            except OSError as error:
+                log.error("dead_letter_write_failed", error=str(error), records=len(records), retry_in_s=1.0)
+                if self._abandon_writes:
+                    raise WriteAborted() from None
+                await asyncio.sleep(1.0)
+        if self.dead_letters.path is not None:
+            return
+        while not all(_published(h) for h in handles):
             if self._abandon_writes:
                 raise WriteAborted()
             await asyncio.sleep(0.01)

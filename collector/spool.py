@@ -58,6 +58,7 @@ class Spool:
         self._read_segment = 0
         self._read_offset = 0
         self._writer: int | None = None  # fd of the newest segment
+        self._broken: str | None = None  # a failed append that could not be cut off
         self._recover()
 
     # -- opening ------------------------------------------------------------------------------
@@ -117,21 +118,47 @@ class Spool:
         record = _HEADER.pack(len(body), zlib.crc32(body)) + body
         if self.bytes + len(record) > self.max_bytes:
             return False
+        if self._broken is not None:
+            raise OSError(f"spool refuses appends after an unrepaired write failure: {self._broken}")
         number = self._segments[-1] if self._segments else None
         if number is None or self._sizes[number] + len(record) > self.segment_bytes or self._writer is None:
             number = self._open_new_segment()
-        assert self._writer is not None
-        os.write(self._writer, record)
-        os.fsync(self._writer)
+        writer = self._writer
+        assert writer is not None
+        try:
+            written = 0
+            while written < len(record):  # a full disk can take part of a record
+                written += os.write(writer, record[written:])
+            os.fsync(writer)
+        except OSError:
+            self._undo_partial_append(writer, number)
+            raise
         self._sizes[number] += len(record)
         self.lines += len(lines)
         return True
 
+    def _undo_partial_append(self, writer: int, number: int) -> None:
+        """Cut what a failed append left, so that the records after it stay readable."""
+        try:
+            os.ftruncate(writer, self._sizes[number])
+            os.fsync(writer)
+        except OSError as error:
+            self._broken = str(error)
+            log.error("spool_repair_failed", segment=number, error=str(error))
+        self._close_writer()  # the next append starts a fresh segment
+
     def _open_new_segment(self) -> int:
         self._close_writer()
         number = (self._segments[-1] + 1) if self._segments else (self._read_segment + 1)
-        self._writer = os.open(self._path(number), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        _fsync_dir(self.folder)
+        path = self._path(number)
+        writer = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            _fsync_dir(self.folder)
+        except OSError:
+            os.close(writer)
+            path.unlink(missing_ok=True)
+            raise
+        self._writer = writer
         if not self._segments:
             self._read_segment, self._read_offset = number, 0
         self._segments.append(number)

@@ -112,3 +112,44 @@ async def test_full_spool_pushes_back_onto_the_broker(mosquitto: Mosquitto, infl
         assert not collector.backpressure
         assert collector.counters["backpressure_episodes"] >= 1
     assert stored_seqs(influxdb) == list(range(len(messages)))
+
+
+async def test_stopping_while_reading_is_paused_ends_promptly(
+    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """InfluxDB away, no spool: nothing can be acknowledged, the collector holds receive_maximum
+    messages and pauses reading. A stop must still end (paho's thread must not deadlock on itself)."""
+    config = collector_config(mosquitto, influxdb, tmp_path, SPOOL__ENABLED="false", MQTT__RECEIVE_MAXIMUM="50")
+    await asyncio.to_thread(influxdb.stop)
+    messages = readings(400)
+    async with running_collector(config) as collector:
+        publisher = PacedPublisher(mosquitto.port, messages, rate=2000)
+        publisher.start()
+        await asyncio.to_thread(publisher.finish)
+        await wait_until(lambda: collector.source.read_pauses >= 1, what="reading paused")
+        assert collector.counters["acked"] == 0
+        started = asyncio.get_running_loop().time()
+    assert asyncio.get_running_loop().time() - started < 15  # the grace (5 s) and a little
+    # Nothing was lost: a new run takes every message from the broker session once InfluxDB is back.
+    await asyncio.to_thread(influxdb.start)
+    async with running_collector(config) as collector:
+        await wait_until(lambda: stored_count(influxdb) == len(messages), timeout_s=60, what="all stored")
+    assert stored_seqs(influxdb) == list(range(len(messages)))
+
+
+async def test_a_failed_internal_task_stops_the_collector(
+    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """An internal failure must end run() with False (the daemon exits 1 and systemd restarts it),
+    not leave a process that looks healthy and does nothing."""
+    from collector.service import Collector
+
+    collector = Collector(collector_config(mosquitto, influxdb, tmp_path))
+
+    async def broken() -> None:
+        await asyncio.sleep(0.5)
+        raise OSError("spool segment is corrupt")
+
+    collector._drain_spool_loop = broken  # type: ignore[method-assign]
+    result = await asyncio.wait_for(collector.run(asyncio.Event(), grace_s=2), timeout=20)
+    assert result is False

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from collector.deadletter import DeadLetters, make_record, mask_macs
 
 
@@ -27,3 +29,33 @@ def test_records_are_appended_as_json_lines_and_binary_payloads_kept(tmp_path: P
     lines = [json.loads(line) for line in (tmp_path / "dl" / "dead.jsonl").read_text().splitlines()]
     assert lines[0]["payload_base64"] == "/wA=" and lines[1]["payload"] == "{}"
     assert [r["reason"] for r in lines] == ["bad_json", "bad_topic"]
+
+
+def test_a_failed_write_leaves_no_torn_line(tmp_path: Path) -> None:
+    dead = DeadLetters(tmp_path / "dead.jsonl")
+    dead.write([make_record("bad_json", "first", "t", b"{", 1)])
+    assert dead._handle is not None
+    real = dead._handle
+
+    class FullDisk:
+        def __init__(self) -> None:
+            self.written = b""
+
+        def tell(self) -> int:
+            return real.tell()
+
+        def write(self, data: bytes) -> int:
+            real.write(data[:10])  # part of it reached the file
+            real.flush()
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            real.close()
+
+    dead._handle = FullDisk()  # type: ignore[assignment]
+    with pytest.raises(OSError):  # raised, so that nothing is acknowledged; the caller retries
+        dead.write([make_record("bad_json", "second", "t", b"{", 2)])
+    dead.write([make_record("bad_json", "third", "t", b"{", 3)])
+    dead.close()
+    details = [json.loads(line)["detail"] for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert details == ["first", "third"]

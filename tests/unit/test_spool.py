@@ -76,3 +76,30 @@ def test_corrupt_record_stops_recovery_there(tmp_path: Path) -> None:
     data[-3] ^= 0xFF
     segment.write_bytes(bytes(data))
     assert drain(Spool(tmp_path, max_bytes=100_000)) == ["good v=1i 1"]
+
+
+def test_a_failed_append_is_cut_off_and_later_records_stay_readable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    spool = Spool(tmp_path, max_bytes=100_000)
+    assert spool.append(["before v=1i 1"])
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:  # a disk that fills up in the middle of a record
+        monkeypatch.setattr(os, "write", failing)
+        return real_write(fd, data[: len(data) // 2])
+
+    def failing(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    try:
+        spool.append(["lost v=2i 2"])
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the failed append must raise, so that nothing is acknowledged")
+    monkeypatch.setattr(os, "write", real_write)
+    assert spool.append(["after v=3i 3"])
+    spool.close()
+    assert drain(Spool(tmp_path, max_bytes=100_000)) == ["before v=1i 1", "after v=3i 3"]
