@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,12 +43,27 @@ stats_every_s = 1.0
     return path
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    yield
+    while _STARTED:
+        daemon = _STARTED.pop()
+        if daemon.poll() is None:  # a failed test must not leave a collector running
+            daemon.kill()
+            daemon.wait(timeout=10)
+
+
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as handle:
-        return subprocess.Popen(
+        daemon = subprocess.Popen(
             [sys.executable, "-m", "collector.cli", "run", "-c", str(config)],
             stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
+    _STARTED.append(daemon)
+    return daemon
 
 
 def wait_for_log(log: Path, event: str, timeout_s: float = 20, occurrence: int = 1) -> None:
