@@ -18,8 +18,7 @@ import pytest
 from collector.localservers import InfluxDB, Mosquitto
 from simulators.city import SimConfig, Simulation
 from simulators.faults import FaultConfig
-from tests.adapters.test_vendor_e2e import collector_running
-from tests.conftest import Publisher, collector_config, points, wait_until
+from tests.conftest import Publisher, collector_config, points, running_collector, wait_until
 
 pytestmark = pytest.mark.servers
 PERIOD_S = 60
@@ -43,7 +42,7 @@ async def test_the_simulators_vendor_devices_are_stored_as_their_inventory_says(
     flavours = {d.flavour for d in devices.values()}
     assert flavours == {"unifi", "openwrt", "telegraf"}
     config = collector_config(mosquitto, influxdb, tmp_path)
-    async with collector_running(config) as collector:
+    async with running_collector(config) as collector:
         for item in items:
             publisher.publish(item.topic, item.payload, retain=item.retain)
         publisher.flush()

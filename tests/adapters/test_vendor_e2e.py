@@ -7,24 +7,19 @@ the payload in canonical units, exactly as a canonical device's would.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from collector.config import Config, load_config
+from collector.config import load_config
 from collector.deadletter import mask_macs
 from collector.localservers import InfluxDB, Mosquitto
-from collector.pipeline import Pipeline
-from collector.service import Collector
 from tests import samples
 from tests.adapters.helpers import HERE, fixture
-from tests.conftest import Publisher, collector_config, points, wait_until
+from tests.conftest import Publisher, collector_config, points, running_collector, wait_until
 
 pytestmark = pytest.mark.servers
 
@@ -82,23 +77,6 @@ def everything(influxdb: InfluxDB) -> str:
     return json.dumps(dump).lower()
 
 
-@contextlib.asynccontextmanager
-async def collector_running(config: Config) -> AsyncIterator[Collector]:
-    """Like tests.conftest.running_collector, with the pipeline built from the whole config (its
-    routes and mappings), as ``Pipeline.from_config`` does."""
-    collector = Collector(config)
-    collector.pipeline = Pipeline.from_config(config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(collector.run(stop, grace_s=5.0))
-    await wait_until(lambda: collector.source.connects > 0, timeout_s=10)
-    await asyncio.sleep(0.2)  # SUBACK
-    try:
-        yield collector
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-
-
 async def test_every_vendor_flavour_is_stored_as_canonical_series(
     mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
 ) -> None:
@@ -129,7 +107,7 @@ async def test_every_vendor_flavour_is_stored_as_canonical_series(
         (f"meraki/{NIS}/{SITE}/ap-meraki/alert", meraki(t_meraki)),
     ]
     config = collector_config(mosquitto, influxdb, tmp_path)
-    async with collector_running(config) as collector:
+    async with running_collector(config) as collector:
         for topic, payload in messages:
             publisher.publish(topic, payload)
         publisher.publish(*messages[0])  # a redelivery overwrites its own points
@@ -207,7 +185,7 @@ async def test_malformed_vendor_payloads_and_unrouted_topics_are_dead_lettered(
     ]  # fmt: skip
     # Subscribed to everything (mqtt.topics = ["#"]), the collector also receives topics no route claims.
     config = collector_config(mosquitto, influxdb, tmp_path, MQTT__TOPICS='["#"]')
-    async with collector_running(config) as collector:
+    async with running_collector(config) as collector:
         publisher.publish(f"unifi/{NIS}/{SITE}/ap-ok/stat", unifi(good))
         for topic, payload, _, _ in bad:
             publisher.publish(topic, payload)
@@ -232,7 +210,7 @@ async def test_a_mapping_in_a_test_config_ingests_a_format_the_code_has_never_se
     box["box"]["clock"] = moment.astimezone(UTC).isoformat()
     sensa = json.loads(fixture("mapping", "sensa_ap.json"))
     sensa["t"] = int(moment.timestamp() * 1000) + 250
-    async with collector_running(config) as collector:
+    async with running_collector(config) as collector:
         publisher.publish("acme/fiberbox/21016/school-21016-003/cpe-21016-003", json.dumps(box))
         publisher.publish("sensa/21009/flagey/ap-21009-flagey-07/stats", json.dumps(sensa))
         publisher.flush()
