@@ -43,7 +43,6 @@ class Batch:
     acks: list[tuple[int, int]] = field(default_factory=list)  # (connection generation, packet id)
     dead: list[dict[str, Any]] = field(default_factory=list)
     messages: int = 0
-    first_received: float = 0.0
 
 
 class Collector:
@@ -111,7 +110,7 @@ class Collector:
         self._flush_now.set()
         try:
             async with asyncio.timeout(grace_s):
-                await self._drain_on_stop(flusher)
+                await self._drain_on_stop()
         except TimeoutError:
             log.warning("shutdown_grace_expired", unwritten_lines=len(self._batch.lines),
                         note="unacknowledged messages stay in the broker session")  # fmt: skip
@@ -129,7 +128,7 @@ class Collector:
         self._log_stats("collector_stopped")
         return not failed
 
-    async def _drain_on_stop(self, flusher: asyncio.Task[None]) -> None:
+    async def _drain_on_stop(self) -> None:
         # Take what paho already received, then let the flusher write it all.
         self._take_messages()
         while self._batch.messages or not self._idle.is_set():
@@ -165,8 +164,6 @@ class Collector:
             if message.qos:
                 batch.acks.append((generation, message.mid))
         if taken:
-            if not batch.messages:
-                batch.first_received = time.monotonic()
             batch.messages += taken
             self.counters["received"] += taken
             self._idle.clear()
