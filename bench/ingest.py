@@ -29,12 +29,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from collector.config import load_config
-from collector.localservers import InfluxDB, Mosquitto, free_port
-from collector.logs import configure_logging
-from collector.pipeline import Pipeline
-from collector.service import Collector
-from collector.topics import TopicPattern
+from collector.app.config import load_config
+from collector.app.service import Collector
+from collector.harness.localservers import InfluxDB, Mosquitto, free_port
+from collector.ingest.pipeline import Pipeline
+from collector.ingest.topics import TopicPattern
+from collector.ops.logs import configure_logging
 from tests import samples
 
 

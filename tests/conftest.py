@@ -13,10 +13,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.config import Config, load_config
-from collector.localservers import InfluxDB, Mosquitto
-from collector.logs import configure_logging
-from collector.service import Collector
+from collector.app.config import Config, load_config
+from collector.app.service import Collector
+from collector.harness.localservers import InfluxDB, Mosquitto
+from collector.ops.logs import configure_logging
 
 DATABASE = "city_telemetry"
 

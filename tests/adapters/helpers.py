@@ -6,18 +6,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.adapters.base import Reading, Source
-from collector.adapters.lineprotocol import parse
-from collector.pipeline import Pipeline, Rejection
-from collector.routing import RoutingConfig, build_routes
-from collector.topics import TopicPattern
+from collector.ingest.adapters.base import Reading, Source
+from collector.ingest.adapters.telegraf.lineprotocol import parse
+from collector.ingest.pipeline import Pipeline, Rejection
+from collector.ingest.routing import RoutingConfig, build_routes
+from collector.ingest.topics import TopicPattern
 
 HERE = Path(__file__).parent
+ADAPTERS = Path(__file__).resolve().parents[2] / "collector" / "ingest" / "adapters"
 CANONICAL_PATTERN = "bxl/v1/{nis}/{site}/{kind}/{device}/{message}"
 
 
 def fixture(folder: str, name: str) -> bytes:
-    return (HERE / folder / "fixtures" / name).read_bytes()
+    return (ADAPTERS / folder / "testdata" / name).read_bytes()
 
 
 def utc(text: str) -> datetime:

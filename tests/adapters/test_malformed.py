@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from collector.pipeline import Rejection
+from collector.ingest.pipeline import Rejection
 from tests.adapters.helpers import fixture, ns, pipeline
 
 RECEIVED = ns("2025-11-28T14:05:00Z")
@@ -151,7 +151,7 @@ def test_malformed_payload_is_refused_with_a_reason_naming_the_problem(
 
 
 def test_an_adapter_bug_costs_one_dead_letter_not_the_collector() -> None:
-    from collector.routing import Route, RoutePattern
+    from collector.ingest.routing import Route, RoutePattern
 
     class Broken:
         name = "broken"

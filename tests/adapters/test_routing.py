@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from collector.config import ConfigError, load_config
-from collector.pipeline import Pipeline, Rejection
-from collector.routing import RouteError, RoutePattern, RoutingConfig, UnifiRouteConfig
+from collector.app.config import ConfigError, load_config
+from collector.ingest.pipeline import Pipeline, Rejection
+from collector.ingest.routing import RouteError, RoutePattern, RoutingConfig, UnifiRouteConfig
 from tests import samples
 from tests.adapters.helpers import fixture, ns, pipeline, points
 

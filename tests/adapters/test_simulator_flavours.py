@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto
+from collector.harness.localservers import InfluxDB, Mosquitto
 from simulators.city import SimConfig, Simulation
 from simulators.faults import FaultConfig
 from tests.conftest import Publisher, collector_config, points, running_collector, wait_until

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from collector.config import load_config
-from collector.deadletter import mask_macs
-from collector.localservers import InfluxDB, Mosquitto
+from collector.app.config import load_config
+from collector.delivery.deadletter import mask_macs
+from collector.harness.localservers import InfluxDB, Mosquitto
 from tests import samples
-from tests.adapters.helpers import HERE, fixture
+from tests.adapters.helpers import ADAPTERS, fixture
 from tests.conftest import Publisher, collector_config, points, running_collector, wait_until
 
 pytestmark = pytest.mark.servers
@@ -202,7 +202,7 @@ async def test_malformed_vendor_payloads_and_unrouted_topics_are_dead_lettered(
 async def test_a_mapping_in_a_test_config_ingests_a_format_the_code_has_never_seen(
     mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
 ) -> None:
-    mappings = load_config(HERE / "mapping" / "fixtures" / "mappings.toml", environ={}).routing
+    mappings = load_config(ADAPTERS / "mapping" / "testdata" / "mappings.toml", environ={}).routing
     config = collector_config(mosquitto, influxdb, tmp_path).model_copy(update={"routing": mappings})
     assert "acme/fiberbox/#" in config.subscriptions and "sensa/#" in config.subscriptions
     moment = at(0)

@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from collector.localservers import InfluxDB
+from collector.harness.localservers import InfluxDB
 from tests import samples
 from tests.conftest import DATABASE
 

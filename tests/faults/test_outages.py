@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto
+from collector.harness.localservers import InfluxDB, Mosquitto
 from tests.conftest import collector_config, running_collector, wait_until
 from tests.faults.proxy import FaultyInfluxProxy
 from tests.faults.streams import PacedPublisher, readings, stored_count, stored_seqs
@@ -142,7 +142,7 @@ async def test_a_failed_internal_task_stops_the_collector(
 ) -> None:
     """An internal failure must end run() with False (the daemon exits 1 and systemd restarts it),
     not leave a process that looks healthy and does nothing."""
-    from collector.service import Collector
+    from collector.app.service import Collector
 
     collector = Collector(collector_config(mosquitto, influxdb, tmp_path))
 

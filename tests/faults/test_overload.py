@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto
+from collector.harness.localservers import InfluxDB, Mosquitto
 from tests.faults.proxy import FaultyInfluxProxy
 from tests.faults.streams import PacedPublisher, readings, stored_count, stored_seqs
 from tests.integration.test_daemon import start_daemon, wait_for_log

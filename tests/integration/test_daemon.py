@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto
+from collector.harness.localservers import InfluxDB, Mosquitto
 from tests import samples
 from tests.conftest import DATABASE, Publisher
 
@@ -59,7 +59,7 @@ def _no_daemon_outlives_its_test() -> Iterator[None]:
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as handle:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "collector.cli", "run", "-c", str(config)],
+            [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
             stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
     _STARTED.append(daemon)
@@ -125,7 +125,7 @@ def test_sigterm_flushes_and_exits_zero_and_a_restart_takes_the_rest(
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[influxdb]\napi = 'v3'\n")
-    result = subprocess.run([sys.executable, "-m", "collector.cli", "run", "-c", str(config)],
+    result = subprocess.run([sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert result.returncode == 2
     assert "influxdb.api" in result.stderr

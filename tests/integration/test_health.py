@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto
+from collector.harness.localservers import InfluxDB, Mosquitto
 from tests import samples
 from tests.conftest import Publisher, collector_config, running_collector, wait_until
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from collector.config import load_config
-from collector.influx import InfluxWriter
+from collector.app.config import load_config
+from collector.sink.influxdb import InfluxWriter
 
 
 @dataclass
@@ -134,7 +134,7 @@ async def test_refused_lines_are_isolated_and_reported(fake_influx: FakeInflux, 
 
 
 async def test_unreachable_server_is_retried_not_dropped(tmp_path: Path) -> None:
-    from collector.localservers import free_port
+    from collector.harness.localservers import free_port
 
     environ = {
         "CITY_TELEMETRY__INFLUXDB__URL": f'"http://127.0.0.1:{free_port()}"',
@@ -148,7 +148,7 @@ async def test_unreachable_server_is_retried_not_dropped(tmp_path: Path) -> None
         return attempts > 3
 
     writer = InfluxWriter(load_config(None, environ).influxdb, should_stop=stop_after_three)
-    from collector.influx import WriteAborted
+    from collector.sink.influxdb import WriteAborted
 
     with pytest.raises(WriteAborted):
         await writer.write(LINES)

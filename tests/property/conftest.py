@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from collector.localservers import InfluxDB
+from collector.harness.localservers import InfluxDB
 from tests.property.store import Store
 
 # "ci" (the default): the same examples on every run (derandomize), no example database in the

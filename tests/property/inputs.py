@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.config import load_config
-from collector.pipeline import Pipeline
-from collector.routing import build_routes
-from collector.topics import TopicPattern
+from collector.app.config import load_config
+from collector.ingest.pipeline import Pipeline
+from collector.ingest.routing import build_routes
+from collector.ingest.topics import TopicPattern
 from tests import samples
 from tests.adapters.helpers import CANONICAL_PATTERN, HERE, fixture
 

@@ -14,8 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from collector.adapters.lineprotocol import parse
-from collector.localservers import InfluxDB
+from collector.harness.localservers import InfluxDB
+from collector.ingest.adapters.telegraf.lineprotocol import parse
 
 # What SHOW FIELD KEYS calls the types line protocol can carry.
 INFLUX_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto
+from collector.harness.localservers import InfluxDB, Mosquitto
 from tests import samples
 from tests.conftest import Publisher, collector_config, points, running_collector, wait_until
 from tests.property.inputs import SEEDS

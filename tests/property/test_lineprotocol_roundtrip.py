@@ -16,7 +16,7 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from collector.lineprotocol import EncodeError, FieldValue, encode_line, series_key
+from collector.ingest.lineprotocol import EncodeError, FieldValue, encode_line, series_key
 from tests.property.conftest import scaled
 from tests.property.store import INFLUX_TYPES, Store, same_value
 

@@ -15,8 +15,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from collector.localservers import BrokerTls, InfluxDB, Mosquitto, basic_auth, write_password_file
-from collector.logs import configure_logging
+from collector.harness.localservers import BrokerTls, InfluxDB, Mosquitto, basic_auth, write_password_file
+from collector.ops.logs import configure_logging
 from tests import samples
 from tests.conftest import Publisher, points
 from tests.security.pki import Identity, Pki, make_pki

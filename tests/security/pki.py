@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.localservers import find_binary
+from collector.harness.localservers import find_binary
 
 DAYS = "2"
 

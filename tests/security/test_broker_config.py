@@ -12,7 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto, free_port, write_password_file
+from collector.harness.localservers import InfluxDB, Mosquitto, free_port, write_password_file
 from tests import samples
 from tests.conftest import DATABASE, Publisher, collector_config, running_collector, wait_until
 from tests.security.conftest import (

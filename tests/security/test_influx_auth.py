@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto, quote_identifier, quote_string
+from collector.harness.localservers import InfluxDB, Mosquitto, quote_identifier, quote_string
 from tests.conftest import DATABASE, Publisher, collector_config, running_collector, wait_until
 from tests.security.conftest import LogFile, basic_token, link_probes, new_secret, stored_probes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.localservers import InfluxDB
+from collector.harness.localservers import InfluxDB
 from tests.conftest import Publisher, collector_config, running_collector, wait_until
 from tests.security.conftest import LogFile, SecureBroker, link_probes, mqtt_security, new_secret, stored_probes
 from tests.security.pki import Pki

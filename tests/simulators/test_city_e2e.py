@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from collector.localservers import InfluxDB, Mosquitto
+from collector.harness.localservers import InfluxDB, Mosquitto
 from simulators.city import Item, SimConfig, Simulation
 from simulators.publisher import MqttPublisher
 from tests.conftest import collector_config, points, running_collector, wait_until
@@ -80,7 +80,7 @@ async def test_a_simulated_day_lands_in_influxdb_without_loss(
 
     truth_path = tmp_path / "truth.json"
     start_iso = datetime.fromtimestamp(start_s, UTC).isoformat()
-    command = [sys.executable, "-m", "collector.cli", "simulate", "--accelerated", "--speed", "2880",
+    command = [sys.executable, "-m", "collector.app.cli", "simulate", "--accelerated", "--speed", "2880",
                "--clients-every", "2", "--start", start_iso, "--port", str(mosquitto.port), "--quiet",
                "--truth", str(truth_path), "--max-seconds", "150"]  # fmt: skip
     started = time.monotonic()

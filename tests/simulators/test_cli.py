@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli import main
+from collector.app.cli import main
 from simulators.inventory import load_inventory
 
 

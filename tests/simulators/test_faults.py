@@ -9,8 +9,8 @@ from datetime import datetime
 import orjson
 import pytest
 
-from collector.config import load_config
-from collector.pipeline import Pipeline
+from collector.app.config import load_config
+from collector.ingest.pipeline import Pipeline
 from simulators.city import Item
 from simulators.faults import FaultConfig
 from tests.simulators.conftest import FAULTY, MONDAY, Run, run, within

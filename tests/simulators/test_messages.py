@@ -9,7 +9,7 @@ from collections import Counter
 import orjson
 from pydantic import TypeAdapter
 
-from collector.topics import MESSAGE_SCHEMAS, TopicPattern
+from collector.ingest.topics import MESSAGE_SCHEMAS, TopicPattern
 from schemas.canonical import SCHEMA_MODELS, DeviceState
 from simulators.faults import FaultConfig
 from tests.simulators.conftest import MONDAY, Run, run

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from collector.pipeline import Pipeline, Rejection
-from collector.topics import TopicPattern
+from collector.ingest.pipeline import Pipeline, Rejection
+from collector.ingest.topics import TopicPattern
 from tests import samples
 
 NOW = time.time_ns()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import ConfigError, load_config
-from collector.pipeline import Pipeline, Rejection
-from collector.topics import TopicPattern
+from collector.app.config import ConfigError, load_config
+from collector.ingest.pipeline import Pipeline, Rejection
+from collector.ingest.topics import TopicPattern
 from tests import samples
 
 NOW = time.time_ns()

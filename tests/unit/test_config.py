@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import ConfigError, load_config
+from collector.app.config import ConfigError, load_config
 
 
 def test_defaults_are_valid() -> None:
@@ -63,7 +63,7 @@ def test_check_config_command_exit_codes(tmp_path: Path) -> None:
     good.write_text("[batch]\nmax_lines = 10\n")
     bad = tmp_path / "bad.toml"
     bad.write_text("[batch]\nmax_lines = 0\n[nope]\nx = 1\n")
-    command = [sys.executable, "-m", "collector.cli", "check-config", "-c"]
+    command = [sys.executable, "-m", "collector.app.cli", "check-config", "-c"]
     ok = subprocess.run([*command, str(good)], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
     failed = subprocess.run([*command, str(bad)], capture_output=True, text=True, check=False)

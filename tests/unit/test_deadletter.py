@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.deadletter import DeadLetters, make_record, mask_macs
+from collector.delivery.deadletter import DeadLetters, make_record, mask_macs
 
 
 def test_client_macs_are_masked_in_dead_letters_but_numbers_are_not() -> None:

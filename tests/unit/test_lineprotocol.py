@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.lineprotocol import EncodeError, encode_line, format_field_value, series_key
+from collector.ingest.lineprotocol import EncodeError, encode_line, format_field_value, series_key
 
 
 def test_series_key_sorts_tags_and_escapes() -> None:

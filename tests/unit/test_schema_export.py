@@ -25,7 +25,7 @@ def test_samples_validate_against_exported_schema(build: samples.Builder) -> Non
 
 
 def test_export_command_writes_one_file_per_schema(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "collector.cli", "schemas", "export", "-o", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "collector.app.cli", "schemas", "export", "-o", str(tmp_path)],
                             capture_output=True, text=True, check=True)  # fmt: skip
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted(

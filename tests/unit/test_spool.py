@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.spool import Spool
+from collector.delivery.spool import Spool
 
 
 def drain(spool: Spool, max_lines: int = 3) -> list[str]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.topics import TopicError, TopicPattern
+from collector.ingest.topics import TopicError, TopicPattern
 
 PATTERN = TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}")
 

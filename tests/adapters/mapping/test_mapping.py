@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from collector.cli import main as cli
-from collector.config import Config, ConfigError, load_config
-from collector.pipeline import Pipeline, Rejection
-from tests.adapters.helpers import HERE, fixture, ns, points
+from collector.app.cli import main as cli
+from collector.app.config import Config, ConfigError, load_config
+from collector.ingest.pipeline import Pipeline, Rejection
+from tests.adapters.helpers import ADAPTERS, fixture, ns, points
 
-CONFIG = HERE / "mapping" / "fixtures" / "mappings.toml"
+CONFIG = ADAPTERS / "mapping" / "testdata" / "mappings.toml"
 FIBERBOX = "acme/fiberbox/21016/school-21016-003/cpe-21016-003"
 SENSA = "sensa/21009/flagey/ap-21009-flagey-07/stats"
 

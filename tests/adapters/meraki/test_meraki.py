@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.adapters.meraki import MerakiAdapter, snake
+from collector.ingest.adapters.meraki.adapter import MerakiAdapter, snake
 from schemas.canonical import DeviceEvent, DeviceState
 from tests.adapters.helpers import fixture, ns, only, pipeline, points, source, utc
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.adapters.netjson import NetJsonAdapter, band_of, width_of
-from collector.routing import OpenWrtRouteConfig, RoutingConfig
+from collector.ingest.adapters.openwrt.adapter import NetJsonAdapter, band_of, width_of
+from collector.ingest.routing import OpenWrtRouteConfig, RoutingConfig
 from schemas.canonical import ApClients, ApMetrics, IfCounters
 from tests.adapters.helpers import fixture, ns, only, pipeline, points, source, utc
 

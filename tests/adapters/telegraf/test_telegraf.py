@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from collector.adapters.base import AdapterError
-from collector.adapters.lineprotocol import parse
-from collector.adapters.telegraf import TelegrafAdapter
+from collector.ingest.adapters.base import AdapterError
+from collector.ingest.adapters.telegraf.adapter import TelegrafAdapter
+from collector.ingest.adapters.telegraf.lineprotocol import parse
 from schemas.canonical import IfCounters
 from tests.adapters.helpers import fixture, ns, pipeline, points, source, utc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.adapters.unifi import UnifiAdapter
+from collector.ingest.adapters.unifi.adapter import UnifiAdapter
 from schemas.canonical import ApMetrics, IfCounters
 from tests.adapters.helpers import fixture, ns, only, pipeline, points, source, utc
 

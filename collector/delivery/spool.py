@@ -23,7 +23,7 @@ from pathlib import Path
 
 import structlog
 
-log = structlog.get_logger("collector.spool")
+log = structlog.get_logger("collector.delivery.spool")
 
 _HEADER = struct.Struct(">II")
 _SUFFIX = ".spool"

@@ -18,15 +18,15 @@ from typing import Any
 
 import structlog
 
-from collector.config import Config
-from collector.deadletter import DeadLetters, make_record
-from collector.health import HealthServer
-from collector.influx import InfluxWriter, WriteAborted, WriteReport, WriteStalled
-from collector.mqtt_source import MqttSource
-from collector.pipeline import Pipeline
-from collector.spool import Spool
+from collector.app.config import Config
+from collector.delivery.deadletter import DeadLetters, make_record
+from collector.delivery.spool import Spool
+from collector.ingest.pipeline import Pipeline
+from collector.ops.health import HealthServer
+from collector.sink.influxdb import InfluxWriter, WriteAborted, WriteReport, WriteStalled
+from collector.source.mqtt import MqttSource
 
-log = structlog.get_logger("collector.service")
+log = structlog.get_logger("collector.app.service")
 
 DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
 

@@ -26,7 +26,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from collector.adapters.base import (
+from collector.ingest.adapters.base import (
     AdapterError,
     Reading,
     Source,

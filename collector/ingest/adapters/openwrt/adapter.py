@@ -27,7 +27,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from collector.adapters.base import (
+from collector.ingest.adapters.base import (
     AdapterError,
     Reading,
     Source,

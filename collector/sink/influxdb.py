@@ -24,9 +24,9 @@ from urllib.parse import urlencode
 import aiohttp
 import structlog
 
-from collector.config import InfluxConfig
+from collector.sink.config import InfluxConfig
 
-log = structlog.get_logger("collector.influx")
+log = structlog.get_logger("collector.sink.influxdb")
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.config import Config, load_config
-from collector.localservers import InfluxDB, Mosquitto
-from collector.logs import configure_logging
-from collector.service import Collector
+from collector.app.config import Config, load_config
+from collector.app.service import Collector
+from collector.harness.localservers import InfluxDB, Mosquitto
+from collector.ops.logs import configure_logging
 from simulators.city import SimConfig, Simulation
 from simulators.cli import DAY_PER_MINUTE, build_config
 from simulators.publisher import MqttPublisher, PublishReport

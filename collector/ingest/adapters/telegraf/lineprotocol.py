@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from collector.adapters.base import AdapterError, mask
-from collector.lineprotocol import TIME_MAX_NS, TIME_MIN_NS
+from collector.ingest.adapters.base import AdapterError, mask
+from collector.ingest.lineprotocol import TIME_MAX_NS, TIME_MIN_NS
 
 # Possessive quantifiers (Python 3.11+): runs are taken whole and never backtracked into.
 _HEAD = re.compile(r"((?:[^\\ ]++|\\.)++) ((?:[^\\ \"]++|\\.|\"(?:[^\"\\]++|\\.)*+\")++)(?: (-?[0-9]+))? *$")

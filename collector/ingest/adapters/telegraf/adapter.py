@@ -32,7 +32,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from collector.adapters.base import (
+from collector.ingest.adapters.base import (
     AdapterError,
     Reading,
     Source,
@@ -47,9 +47,9 @@ from collector.adapters.base import (
     opt_object,
     show,
 )
-from collector.adapters.lineprotocol import Point, parse
-from collector.normalise import timestamp_ns
-from collector.topics import _LEVEL_VALUE
+from collector.ingest.adapters.telegraf.lineprotocol import Point, parse
+from collector.ingest.normalise import timestamp_ns
+from collector.ingest.topics import _LEVEL_VALUE
 from schemas.canonical import IfCounters
 
 OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}

@@ -9,13 +9,13 @@ import signal
 import sys
 from pathlib import Path
 
-from collector.config import ConfigError, load_config
+from collector.app.config import ConfigError, load_config
 from simulators.cli import add_simulate_parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from collector.logs import configure_logging
-    from collector.service import Collector
+    from collector.app.service import Collector
+    from collector.ops.logs import configure_logging
 
     try:
         config = load_config(args.config)
@@ -62,7 +62,7 @@ def _cmd_schemas_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from collector.demo import run_demo
+    from collector.harness.demo import run_demo
 
     return run_demo(args)
 

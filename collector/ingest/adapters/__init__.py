@@ -11,6 +11,6 @@
 See docs/adapters.md for what each field maps to.
 """
 
-from collector.adapters.base import Adapter, AdapterError, Reading, Source
+from collector.ingest.adapters.base import Adapter, AdapterError, Reading, Source
 
 __all__ = ["Adapter", "AdapterError", "Reading", "Source"]

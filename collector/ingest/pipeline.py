@@ -5,7 +5,7 @@ the lines to write or a Rejection that says why not. Nothing here does I/O, so t
 tested, fuzzed and benchmarked without a broker or a database.
 
 A topic is resolved once (then cached) to the canonical pattern, a vendor adapter or a declarative
-mapping (collector/routing.py). Adapters produce canonical messages, which go through the same time
+mapping (collector/ingest/routing.py). Adapters produce canonical messages, which go through the same time
 check and normaliser as a canonical device's, so a vendor device's series look exactly the same.
 """
 
@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from collector.adapters.base import AdapterError, Source
-from collector.inventory import load_device_ids
-from collector.lineprotocol import EncodeError
-from collector.normalise import SeriesKeys, TooManySeries, timestamp_ns, to_lines
-from collector.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
-from collector.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
+from collector.ingest.adapters.base import AdapterError, Source
+from collector.ingest.inventory import load_device_ids
+from collector.ingest.lineprotocol import EncodeError
+from collector.ingest.normalise import SeriesKeys, TooManySeries, timestamp_ns, to_lines
+from collector.ingest.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
+from collector.ingest.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
 from schemas.canonical import CanonicalMessage, DeviceState
 
 if TYPE_CHECKING:
-    from collector.config import Config
+    from collector.app.config import Config
 
 _CANONICAL = TypeAdapter[CanonicalMessage](Annotated[CanonicalMessage, Field(discriminator="schema_id")])
 
@@ -154,7 +154,7 @@ class Pipeline:
         return where  # type: ignore[return-value]
 
     def _resolve(self, topic: str) -> TopicMatch | AdapterTarget | Rejection:
-        """Which code reads this topic (collector/routing.py has the rules); cached per topic."""
+        """Which code reads this topic (collector/ingest/routing.py has the rules); cached per topic."""
         target: TopicMatch | AdapterTarget | Rejection
         found = resolve(self.routes, topic)
         if isinstance(found, AdapterTarget):

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import structlog
 
-log = structlog.get_logger("collector.deadletter")
+log = structlog.get_logger("collector.delivery.deadletter")
 
 
 # A client MAC written with separators (aa:bb:cc:dd:ee:ff, AA-BB-...). Dead letters keep the payload

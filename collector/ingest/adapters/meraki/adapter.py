@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from collector.adapters.base import (
+from collector.ingest.adapters.base import (
     AdapterError,
     Reading,
     Source,

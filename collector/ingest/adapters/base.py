@@ -1,7 +1,7 @@
 """What every adapter shares: the adapter contract, typed access to vendor payloads, time conversions.
 
 An adapter turns one vendor payload into canonical messages (``schemas/canonical.py``), validated, so
-that ``collector/normalise.py`` stores them exactly as it stores a canonical device's. It never
+that ``collector/ingest/normalise.py`` stores them exactly as it stores a canonical device's. It never
 writes, never logs and never keeps a client MAC address: per-client entries are summarised inside
 the adapter and dropped. When the payload is not what the adapter expects it raises
 :class:`AdapterError` with a stable reason code and a detail that names the problem and where it is

@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from collector.config import MqttConfig
+from collector.source.config import MqttConfig
 
 log = structlog.get_logger("collector.mqtt")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from collector.lineprotocol import FieldValue, encode_line, series_key
+from collector.ingest.lineprotocol import FieldValue, encode_line, series_key
 from schemas.canonical import (
     ApClients,
     ApMetrics,

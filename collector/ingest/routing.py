@@ -25,13 +25,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collector.adapters.base import Adapter
-from collector.adapters.mapping import MappingAdapter, MappingConfig
-from collector.adapters.meraki import MerakiAdapter
-from collector.adapters.netjson import NetJsonAdapter
-from collector.adapters.telegraf import TelegrafAdapter
-from collector.adapters.unifi import UnifiAdapter
-from collector.topics import _LEVEL_VALUE as LEVEL_VALUE
+from collector.ingest.adapters.base import Adapter
+from collector.ingest.adapters.mapping.adapter import MappingAdapter, MappingConfig
+from collector.ingest.adapters.meraki.adapter import MerakiAdapter
+from collector.ingest.adapters.openwrt.adapter import NetJsonAdapter
+from collector.ingest.adapters.telegraf.adapter import TelegrafAdapter
+from collector.ingest.adapters.unifi.adapter import UnifiAdapter
+from collector.ingest.topics import _LEVEL_VALUE as LEVEL_VALUE
 
 Tags = tuple[tuple[str, str], ...]
 

@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collector.adapters.base import (
+from collector.ingest.adapters.base import (
     AdapterError,
     Reading,
     Source,
@@ -150,7 +150,7 @@ class MappingConfig(_Section):
 
     @model_validator(mode="after")
     def _compiles(self) -> MappingConfig:
-        from collector.routing import RoutePattern, _check_kind  # routing imports this module
+        from collector.ingest.routing import RoutePattern, _check_kind  # routing imports this module
 
         pattern = RoutePattern(self.pattern)
         _check_kind(self.kind)

@@ -1,0 +1,1 @@
+"""The application: configuration, wiring of the stages into a running daemon, the command line."""

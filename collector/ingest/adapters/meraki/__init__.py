@@ -1,0 +1,3 @@
+"""Adapter: Meraki webhook alerts.
+
+README.md beside this file says what is read, mapped and refused."""

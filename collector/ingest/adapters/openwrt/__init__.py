@@ -1,0 +1,3 @@
+"""Adapter: OpenWrt NetJSON DeviceMonitoring.
+
+README.md beside this file says what is read, mapped and refused."""

@@ -1,0 +1,3 @@
+"""Adapter: UniFi controller ``stat/device`` (uap, usw).
+
+README.md beside this file says what is read, mapped and refused."""

@@ -1,0 +1,44 @@
+"""``[topics]``, ``[inventory]`` and ``[limits]``: what the ingest stages accept (``[routing]`` is in routing.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from collector.ingest.inventory import load_device_ids
+from collector.ingest.topics import TopicPattern
+from collector.settings import PositiveSeconds, Section
+
+
+class TopicConfig(Section):
+    pattern: str = "bxl/v1/{nis}/{site}/{kind}/{device}/{message}"
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid_pattern(cls, value: str) -> str:
+        TopicPattern(value)  # raises ValueError naming the problem
+        return value
+
+
+class InventoryConfig(Section):
+    """The city's inventory (``city-telemetry simulate --write-inventory`` writes one; docs/simulator.md)."""
+
+    file: Path | None = None
+    require_known: bool = Field(False, description="refuse messages from devices not in the inventory")
+
+    @model_validator(mode="after")
+    def _needs_file(self) -> InventoryConfig:
+        if self.require_known and self.file is None:
+            raise ValueError("require_known needs file")
+        if self.file is not None:
+            load_device_ids(self.file)  # InventoryError (a ValueError) names the problem
+        return self
+
+
+class LimitsConfig(Section):
+    max_devices: int = Field(200_000, ge=1, description="distinct devices accepted; new ones beyond are refused")
+    max_series: int = Field(500_000, ge=1, description="distinct series written; new ones beyond are refused")
+    max_payload_bytes: int = Field(256 * 1024, ge=64)
+    max_future_s: PositiveSeconds = Field(600.0, description="reject timestamps further ahead than this")
+    max_past_s: PositiveSeconds = Field(30 * 86_400.0, description="reject timestamps older than this")
