@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from collector.ingest.inventory import load_device_ids
 from collector.ingest.topics import TopicPattern
@@ -27,13 +27,21 @@ class InventoryConfig(Section):
     file: Path | None = None
     require_known: bool = Field(False, description="refuse messages from devices not in the inventory")
 
+    _device_ids: frozenset[str] | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _needs_file(self) -> InventoryConfig:
         if self.require_known and self.file is None:
             raise ValueError("require_known needs file")
         if self.file is not None:
-            load_device_ids(self.file)  # InventoryError (a ValueError) names the problem
+            # Read once, here: check-config reports a bad file, and the pipeline reuses what was read.
+            self._device_ids = load_device_ids(self.file)  # InventoryError (a ValueError) names the problem
         return self
+
+    @property
+    def device_ids(self) -> frozenset[str] | None:
+        """The inventory's device ids (None without a file)."""
+        return self._device_ids
 
 
 class LimitsConfig(Section):

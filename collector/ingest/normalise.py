@@ -5,8 +5,7 @@ The data model is documented in docs/data-model.md; keep the two in step.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from collector.ingest.adapters.base import timestamp_ns
 from collector.ingest.lineprotocol import FieldValue, encode_line, series_key
 from schemas.canonical import (
     ApClients,
@@ -18,16 +17,8 @@ from schemas.canonical import (
     LinkProbe,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 Tags = tuple[tuple[str, str], ...]
 Fields = list[tuple[str, FieldValue | None]]
-
-
-def timestamp_ns(moment: datetime) -> int:
-    """Exact integer nanoseconds (float seconds would lose the microseconds of today's dates)."""
-    delta = moment - _EPOCH
-    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
 
 
 class TooManySeries(Exception):

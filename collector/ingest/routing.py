@@ -18,87 +18,27 @@ Resolution of one topic, cached per topic (the hot path pays one dict lookup):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
+from collector.ingest.adapters import builtin_adapters
 from collector.ingest.adapters.base import Adapter
-from collector.ingest.adapters.mapping.adapter import MappingAdapter, MappingConfig
-from collector.ingest.adapters.meraki.adapter import MerakiAdapter
-from collector.ingest.adapters.openwrt.adapter import NetJsonAdapter
-from collector.ingest.adapters.telegraf.adapter import TelegrafAdapter
-from collector.ingest.adapters.unifi.adapter import UnifiAdapter
-from collector.ingest.topics import _LEVEL_VALUE as LEVEL_VALUE
+from collector.ingest.adapters.mapping.adapter import MappingAdapter, MappingConfig, check_kind
+from collector.ingest.topics import TopicError, TopicPattern
+from collector.settings import Section
 
 Tags = tuple[tuple[str, str], ...]
 
-_PLACEHOLDER = re.compile(r"^\{([a-z][a-z0-9_]*)\}$")
-
-
-class RouteError(ValueError):
-    """A topic under a route's root that its pattern does not match."""
-
-
-class RoutePattern:
-    """``root/{name}/+/...``: literal, named and ignored (``+``) levels."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-        self.levels: list[tuple[Literal["literal", "named", "any"], str]] = []
-        names: list[str] = []
-        for level in pattern.split("/"):
-            found = _PLACEHOLDER.match(level)
-            if found:
-                names.append(found.group(1))
-                self.levels.append(("named", found.group(1)))
-            elif level == "+":
-                self.levels.append(("any", "+"))
-            elif not level or "{" in level or "}" in level or "#" in level or "+" in level:
-                raise ValueError(f"topic pattern {pattern!r}: bad level {level!r}")
-            else:
-                self.levels.append(("literal", level))
-        if len(set(names)) != len(names):
-            raise ValueError(f"topic pattern {pattern!r}: a name is used twice")
-        if "device" not in names:
-            raise ValueError(f"topic pattern {pattern!r}: must contain {{device}}")
-        if self.levels[0][0] != "literal":
-            raise ValueError(f"topic pattern {pattern!r}: must start with a literal level (what we subscribe to)")
-        prefix = []
-        for what, text in self.levels:
-            if what != "literal":
-                break
-            prefix.append(text)
-        self.prefix = tuple(prefix)
-        self.subscription = "/".join(self.prefix) + "/#"
-        self.names = tuple(names)
-
-    def claims(self, levels: Sequence[str]) -> bool:
-        """Whether the topic is under this pattern's literal prefix."""
-        return tuple(levels[: len(self.prefix)]) == self.prefix
-
-    def match(self, levels: Sequence[str]) -> dict[str, str]:
-        if len(levels) != len(self.levels):
-            raise RouteError(f"expected {len(self.levels)} levels ({self.pattern}), got {len(levels)}")
-        values: dict[str, str] = {}
-        for (what, text), value in zip(self.levels, levels, strict=True):
-            if what == "literal":
-                if value != text:
-                    raise RouteError(f"level {text!r} expected ({self.pattern}), got {value!r}")
-            elif not LEVEL_VALUE.match(value):
-                label = "+" if what == "any" else f"{{{text}}}"
-                raise RouteError(f"level {label} has a bad value {value!r} (allowed: A-Z a-z 0-9 . _ -)")
-            elif what == "named":
-                values[text] = value
-        return values
+RouteError = TopicError  # a topic under a route's root that its pattern does not match
 
 
 @dataclass(slots=True)
 class Route:
     name: str
-    pattern: RoutePattern
+    pattern: TopicPattern
     adapter: Adapter
     kind: str | None = None  # the route's ``kind`` setting
 
@@ -141,22 +81,7 @@ def resolve(routes: Sequence[Route], topic: str) -> AdapterTarget | RouteError |
 
 
 # --- configuration ---------------------------------------------------------------------------------
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_pattern(value: str) -> str:
-    RoutePattern(value)  # raises ValueError naming the problem
-    return value
-
-
-def _check_kind(value: str | None) -> str | None:
-    if value is not None and not LEVEL_VALUE.match(value):
-        raise ValueError(f"kind {value!r}: allowed are A-Z a-z 0-9 . _ -, 1-64 characters")
-    return value
-
-
-class AdapterRouteConfig(_Section):
+class AdapterRouteConfig(Section):
     """One builtin vendor adapter: on or off, its topic pattern, and optionally a fixed ``kind``."""
 
     enabled: bool = True
@@ -166,75 +91,72 @@ class AdapterRouteConfig(_Section):
     @field_validator("pattern")
     @classmethod
     def _valid_pattern(cls, value: str) -> str:
-        return _check_pattern(value)
+        TopicPattern.for_route(value)  # raises ValueError naming the problem
+        return value
 
     @field_validator("kind")
     @classmethod
     def _valid_kind(cls, value: str | None) -> str | None:
-        return _check_kind(value)
+        return check_kind(value)
 
 
-class UnifiRouteConfig(AdapterRouteConfig):
-    pattern: str = "unifi/{nis}/{site}/{device}/stat"
+class _RoutingBase(Section):
+    """``[routing]``: one section per builtin adapter (``[routing.unifi]`` ...) and the operator's
+    declarative mappings (``[[routing.mappings]]``)."""
 
-
-class OpenWrtRouteConfig(AdapterRouteConfig):
-    pattern: str = "openwrt/{nis}/{site}/{device}/monitoring"
-
-
-class TelegrafRouteConfig(AdapterRouteConfig):
-    pattern: str = "telegraf/{nis}/{site}/{device}/+"
-
-
-class MerakiRouteConfig(AdapterRouteConfig):
-    pattern: str = "meraki/{nis}/{site}/{device}/alert"
-
-
-class RoutingConfig(_Section):
-    """``[routing]``: the vendor adapters and the operator's declarative mappings."""
-
-    unifi: UnifiRouteConfig = UnifiRouteConfig()
-    openwrt: OpenWrtRouteConfig = OpenWrtRouteConfig()
-    telegraf: TelegrafRouteConfig = TelegrafRouteConfig()
-    meraki: MerakiRouteConfig = MerakiRouteConfig()
     mappings: list[MappingConfig] = Field(default_factory=list, max_length=256)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> RoutingConfig:
+    def _unique_names(self) -> _RoutingBase:
         names = [m.name for m in self.mappings]
-        clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(BUILTIN)))
+        clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(builtin_adapters())))
         if clash:
             raise ValueError(f"mappings: names must be unique and differ from the builtin adapters: {clash}")
         return self
 
     def builtin(self) -> list[tuple[str, AdapterRouteConfig]]:
-        return [(name, getattr(self, name)) for name in BUILTIN]
+        return [(name, getattr(self, name)) for name in builtin_adapters()]
 
     @property
     def subscriptions(self) -> list[str]:
         patterns = [m.pattern for m in self.mappings]
         patterns += [options.pattern for _, options in self.builtin() if options.enabled]
-        return list(dict.fromkeys(RoutePattern(p).subscription for p in patterns))
+        return list(dict.fromkeys(TopicPattern.for_route(p).subscription for p in patterns))
 
 
-BUILTIN: dict[str, type[Adapter]] = {
-    "unifi": UnifiAdapter,
-    "openwrt": NetJsonAdapter,
-    "telegraf": TelegrafAdapter,
-    "meraki": MerakiAdapter,
-}
+def _routing_model() -> Any:
+    """The ``[routing]`` model: a section per adapter the registry finds, defaulting to its pattern."""
+    sections: dict[str, Any] = {}
+    for name, info in builtin_adapters().items():
+        # A section of its own, so that a partial [routing.<name>] keeps the adapter's default pattern.
+        section = create_model(
+            f"{name.capitalize()}RouteConfig",
+            __base__=AdapterRouteConfig,
+            __module__=__name__,
+            pattern=(str, info.default_pattern),
+        )
+        sections[name] = (section, section())  # type: ignore[call-arg]
+    return create_model("RoutingConfig", __base__=_RoutingBase, __module__=__name__, **sections)
 
 
-def build_routes(config: RoutingConfig) -> list[Route]:
+if TYPE_CHECKING:
+    RoutingConfig = _RoutingBase
+else:
+    RoutingConfig = _routing_model()
+
+
+def build_routes(config: _RoutingBase) -> list[Route]:
     """Mappings first (an operator's own rule wins), then the enabled builtin adapters."""
-    routes = [Route(m.name, RoutePattern(m.pattern), MappingAdapter(m), m.kind) for m in config.mappings]
+    routes = [Route(m.name, m.topic_pattern, MappingAdapter(m), m.kind) for m in config.mappings]
+    adapters = builtin_adapters()
     for name, options in config.builtin():
         if options.enabled:
-            routes.append(Route(name, RoutePattern(options.pattern), BUILTIN[name](), options.kind))
+            pattern = TopicPattern.for_route(options.pattern)
+            routes.append(Route(name, pattern, adapters[name].factory(), options.kind))
     return routes
 
 
-def subscriptions(canonical: str, routes: RoutingConfig) -> list[str]:
+def subscriptions(canonical: str, routes: _RoutingBase) -> list[str]:
     """The canonical root's subscription plus every route's, leaving out any that another covers
     (overlapping subscriptions would make the broker deliver a message twice)."""
     filters = list(dict.fromkeys([canonical, *routes.subscriptions]))

@@ -151,7 +151,8 @@ def test_malformed_payload_is_refused_with_a_reason_naming_the_problem(
 
 
 def test_an_adapter_bug_costs_one_dead_letter_not_the_collector() -> None:
-    from collector.ingest.routing import Route, RoutePattern
+    from collector.ingest.routing import Route
+    from collector.ingest.topics import TopicPattern
 
     class Broken:
         name = "broken"
@@ -160,6 +161,6 @@ def test_an_adapter_bug_costs_one_dead_letter_not_the_collector() -> None:
             raise KeyError("oops")
 
     p = pipeline()
-    p.routes.insert(0, Route("broken", RoutePattern("broken/{device}"), Broken()))  # type: ignore[arg-type]
+    p.routes.insert(0, Route("broken", TopicPattern.for_route("broken/{device}"), Broken()))  # type: ignore[arg-type]
     result = p.process("broken/d1", b"{}", False, RECEIVED)
     assert result == Rejection("adapter_failed", "broken: KeyError: 'oops'")

@@ -8,7 +8,8 @@ import pytest
 
 from collector.app.config import ConfigError, load_config
 from collector.ingest.pipeline import Pipeline, Rejection
-from collector.ingest.routing import RouteError, RoutePattern, RoutingConfig, UnifiRouteConfig
+from collector.ingest.routing import RouteError, RoutingConfig
+from collector.ingest.topics import TopicPattern
 from tests import samples
 from tests.adapters.helpers import fixture, ns, pipeline, points
 
@@ -16,8 +17,8 @@ RECEIVED = ns("2025-11-28T14:05:00Z")
 
 
 def test_default_subscriptions_cover_the_canonical_root_and_every_vendor_route() -> None:
-    assert load_config(None, environ={}).subscriptions == ["bxl/#", "unifi/#", "openwrt/#", "telegraf/#",
-                                                           "meraki/#"]  # fmt: skip
+    assert load_config(None, environ={}).subscriptions == ["bxl/#", "meraki/#", "openwrt/#", "telegraf/#",
+                                                           "unifi/#"]  # fmt: skip
 
 
 def test_a_disabled_adapter_is_neither_subscribed_nor_routed() -> None:
@@ -72,11 +73,11 @@ def test_canonical_messages_are_stored_as_before() -> None:
 
 
 def test_a_route_pattern_may_live_under_the_canonical_root() -> None:
-    routing = RoutingConfig(unifi=UnifiRouteConfig(pattern="bxl/vendor/unifi/{nis}/{site}/{device}"))
+    routing = RoutingConfig.model_validate({"unifi": {"pattern": "bxl/vendor/unifi/{nis}/{site}/{device}"}})
     config = load_config(
         None, environ={"CITY_TELEMETRY__ROUTING__UNIFI__PATTERN": '"bxl/vendor/unifi/{nis}/{site}/{device}"'}
     )
-    assert config.subscriptions == ["bxl/#", "openwrt/#", "telegraf/#", "meraki/#"]  # no overlapping subscription
+    assert config.subscriptions == ["bxl/#", "meraki/#", "openwrt/#", "telegraf/#"]  # no overlapping subscription
     p = pipeline(routing)
     lines = p.process("bxl/vendor/unifi/21004/s/ap-1", fixture("unifi", "uap_wrapped_6ghz.json"), False,
                       ns("2025-11-28T14:00:10Z"))  # fmt: skip
@@ -85,11 +86,21 @@ def test_a_route_pattern_may_live_under_the_canonical_root() -> None:
     assert isinstance(other, Rejection) and other.reason == "bad_topic" and "7 levels" in other.detail
 
 
-def test_resolution_is_cached_per_topic() -> None:
+def test_resolution_is_cached_per_accepted_topic_only() -> None:
     p = pipeline()
     p.process("unifi/21004/s/ap-1/stat", b"{}", False, RECEIVED)
     p.process("nowhere/x", b"{}", False, RECEIVED)
-    assert set(p._targets) == {"unifi/21004/s/ap-1/stat", "nowhere/x"}
+    p.process("bxl/v1/21004/s/ap/d/nonsense", b"{}", False, RECEIVED)
+    # A refused topic is resolved again next time rather than kept: distinct bad topics cost no memory.
+    assert set(p.decoder._targets) == {"unifi/21004/s/ap-1/stat"}
+
+
+def test_topic_cache_is_bounded_in_bytes() -> None:
+    p = pipeline()
+    p.decoder._cache_bytes = 1000
+    for i in range(100):
+        p.process(f"unifi/21004/{'s' * 40}/ap-{i}/stat", b"{}", False, RECEIVED)
+    assert sum(len(topic) for topic in p.decoder._targets) <= 1000 + 70
 
 
 @pytest.mark.parametrize(
@@ -112,7 +123,7 @@ def test_bad_routing_settings_are_named(env: dict[str, str], words: list[str]) -
 
 
 def test_route_pattern_levels() -> None:
-    pattern = RoutePattern("a/{nis}/+/{device}")
+    pattern = TopicPattern.for_route("a/{nis}/+/{device}")
     assert (pattern.prefix, pattern.subscription, pattern.names) == (("a",), "a/#", ("nis", "device"))
     assert pattern.match(["a", "1", "anything", "d"]) == {"nis": "1", "device": "d"}
     with pytest.raises(RouteError, match="expected 4 levels"):

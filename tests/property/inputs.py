@@ -14,7 +14,7 @@ from collector.ingest.pipeline import Pipeline
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
 from tests import samples
-from tests.adapters.helpers import CANONICAL_PATTERN, HERE, fixture
+from tests.adapters.helpers import ADAPTERS, CANONICAL_PATTERN, fixture
 
 RECEIVED = datetime(2026, 6, 1, tzinfo=UTC)
 RECEIVED_NS = samples.ns(RECEIVED)
@@ -23,7 +23,7 @@ MAX_DETAIL = 500  # characters: a dead letter's reason must stay readable whatev
 
 
 def make_pipeline(**limits: float) -> Pipeline:
-    config = load_config(HERE / "mapping" / "fixtures" / "mappings.toml", environ={})
+    config = load_config(ADAPTERS / "mapping" / "testdata" / "mappings.toml", environ={})
     return Pipeline(TopicPattern(CANONICAL_PATTERN), routes=build_routes(config.routing),
                     **{"max_past_s": MAX_PAST_S, **limits})  # type: ignore[arg-type]  # fmt: skip
 

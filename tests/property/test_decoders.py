@@ -20,7 +20,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from collector.ingest.pipeline import REASONS, Rejection
+from collector.ingest.decode import REASONS, Rejection
 from tests.property.conftest import scaled
 from tests.property.inputs import MAX_DETAIL, RECEIVED_NS, SEEDS, TOPICS, Seed, make_pipeline
 from tests.property.store import Store, assert_stored_exactly

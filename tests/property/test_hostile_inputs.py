@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from collector.ingest.adapters.telegraf.lineprotocol import parse
-from collector.ingest.pipeline import REASONS, Rejection
+from collector.ingest.decode import REASONS, Rejection
 from tests.property.inputs import MAX_DETAIL, RECEIVED_NS, ROUTE_SEEDS, ROUTES, SEEDS, Seed, make_pipeline
 from tests.property.store import Store, assert_stored_exactly
 

@@ -11,7 +11,7 @@ from collector.app.config import ConfigError, load_config
 
 def test_defaults_are_valid() -> None:
     config = load_config(None, {})
-    assert config.subscriptions == ["bxl/#", "unifi/#", "openwrt/#", "telegraf/#", "meraki/#"]  # + vendor routes
+    assert config.subscriptions == ["bxl/#", "meraki/#", "openwrt/#", "telegraf/#", "unifi/#"]  # + vendor routes
     assert config.mqtt.qos == 1 and config.influxdb.api == "v1"
 
 

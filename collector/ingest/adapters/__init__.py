@@ -1,16 +1,30 @@
-"""Vendor adapters: one module per source format, each turning a vendor payload into canonical messages.
+"""Vendor adapters: one folder per source format, each turning a vendor payload into canonical messages.
 
-| module | source | topic (default) |
-|---|---|---|
-| ``unifi`` | UniFi controller ``stat/device`` (uap, usw) | ``unifi/{nis}/{site}/{device}/stat`` |
-| ``netjson`` | OpenWrt NetJSON DeviceMonitoring | ``openwrt/{nis}/{site}/{device}/monitoring`` |
-| ``telegraf`` | Telegraf line protocol and JSON (snmp IF-MIB, net) | ``telegraf/{nis}/{site}/{device}/+`` |
-| ``meraki`` | Meraki webhook alerts | ``meraki/{nis}/{site}/{device}/alert`` |
-| ``mapping`` | any JSON, declared in the config | the mapping's pattern |
-
-See docs/adapters.md for what each field maps to.
+Each folder holds the adapter's code, a README (what is read, what is mapped, what is refused), a
+``sample.toml`` and its test data (``testdata/``). A builtin adapter's package declares itself with an
+``ADAPTER`` (:class:`AdapterInfo`); :func:`builtin_adapters` finds every such package, so adding an
+adapter is adding a folder. ``mapping/`` is not builtin: its adapters are declared in the config.
 """
 
-from collector.ingest.adapters.base import Adapter, AdapterError, Reading, Source
+from __future__ import annotations
 
-__all__ = ["Adapter", "AdapterError", "Reading", "Source"]
+import importlib
+import pkgutil
+from functools import cache
+
+from collector.ingest.adapters.base import Adapter, AdapterError, AdapterInfo, Reading, Source
+
+__all__ = ["Adapter", "AdapterError", "AdapterInfo", "Reading", "Source", "builtin_adapters"]
+
+
+@cache
+def builtin_adapters() -> dict[str, AdapterInfo]:
+    """Every adapter package below this one that declares an ``ADAPTER``, by name (sorted)."""
+    found: dict[str, AdapterInfo] = {}
+    for module in pkgutil.iter_modules(__path__, f"{__name__}."):
+        if not module.ispkg:
+            continue
+        info = getattr(importlib.import_module(module.name), "ADAPTER", None)
+        if isinstance(info, AdapterInfo):
+            found[info.name] = info
+    return dict(sorted(found.items()))

@@ -11,6 +11,7 @@ the adapter and dropped. When the payload is not what the adapter expects it rai
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -57,6 +58,19 @@ class Adapter(Protocol):
     def decode(self, payload: bytes | bytearray, source: Source, received_ns: int) -> list[Reading]:
         """The canonical readings in ``payload``; raises AdapterError when there are none to be had."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterInfo:
+    """How a builtin adapter package declares itself (its ``ADAPTER``); the registry finds it there.
+
+    ``name`` is also its config section (``[routing.<name>]``) and route name; ``default_pattern`` the
+    topic pattern it reads unless the config says otherwise.
+    """
+
+    name: str
+    factory: Callable[[], Adapter]
+    default_pattern: str
 
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -181,6 +195,12 @@ def opt_float(obj: dict[str, Any], key: str, where: str = "") -> float | None:
 
 
 # --- time ------------------------------------------------------------------------------------------
+def timestamp_ns(moment: datetime) -> int:
+    """Exact integer nanoseconds (float seconds would lose the microseconds of today's dates)."""
+    delta = moment - _EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
+
+
 def from_ns(ns: int) -> datetime:
     """Exact (to the microsecond, like every canonical timestamp) from integer nanoseconds."""
     return _EPOCH + timedelta(microseconds=ns // 1000)

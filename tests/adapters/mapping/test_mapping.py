@@ -62,8 +62,8 @@ def test_sensa_becomes_access_point_metrics_with_units_converted() -> None:
 
 
 def test_the_mapping_subscribes_to_its_root() -> None:
-    assert config().subscriptions == ["bxl/#", "acme/fiberbox/#", "sensa/#", "unifi/#", "openwrt/#", "telegraf/#",
-                                      "meraki/#"]  # fmt: skip
+    assert config().subscriptions == ["bxl/#", "acme/fiberbox/#", "sensa/#", "meraki/#", "openwrt/#", "telegraf/#",
+                                      "unifi/#"]  # fmt: skip
 
 
 def _edit(path: str, value: Any) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from collector.ingest.adapters.openwrt.adapter import NetJsonAdapter, band_of, width_of
-from collector.ingest.routing import OpenWrtRouteConfig, RoutingConfig
+from collector.ingest.routing import RoutingConfig
 from schemas.canonical import ApClients, ApMetrics, IfCounters
 from tests.adapters.helpers import fixture, ns, only, pipeline, points, source, utc
 
@@ -81,7 +81,7 @@ def test_stored_client_summary_has_no_mac() -> None:
 
 
 def test_a_configured_kind_overrides_the_guess() -> None:
-    routing = RoutingConfig(openwrt=OpenWrtRouteConfig(kind="cpe"))
+    routing = RoutingConfig.model_validate({"openwrt": {"kind": "cpe"}})
     stored = points(pipeline(routing).process("openwrt/21004/s/rtr-1/monitoring",
                                               fixture("openwrt", "ap_monitoring.json"), False,
                                               ns("2025-11-28T14:02:30Z")))  # fmt: skip

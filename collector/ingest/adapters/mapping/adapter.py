@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from collector.ingest.adapters.base import (
     AdapterError,
@@ -53,6 +53,8 @@ from collector.ingest.adapters.base import (
     load_json,
     show,
 )
+from collector.ingest.topics import TopicPattern, check_level_value
+from collector.settings import Section
 from schemas.canonical import SCHEMA_MODELS
 
 Scalar = bool | int | float | str
@@ -108,11 +110,7 @@ def unit_family(name: str) -> tuple[str, dict[str, _Convert]] | None:
 
 
 # --- configuration ---------------------------------------------------------------------------------
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FieldSpec(_Section):
+class FieldSpec(Section):
     """Where one canonical field comes from, and how its value is converted."""
 
     path: str | None = Field(None, description="dot path into the payload; '$' is the whole payload")
@@ -133,12 +131,12 @@ class FieldSpec(_Section):
         return value
 
 
-class TimestampSpec(_Section):
+class TimestampSpec(Section):
     path: str
     format: Literal["rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "epoch_auto"] = "epoch_auto"
 
 
-class MappingConfig(_Section):
+class MappingConfig(Section):
     """One ``[[routing.mappings]]`` entry."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
@@ -148,16 +146,34 @@ class MappingConfig(_Section):
     timestamp: TimestampSpec | None = Field(None, description="default: the time the collector received it")
     fields: dict[str, FieldSpec]
 
+    _compiled: CompiledMapping | None = PrivateAttr(None)
+    _topic_pattern: TopicPattern | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _compiles(self) -> MappingConfig:
-        from collector.ingest.routing import RoutePattern, _check_kind  # routing imports this module
-
-        pattern = RoutePattern(self.pattern)
-        _check_kind(self.kind)
+        pattern = TopicPattern.for_route(self.pattern)
+        check_kind(self.kind)
         if self.kind is None and "kind" not in pattern.names:
             raise ValueError('needs kind = "..." or a {kind} level in the pattern')
-        compile_mapping(self)
+        # Compiled once, here: check-config reports what does not compile, and the adapter reuses it.
+        self._compiled = compile_mapping(self)
+        self._topic_pattern = pattern
         return self
+
+    @property
+    def compiled(self) -> CompiledMapping:
+        assert self._compiled is not None  # set by the validator
+        return self._compiled
+
+    @property
+    def topic_pattern(self) -> TopicPattern:
+        assert self._topic_pattern is not None  # set by the validator
+        return self._topic_pattern
+
+
+def check_kind(value: str | None) -> str | None:
+    """A ``kind`` setting must be usable as a tag value (like a topic level)."""
+    return None if value is None else check_level_value(value, "kind")
 
 
 # --- compiling -------------------------------------------------------------------------------------
@@ -416,7 +432,7 @@ class MappingAdapter:
 
     def __init__(self, config: MappingConfig) -> None:
         self.name = config.name
-        self.mapping = compile_mapping(config)
+        self.mapping = config.compiled
         self._needs_seq = "seq" in self.mapping.model.model_fields and "seq" not in config.fields
         self._seq_required = self._needs_seq and self.mapping.model.model_fields["seq"].is_required()
 

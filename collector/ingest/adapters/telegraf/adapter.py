@@ -46,10 +46,10 @@ from collector.ingest.adapters.base import (
     load_json,
     opt_object,
     show,
+    timestamp_ns,
 )
 from collector.ingest.adapters.telegraf.lineprotocol import Point, parse
-from collector.ingest.normalise import timestamp_ns
-from collector.ingest.topics import _LEVEL_VALUE
+from collector.ingest.topics import LEVEL_VALUE
 from schemas.canonical import IfCounters
 
 OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
@@ -152,7 +152,7 @@ def _kind_tag(points: list[Point]) -> str | None:
     if not kinds:
         return None
     kind = kinds.pop()
-    if not _LEVEL_VALUE.match(kind):
+    if not LEVEL_VALUE.match(kind):
         raise invalid("tags.kind", f"{show(kind)}: allowed are A-Z a-z 0-9 . _ -")
     return kind
 
