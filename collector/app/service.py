@@ -1,29 +1,30 @@
-"""The collector daemon: MQTT source -> pipeline -> batches -> InfluxDB sink, acknowledging in batches.
+"""The collector daemon, wired: MQTT source -> ingest pipeline -> delivery committer -> InfluxDB sink.
 
-A message is acknowledged to the broker only after everything it produced is durable: its lines
-accepted (or refused for good and dead-lettered) by InfluxDB, or its refusal appended to the
-dead-letter file. Until then the broker keeps it in our persistent session, so a crash loses
-nothing; the broker stops sending once ``mqtt.receive_maximum`` messages are unacknowledged, which
-is what bounds our memory while InfluxDB is away.
+This module only connects the parts and runs their tasks; each policy lives with its layer:
+what a message means in ``collector/ingest``, when it is durable and acknowledged in
+``collector/delivery/committer.py``, how the broker session behaves in ``collector/source``. The
+collaborators can be passed in (tests do), else they are built from the config.
+
+Memory is bounded by the source: it stops reading once ``mqtt.receive_maximum`` messages are held
+unacknowledged, and the broker keeps the rest (docs/delivery.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from collector.app.config import Config
+from collector.delivery.committer import Committer
 from collector.delivery.deadletter import DeadLetters, make_record
 from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline
 from collector.ops.health import HealthServer
-from collector.sink.influxdb import InfluxWriter, WriteAborted, WriteReport, WriteStalled
+from collector.sink.influxdb import InfluxWriter
 from collector.source.mqtt import MqttSource
 
 log = structlog.get_logger("collector.app.service")
@@ -31,59 +32,67 @@ log = structlog.get_logger("collector.app.service")
 DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
 
 
-def _published(handle: object) -> bool:
-    """Whether the broker acknowledged a publish. paho's is_published() raises for one made while
-    disconnected even after paho sent it again on reconnect; its flag says the truth."""
-    return bool(getattr(handle, "_published", False))
-
-
-@dataclass(slots=True)
-class Batch:
-    lines: list[str] = field(default_factory=list)
-    acks: list[tuple[int, int]] = field(default_factory=list)  # (connection generation, packet id)
-    dead: list[dict[str, Any]] = field(default_factory=list)
-    messages: int = 0
-
-
 class Collector:
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        pipeline: Pipeline | None = None,
+        source: MqttSource | None = None,
+        writer: InfluxWriter | None = None,
+        spool: Spool | None = None,
+        dead_letters: DeadLetters | None = None,
+    ) -> None:
         self.config = config
-        self.pipeline = Pipeline.from_config(config)
-        self.source = MqttSource(config.mqtt, config.subscriptions)
-        self._stopping = False
-        self._abandon_writes = False
-        self.writer = InfluxWriter(config.influxdb, should_stop=lambda: self._abandon_writes)
-        dl_topic = config.dead_letter.topic
-        self.dead_letters = DeadLetters(
-            config.dead_letter.file,
-            publish=(lambda payload: self.source.publish(dl_topic, payload)) if dl_topic else None,
-            log_every_s=config.dead_letter.log_every_s,
-        )
-        spool_cfg = config.spool
-        self.spool = (
-            Spool(spool_cfg.folder, spool_cfg.max_bytes, spool_cfg.segment_bytes) if spool_cfg.enabled else None
-        )
-        self._spool_has_data = asyncio.Event()
-        if self.spool is not None and not self.spool.empty:
-            self._spool_has_data.set()  # left by an earlier run: drain it first
-        self.backpressure = False  # spool full: messages are not acknowledged until it drains
-        self.drain_rate_lines_s = 0.0
+        self.pipeline = pipeline or Pipeline.from_config(config)
+        self.source = source or MqttSource(config.mqtt, config.subscriptions)
+        self.writer = writer or InfluxWriter(config.influxdb)
+        if dead_letters is None:
+            topic = config.dead_letter.topic
+            dead_letters = DeadLetters(
+                config.dead_letter.file,
+                publish=(lambda payload: self.source.publish(topic, payload)) if topic else None,
+                log_every_s=config.dead_letter.log_every_s,
+            )
+        self.dead_letters = dead_letters
+        if spool is None and config.spool.enabled:
+            spool = Spool(config.spool.folder, config.spool.max_bytes, config.spool.segment_bytes)
+        self.spool = spool
         self.counters: Counter[str] = Counter()
+        self.committer = Committer(
+            config.batch,
+            config.spool,
+            sink=self.writer,
+            spool=self.spool,
+            dead_letters=self.dead_letters,
+            acknowledger=self.source,
+            counters=self.counters,
+        )
         self.health_port: int | None = None  # where /healthz and /metrics listen, once started
-        self._batch = Batch()
-        self._flush_now = asyncio.Event()
-        self._idle = asyncio.Event()  # set whenever nothing is waiting to be written
-        self._idle.set()
+        self._stopping = False
+
+    # -- what the rest of the app (and tests) read ------------------------------------------
+    @property
+    def backpressure(self) -> bool:
+        return self.committer.backpressure
+
+    @property
+    def drain_rate_lines_s(self) -> float:
+        return self.committer.drain_rate_lines_s
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, grace_s: float = 10.0) -> bool:
-        """Run until ``stop`` is set, then flush what was received (for up to ``grace_s``).
+        """Run until ``stop`` is set, then commit what was received (for up to ``grace_s``).
 
         Returns False if it stopped because an internal task failed (the daemon then exits non-zero,
         so that systemd restarts it); nothing unacknowledged is lost either way.
         """
-        log.info("collector_starting", subscriptions=self.config.subscriptions,
-                 influxdb=self.config.influxdb.url, api=self.config.influxdb.api)  # fmt: skip
+        log.info(
+            "collector_starting",
+            subscriptions=self.config.subscriptions,
+            influxdb=self.config.influxdb.url,
+            api=self.config.influxdb.api,
+        )
         self.source.start()
         health = None
         if self.config.health.listen is not None:
@@ -92,9 +101,9 @@ class Collector:
             await health.start()
             self.health_port = health.port
         consumer = asyncio.create_task(self._consume(), name="consume")
-        flusher = asyncio.create_task(self._flush_loop(), name="flush")
+        flusher = asyncio.create_task(self.committer.run_flusher(), name="flush")
+        drainer = asyncio.create_task(self.committer.run_drainer(), name="drain-spool")
         reporter = asyncio.create_task(self._report_loop(), name="report")
-        drainer = asyncio.create_task(self._drain_spool_loop(), name="drain-spool")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({consumer, flusher, drainer, stopper}, return_when=asyncio.FIRST_COMPLETED)
         failed = False
@@ -107,14 +116,17 @@ class Collector:
         self._stopping = True
         consumer.cancel()
         reporter.cancel()
-        self._flush_now.set()
         try:
             async with asyncio.timeout(grace_s):
-                await self._drain_on_stop()
+                self._take_messages()  # what paho already received
+                await self.committer.finish()
         except TimeoutError:
-            log.warning("shutdown_grace_expired", unwritten_lines=len(self._batch.lines),
-                        note="unacknowledged messages stay in the broker session")  # fmt: skip
-        self._abandon_writes = True
+            log.warning(
+                "shutdown_grace_expired",
+                unwritten_lines=len(self.committer.batch.lines),
+                note="unacknowledged messages stay in the broker session",
+            )
+        self.committer.abandon()
         flusher.cancel()
         drainer.cancel()
         await asyncio.gather(consumer, flusher, reporter, drainer, stopper, return_exceptions=True)
@@ -128,13 +140,6 @@ class Collector:
         self._log_stats("collector_stopped")
         return not failed
 
-    async def _drain_on_stop(self) -> None:
-        # Take what paho already received, then let the flusher write it all.
-        self._take_messages()
-        while self._batch.messages or not self._idle.is_set():
-            self._flush_now.set()
-            await asyncio.sleep(0.01)
-
     # -- consuming --------------------------------------------------------------------------
     async def _consume(self) -> None:
         while True:
@@ -143,8 +148,8 @@ class Collector:
                 await asyncio.sleep(0)
 
     def _take_messages(self) -> int:
-        """Run what has arrived through the pipeline into the current batch; returns the count."""
-        batch = self._batch
+        """Run what has arrived through the pipeline into the committer's batch; returns the count."""
+        batch = self.committer.batch
         received_ns = time.time_ns()
         process = self.pipeline.process
         taken = 0
@@ -164,174 +169,9 @@ class Collector:
             if message.qos:
                 batch.acks.append((generation, message.mid))
         if taken:
-            batch.messages += taken
             self.counters["received"] += taken
-            self._idle.clear()
-            if len(batch.lines) >= self.config.batch.max_lines:
-                self._flush_now.set()
+            self.committer.batch_grew(taken)
         return taken
-
-    # -- writing ----------------------------------------------------------------------------
-    async def _flush_loop(self) -> None:
-        interval = self.config.batch.max_interval_s
-        while True:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
-            # arrives as the wait completes, and this loop would then never stop.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._flush_now.wait()
-            self._flush_now.clear()
-            batch = self._batch
-            if not batch.messages:
-                self._idle.set()
-                continue
-            self._batch = Batch()
-            await self._commit(batch)
-            if not self._batch.messages:
-                self._idle.set()
-
-    async def _commit(self, batch: Batch) -> None:
-        """Make the batch durable, then acknowledge its messages (in receive order).
-
-        Durable means written to InfluxDB or, when InfluxDB has failed to take it for
-        ``spool.after_s`` (or older readings are still spooled), appended to the disk spool.
-        """
-        try:
-            await self._make_durable_and_ack(batch)
-        finally:
-            self.source.release(batch.messages)  # acknowledged or abandoned, it leaves memory
-
-    async def _make_durable_and_ack(self, batch: Batch) -> None:
-        await self._write_dead_letters(batch.dead)
-        size = self.config.batch.max_lines
-        refused: list[dict[str, Any]] = []
-        unwritten: list[str] = []
-        try:
-            for start in range(0, len(batch.lines), size):
-                chunk = batch.lines[start : start + size]
-                if self.spool is not None and (unwritten or not self.spool.empty):
-                    unwritten.extend(chunk)  # keep order: nothing overtakes what is spooled
-                    continue
-                try:
-                    report = await self.writer.write(
-                        chunk, give_up_after_s=self.config.spool.after_s if self.spool is not None else None
-                    )
-                except WriteStalled:
-                    unwritten.extend(chunk)
-                    continue
-                refused.extend(self._account(report))
-            if unwritten:
-                await self._spool(unwritten)
-        except WriteAborted:
-            self.counters["batches_abandoned"] += 1
-            return  # not acknowledged: the broker redelivers these messages to the next run
-        await self._write_dead_letters(refused)
-        self.counters["acked"] += self.source.ack(batch.acks)
-        self.counters["messages_committed"] += batch.messages
-        self.counters["rejected"] += len(batch.dead)
-
-    def _account(self, report: WriteReport) -> list[dict[str, Any]]:
-        """Count a write; dead-letter records for the lines InfluxDB refused."""
-        self.counters["lines_written"] += report.accepted
-        records = []
-        for line, reason in report.refused:
-            record = make_record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
-            self.dead_letters.note(record)
-            records.append(record)
-        return records
-
-    async def _spool(self, lines: list[str]) -> None:
-        """Append to the spool, waiting while it is full (the broker holds the messages meanwhile).
-
-        Records are at most ``batch.max_lines`` lines. While waiting, a spool that has drained empty
-        means InfluxDB is taking writes again, so the lines are offered to it directly: a record
-        larger than the whole spool must not wait for ever.
-        """
-        assert self.spool is not None
-        size = self.config.batch.max_lines
-        for start in range(0, len(lines), size):
-            chunk = lines[start : start + size]
-            while not await self._spool_or_write(chunk):
-                if self._abandon_writes:
-                    raise WriteAborted()
-                await asyncio.sleep(0.2)
-        if self.backpressure:
-            self.backpressure = False
-            log.info("backpressure_off", spool_bytes=self.spool.bytes)
-        self._spool_has_data.set()
-
-    async def _spool_or_write(self, chunk: list[str]) -> bool:
-        """One attempt to make ``chunk`` durable; False if it has to wait (spool full)."""
-        assert self.spool is not None
-        try:
-            if self.spool.append(chunk):
-                self.counters["lines_spooled"] += len(chunk)
-                self._spool_has_data.set()  # now, not after the whole batch: a later chunk may have to wait
-                return True
-            reason = f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes)"
-        except OSError as error:
-            reason = f"spool write failed: {error}"
-        if not self.backpressure:
-            self.backpressure = True
-            self.counters["backpressure_episodes"] += 1
-            log.error("backpressure_on", reason=reason,
-                      note="not acknowledging: the broker keeps the messages until the spool drains")  # fmt: skip
-        if self.spool.empty:
-            try:
-                report = await self.writer.write(chunk, give_up_after_s=self.config.spool.after_s)
-            except WriteStalled:
-                return False
-            await self._write_dead_letters(self._account(report))
-            return True
-        return False
-
-    async def _drain_spool_loop(self) -> None:
-        """Write spooled lines to InfluxDB, oldest first, in large batches."""
-        if self.spool is None:
-            await asyncio.Future()  # no spool: nothing to drain, ever
-        assert self.spool is not None
-        spool = self.spool
-        chunk_lines = max(self.config.batch.max_lines, 5000)
-        while True:
-            await self._spool_has_data.wait()
-            started, drained = time.monotonic(), 0
-            log.info("spool_draining", spool_bytes=spool.bytes, spool_lines=spool.lines)
-            while (chunk := spool.peek(chunk_lines)) is not None:
-                report = await self.writer.write(chunk.lines)
-                await self._write_dead_letters(self._account(report))
-                spool.consume(chunk)
-                drained += len(chunk.lines)
-                self.counters["lines_drained"] += len(chunk.lines)
-                # Timed from when InfluxDB took writes again, not from when it went away.
-                begin = max(started, self.writer.recovered_at)
-                self.drain_rate_lines_s = drained / max(time.monotonic() - begin, 1e-3)
-            self._spool_has_data.clear()
-            log.info("spool_drained", lines=drained, lines_per_s=round(self.drain_rate_lines_s))
-
-    async def _write_dead_letters(self, records: list[dict[str, Any]]) -> None:
-        """Make refusals durable: the fsynced file, or (with no file) the broker's PUBACK of the topic.
-
-        A failed file write (disk full) is retried without acknowledging anything meanwhile.
-        With a file, the MQTT copy is not waited for: while reading is paused (docs/delivery.md) the
-        broker's PUBACK could not be read, and the file already keeps the record.
-        """
-        if not records:
-            return
-        while True:
-            try:
-                handles = self.dead_letters.write(records)
-                break
-            except OSError as error:
-                log.error("dead_letter_write_failed", error=str(error), records=len(records), retry_in_s=1.0)
-                if self._abandon_writes:
-                    raise WriteAborted() from None
-                await asyncio.sleep(1.0)
-        if self.dead_letters.path is not None:
-            return
-        while not all(_published(h) for h in handles):
-            if self._abandon_writes:
-                raise WriteAborted()
-            await asyncio.sleep(0.01)
 
     # -- reporting --------------------------------------------------------------------------
     async def _report_loop(self) -> None:
@@ -343,7 +183,7 @@ class Collector:
         return {
             **self.counters,
             "rejected_by_reason": dict(self.dead_letters.counts),
-            "pending_lines": len(self._batch.lines),
+            "pending_lines": len(self.committer.batch.lines),
             "write_requests": self.writer.requests,
             "write_retries": self.writer.retries,
             "series_keys": len(self.pipeline.keys),
@@ -354,8 +194,8 @@ class Collector:
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
-            "drain_rate_lines_s": round(self.drain_rate_lines_s),
-            "backpressure": self.backpressure,
+            "drain_rate_lines_s": round(self.committer.drain_rate_lines_s),
+            "backpressure": self.committer.backpressure,
         }
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -363,15 +203,17 @@ class Collector:
         connected = self.source.connected.is_set()
         detail = {
             "mqtt_connected": connected,
-            "backpressure": self.backpressure,
+            "backpressure": self.committer.backpressure,
             "influxdb_error": self.writer.last_error,
             "spool_lines": self.spool.lines if self.spool else 0,
         }
-        return connected and not self.backpressure, detail
+        return connected and not self.committer.backpressure, detail
 
     def log_diagnostics(self) -> None:
-        tasks = {task.get_name(): "".join(f"{f.f_code.co_name}:{f.f_lineno} " for f in task.get_stack())
-                 for task in asyncio.all_tasks()}  # fmt: skip
+        tasks = {
+            task.get_name(): "".join(f"{f.f_code.co_name}:{f.f_lineno} " for f in task.get_stack())
+            for task in asyncio.all_tasks()
+        }
         log.info("collector_diagnostics", stopping=self._stopping, tasks=tasks, **self.stats())
 
     def _log_stats(self, event: str) -> None:

@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class DeadLetters:
     def __init__(
         self,
         file: Path | None,
-        publish: Callable[[bytes], object] | None = None,
+        publish: Callable[[bytes], Awaitable[object]] | None = None,
         log_every_s: float = 10.0,
     ) -> None:
         self.path = file
@@ -82,8 +82,8 @@ class DeadLetters:
         else:
             self._unlogged[reason] += 1
 
-    def write(self, records: list[dict[str, Any]]) -> list[object]:
-        """Append records durably; returns the MQTT publish handles to wait for, if any."""
+    def write(self, records: list[dict[str, Any]]) -> list[Awaitable[object]]:
+        """Append records durably; returns what to await for the MQTT copies, if published."""
         if not records:
             return []
         if self._handle is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import random
 import time
@@ -48,7 +49,8 @@ class WriteReport:
 class InfluxWriter:
     def __init__(self, config: InfluxConfig, should_stop: Callable[[], bool] = lambda: False) -> None:
         self.config = config
-        self.should_stop = should_stop
+        self._should_stop = should_stop
+        self._aborted = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._database_checked = False
         self.write_url, self.headers = self._endpoint()
@@ -83,6 +85,13 @@ class InfluxWriter:
             timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
             self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=True)
         return self._session
+
+    def abort(self) -> None:
+        """Stop retrying: a write in progress or started later raises WriteAborted."""
+        self._aborted.set()
+
+    def should_stop(self) -> bool:
+        return self._aborted.is_set() or self._should_stop()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -149,9 +158,12 @@ class InfluxWriter:
             delay = min(self.config.retry_max_s, delay * 2) * random.uniform(0.8, 1.0)
 
     async def _sleep(self, seconds: float) -> None:
+        """The backoff between two tries; abort() ends it at once (a should_stop callback within 0.1 s)."""
         deadline = time.monotonic() + seconds
         while not self.should_stop() and (remaining := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(remaining, 0.1))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.1)):
+                    await self._aborted.wait()
 
     async def _post(self, body: bytes) -> tuple[int, str]:
         """(status, text); status 0 for a transport failure, with the error as text."""

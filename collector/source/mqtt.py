@@ -111,6 +111,9 @@ class MqttSource:
         self._session_up = False  # CONNACK accepted on the current connection
         self._refused = False  # the broker answered this attempt's CONNECT with a refusal
         self._socket_error: str | None = None  # what paho's read failed with, for the next disconnect
+        # Our own publishes (dead letters) waiting for their PUBACK, by packet id (under _lock).
+        self._awaiting_puback: dict[int, asyncio.Future[None]] = {}
+        self._acked_early: set[int] = set()
         self.client = self._make_client()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -145,6 +148,7 @@ class MqttSource:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     def start(self) -> None:
@@ -321,9 +325,6 @@ class MqttSource:
             yield item, generation
         self._consumer_generation = generation
 
-    def pending(self) -> int:
-        return len(self._queue)
-
     def ack(self, acks: list[tuple[int, int]]) -> int:
         """Acknowledge (generation, packet id) pairs in order; returns how many were sent.
 
@@ -345,5 +346,27 @@ class MqttSource:
                         self.client.ack(mid, 1)
         return len(mids)
 
-    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=1)
+    def publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
+        """Publish at QoS 1 (from the event loop); the future completes when the broker has it (PUBACK).
+
+        paho sends it again after a reconnect, so the future may complete on a later connection.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mid = self.client.publish(topic, payload, qos=1).mid
+        with self._lock:
+            if mid in self._acked_early:  # paho's thread read the PUBACK before we got here
+                self._acked_early.discard(mid)
+                future.set_result(None)
+            else:
+                self._awaiting_puback[mid] = future
+        return future
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode, properties: Properties | None
+    ) -> None:
+        with self._lock:
+            future = self._awaiting_puback.pop(mid, None)
+            if future is None:
+                self._acked_early.add(mid)
+                return
+        self._call_in_loop(lambda: None if future.done() else future.set_result(None))
