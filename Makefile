@@ -24,6 +24,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check collector schemas simulators tests
 	$(BIN)/ruff format --check collector schemas simulators tests
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

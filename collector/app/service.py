@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -22,7 +23,9 @@ from collector.app.config import Config
 from collector.delivery.committer import Committer
 from collector.delivery.deadletter import DeadLetters, make_record
 from collector.delivery.spool import Spool
-from collector.ingest.pipeline import Pipeline
+from collector.ingest.pipeline import Pipeline, Stage
+from collector.ingest.routing import build_routes
+from collector.ingest.topics import TopicPattern
 from collector.ops.health import HealthServer
 from collector.sink.influxdb import InfluxWriter
 from collector.source.mqtt import MqttSource
@@ -30,6 +33,22 @@ from collector.source.mqtt import MqttSource
 log = structlog.get_logger("collector.app.service")
 
 DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
+
+
+def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
+    """The ingest pipeline the config describes."""
+    inventory = config.inventory
+    return Pipeline(
+        TopicPattern(config.topics.pattern),
+        routes=build_routes(config.routing),
+        max_payload_bytes=config.limits.max_payload_bytes,
+        max_future_s=config.limits.max_future_s,
+        max_past_s=config.limits.max_past_s,
+        max_devices=config.limits.max_devices,
+        max_series=config.limits.max_series,
+        known_devices=inventory.device_ids if inventory.require_known else None,
+        stages=stages,
+    )
 
 
 class Collector:
@@ -44,7 +63,7 @@ class Collector:
         dead_letters: DeadLetters | None = None,
     ) -> None:
         self.config = config
-        self.pipeline = pipeline or Pipeline.from_config(config)
+        self.pipeline = pipeline or build_pipeline(config)
         self.source = source or MqttSource(config.mqtt, config.subscriptions)
         self.writer = writer or InfluxWriter(config.influxdb)
         if dead_letters is None:

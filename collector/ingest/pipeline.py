@@ -9,16 +9,12 @@ and delivers what it returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from collector.ingest.decode import Decoded, Decoder, Rejection
 from collector.ingest.encode import Encoder
 from collector.ingest.normalise import SeriesKeys
-from collector.ingest.routing import Route, build_routes
+from collector.ingest.routing import Route
 from collector.ingest.topics import TopicPattern
-
-if TYPE_CHECKING:
-    from collector.app.config import Config
 
 # A stage between decode and encode: it may look at, replace or add to a message's readings.
 Stage = Callable[[list[Decoded], int], list[Decoded]]
@@ -53,21 +49,6 @@ class Pipeline:
         )
         self.encoder = Encoder(max_series)
         self.stages = list(stages)
-
-    @classmethod
-    def from_config(cls, config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
-        inventory = config.inventory
-        return cls(
-            TopicPattern(config.topics.pattern),
-            routes=build_routes(config.routing),
-            max_payload_bytes=config.limits.max_payload_bytes,
-            max_future_s=config.limits.max_future_s,
-            max_past_s=config.limits.max_past_s,
-            max_devices=config.limits.max_devices,
-            max_series=config.limits.max_series,
-            known_devices=inventory.device_ids if inventory.require_known else None,
-            stages=stages,
-        )
 
     def process(
         self, topic: str, payload: bytes | bytearray, retained: bool, received_ns: int

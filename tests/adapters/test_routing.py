@@ -7,7 +7,8 @@ import json
 import pytest
 
 from collector.app.config import ConfigError, load_config
-from collector.ingest.pipeline import Pipeline, Rejection
+from collector.app.service import build_pipeline
+from collector.ingest.pipeline import Rejection
 from collector.ingest.routing import RouteError, RoutingConfig
 from collector.ingest.topics import TopicPattern
 from tests import samples
@@ -24,7 +25,7 @@ def test_default_subscriptions_cover_the_canonical_root_and_every_vendor_route()
 def test_a_disabled_adapter_is_neither_subscribed_nor_routed() -> None:
     config = load_config(None, environ={"CITY_TELEMETRY__ROUTING__UNIFI__ENABLED": "false"})
     assert "unifi/#" not in config.subscriptions
-    result = Pipeline.from_config(config).process("unifi/21004/s/ap-1/stat", fixture("unifi", "uap_wrapped_6ghz.json"),
+    result = build_pipeline(config).process("unifi/21004/s/ap-1/stat", fixture("unifi", "uap_wrapped_6ghz.json"),
                                                   False, RECEIVED)  # fmt: skip
     assert isinstance(result, Rejection) and result.reason == "no_route"
 

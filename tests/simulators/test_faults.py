@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from collector.app.config import load_config
-from collector.ingest.pipeline import Pipeline
+from collector.app.service import build_pipeline
 from simulators.city import Item
 from simulators.faults import FaultConfig
 from tests.simulators.conftest import FAULTY, MONDAY, Run, run, within
@@ -63,7 +63,7 @@ def test_message_faults_at_their_rates(faulty_day: Run) -> None:
 
 
 def test_invalid_faults_are_refused_by_the_collector(faulty_day: Run) -> None:
-    pipeline = Pipeline.from_config(load_config(None, {}))
+    pipeline = build_pipeline(load_config(None, {}))
     now = time.time_ns()
     expected = {"truncated": "bad_json", "garbled": "bad_json", "wrong_type": "invalid", "out_of_range": "invalid"}
     seen: Counter[str] = Counter()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from collector.app.config import ConfigError, load_config
+from collector.app.service import build_pipeline
 from collector.ingest.pipeline import Pipeline, Rejection
 from collector.ingest.topics import TopicPattern
 from tests import samples
@@ -54,7 +55,7 @@ def test_inventory_refuses_unknown_devices(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path / "inventory.json", ["ap-0001"])
     config = load_config(None, {"CITY_TELEMETRY__INVENTORY__FILE": f'"{inventory}"',
                                 "CITY_TELEMETRY__INVENTORY__REQUIRE_KNOWN": "true"})  # fmt: skip
-    guard = Pipeline.from_config(config)
+    guard = build_pipeline(config)
     assert isinstance(guard.process(*metrics(1), False, NOW), list)
     refused = guard.process(*metrics(2), False, NOW)
     assert refused == Rejection("unknown_device", "device 'ap-0002' is not in the inventory")

@@ -10,7 +10,8 @@ import pytest
 
 from collector.app.cli import main as cli
 from collector.app.config import Config, ConfigError, load_config
-from collector.ingest.pipeline import Pipeline, Rejection
+from collector.app.service import build_pipeline
+from collector.ingest.pipeline import Rejection
 from tests.adapters.helpers import ADAPTERS, fixture, ns, points
 
 CONFIG = ADAPTERS / "mapping" / "testdata" / "mappings.toml"
@@ -24,7 +25,7 @@ def config() -> Config:
 
 def test_fiberbox_becomes_interface_counters_with_units_converted() -> None:
     received = ns("2025-11-28T14:03:02Z")
-    stored = points(Pipeline.from_config(config()).process(FIBERBOX, fixture("mapping", "acme_fiberbox.json"),
+    stored = points(build_pipeline(config()).process(FIBERBOX, fixture("mapping", "acme_fiberbox.json"),
                                                            False, received))  # fmt: skip
     tags = {"device": "cpe-21016-003", "kind": "cpe", "nis": "21016", "site": "school-21016-003"}
     when = ns("2025-11-28T14:03:00Z")  # 15:03 at +01:00
@@ -41,7 +42,7 @@ def test_fiberbox_becomes_interface_counters_with_units_converted() -> None:
 
 
 def test_sensa_becomes_access_point_metrics_with_units_converted() -> None:
-    stored = points(Pipeline.from_config(config()).process(SENSA, fixture("mapping", "sensa_ap.json"), False,
+    stored = points(build_pipeline(config()).process(SENSA, fixture("mapping", "sensa_ap.json"), False,
                                                            ns("2025-11-28T14:03:01Z")))  # fmt: skip
     ap, r24, r5 = stored
     assert ap["time"] == ns("2025-11-28T14:03:00.25Z")  # epoch milliseconds
@@ -105,7 +106,7 @@ def _edit(path: str, value: Any) -> bytes:
     ],
 )
 def test_malformed_payloads_name_the_path(payload: bytes, reason: str, words: list[str]) -> None:
-    result = Pipeline.from_config(config()).process(FIBERBOX, payload, False, ns("2025-11-28T14:03:02Z"))
+    result = build_pipeline(config()).process(FIBERBOX, payload, False, ns("2025-11-28T14:03:02Z"))
     assert isinstance(result, Rejection) and result.reason == reason, result
     for word in words:
         assert word in result.detail, result
