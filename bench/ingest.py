@@ -91,8 +91,7 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float
             done.set()
 
     def connect() -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5,
-                             manual_ack=True)  # fmt: skip
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5, manual_ack=True)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         props.ReceiveMaximum = 20000
@@ -115,9 +114,14 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float
     return received / elapsed
 
 
-async def bench_collector(mosquitto: Mosquitto, influx_url: str, folder: Path,
-                          messages: list[tuple[str, bytes]], client_id: str,
-                          protocol: str = "5") -> tuple[float, float]:  # fmt: skip
+async def bench_collector(
+    mosquitto: Mosquitto,
+    influx_url: str,
+    folder: Path,
+    messages: list[tuple[str, bytes]],
+    client_id: str,
+    protocol: str = "5",
+) -> tuple[float, float]:
     env = {
         "CITY_TELEMETRY__MQTT__PROTOCOL": f'"{protocol}"',
         "CITY_TELEMETRY__MQTT__PORT": str(mosquitto.port),
@@ -160,10 +164,19 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("warning", "console")
     messages = make_messages(args.messages)
-    lines_per_message = sum(
-        len(r) for r in (Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}")).process(
-            t, p, False, time.time_ns()) for t, p in messages[:1000]) if isinstance(r, list)
-    ) / 1000  # fmt: skip
+    lines_per_message = (
+        sum(
+            len(r)
+            for r in (
+                Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}")).process(
+                    t, p, False, time.time_ns()
+                )
+                for t, p in messages[:1000]
+            )
+            if isinstance(r, list)
+        )
+        / 1000
+    )
     pipeline_rate = bench_pipeline(messages)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -193,10 +206,14 @@ def main() -> None:
     print(f"bare paho subscriber (ceiling): {bare_rate:>9,.0f} msg/s")
     print(f"collector, InfluxDB stand-in:  {null_rate:>9,.0f} msg/s (an endpoint that accepts at once)")
     print(f"  the same over MQTT 3.1.1:    {null_rate_311:>9,.0f} msg/s")
-    print(f"collector end to end:          {collector_rate:>9,.0f} msg/s "
-          f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)")  # fmt: skip
-    print(f"ratios to the bare subscriber: stand-in {null_rate / bare_rate:.2f}, "
-          f"InfluxDB {collector_rate / bare_rate:.2f}")  # fmt: skip
+    print(
+        f"collector end to end:          {collector_rate:>9,.0f} msg/s "
+        f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)"
+    )
+    print(
+        f"ratios to the bare subscriber: stand-in {null_rate / bare_rate:.2f}, "
+        f"InfluxDB {collector_rate / bare_rate:.2f}"
+    )
     print(f"peak RSS of the process:       {rss_mib:>9,.0f} MiB")
 
 

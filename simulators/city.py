@@ -38,8 +38,20 @@ PROBE_OFFSET_MS = 500
 CAPACITY_BPS = {"2.4": 40e6, "5": 200e6}  # usable airtime capacity, for channel utilisation
 BEACONS_PER_S = 10.0
 OVERSIZED_CLIENTS = 2600  # entries in a runaway client table: about 300 kB, above the 256 KiB limit
-TOLERATED_FAULTS = ("duplicate", "out_of_order", "late", "burst", "clock_skew", "last_will", "reboot", "boot",
-                    "counter_wrap", "counter_wrap_ambiguous", "dfs", "connect")  # fmt: skip
+TOLERATED_FAULTS = (
+    "duplicate",
+    "out_of_order",
+    "late",
+    "burst",
+    "clock_skew",
+    "last_will",
+    "reboot",
+    "boot",
+    "counter_wrap",
+    "counter_wrap_ambiguous",
+    "dfs",
+    "connect",
+)
 INVALID_FAULTS = ("malformed", "oversized")
 
 
@@ -183,8 +195,16 @@ class NetState(DeviceState):
         self.probe_seq = 0
 
 
-COUNTERS = ("in_octets", "out_octets", "in_ucast_pkts", "out_ucast_pkts", "in_errors", "out_errors",
-            "in_discards", "out_discards")  # fmt: skip
+COUNTERS = (
+    "in_octets",
+    "out_octets",
+    "in_ucast_pkts",
+    "out_ucast_pkts",
+    "in_errors",
+    "out_errors",
+    "in_discards",
+    "out_discards",
+)
 WRAPPING = ("in_octets", "out_octets", "in_ucast_pkts", "out_ucast_pkts")
 
 
@@ -288,8 +308,11 @@ class Simulation:
             if rng.random() < f.clock_skew:
                 magnitude = rng.uniform(5.0, f.max_skew_s)
                 state.skew_ms = round(magnitude * 1000) * (1 if rng.random() < 0.5 else -1)
-                self.events.append(FaultEvent("clock_skew", state.device.device, self.start_ms, self.end_ms,
-                                              f"{state.skew_ms / 1000:+.3f} s"))  # fmt: skip
+                self.events.append(
+                    FaultEvent(
+                        "clock_skew", state.device.device, self.start_ms, self.end_ms, f"{state.skew_ms / 1000:+.3f} s"
+                    )
+                )
         block = self.start_ms
         while block < self.end_ms:
             length = min(DAY_MS, self.end_ms - block)
@@ -411,9 +434,15 @@ class Simulation:
                 radio = ap.radios["5"]
                 old, radio.channel = radio.channel, 36
                 if d.flavour == "canonical":
-                    body = p.device_event(d.device, t + ap.skew_ms, ap.next_seq(), "radio.dfs_channel_change",
-                                          "warning", f"radar detected on channel {old}, moved to 36",
-                                          {"band": "5", "from_channel": old, "to_channel": 36})  # fmt: skip
+                    body = p.device_event(
+                        d.device,
+                        t + ap.skew_ms,
+                        ap.next_seq(),
+                        "radio.dfs_channel_change",
+                        "warning",
+                        f"radar detected on channel {old}, moved to 36",
+                        {"band": "5", "from_channel": old, "to_channel": 36},
+                    )
                     self._emit(t, ap, "event", body, labels=("dfs",), periodic=False)
         self._ap_segment(ap, cursor, b)
         clients_tick = tick % self.config.clients_every == 0
@@ -534,13 +563,23 @@ class Simulation:
         mem = min(95.0, max(5.0, ap.mem + 0.08 * n + rng.gauss(0.0, 0.4)))
         temp = ap.temp + 0.05 * n + rng.gauss(0.0, 0.4)
         return p.ApSnap(
-            device=ap.device.device, ts_ms=b + ap.skew_ms, seq=ap.next_seq(), uptime_s=int((b - ap.boot_ms) / 1000),
-            cpu_pct=round(cpu, 1), mem_pct=round(mem, 1), temperature_c=round(temp, 1), num_clients=n,
-            uplink_rx_bytes=int(ap.uplink_rx), uplink_tx_bytes=int(ap.uplink_tx),
-            uplink_rx_errors=int(ap.rx_errors), uplink_tx_dropped=int(ap.tx_dropped), radios=tuple(radios),
-            clients=clients, interval_rx_bytes=int(ap.uplink_tx) - ap.reported_rx,
+            device=ap.device.device,
+            ts_ms=b + ap.skew_ms,
+            seq=ap.next_seq(),
+            uptime_s=int((b - ap.boot_ms) / 1000),
+            cpu_pct=round(cpu, 1),
+            mem_pct=round(mem, 1),
+            temperature_c=round(temp, 1),
+            num_clients=n,
+            uplink_rx_bytes=int(ap.uplink_rx),
+            uplink_tx_bytes=int(ap.uplink_tx),
+            uplink_rx_errors=int(ap.rx_errors),
+            uplink_tx_dropped=int(ap.tx_dropped),
+            radios=tuple(radios),
+            clients=clients,
+            interval_rx_bytes=int(ap.uplink_tx) - ap.reported_rx,
             interval_tx_bytes=int(ap.uplink_rx) - ap.reported_tx,
-        )  # fmt: skip
+        )
 
     # -- down and up --------------------------------------------------------------------------------
     def _go_down(self, state: DeviceState, t: int, detail: str) -> None:
@@ -569,8 +608,15 @@ class Simulation:
         ts = t + state.skew_ms
         body = p.device_state(d.device, "online", ts, state.next_seq(), "connected")
         self._emit(t, state, "state", body, retain=True, labels=("boot",), periodic=False)
-        event = p.device_event(d.device, ts, state.next_seq(), "boot", "warning" if cause == "outage" else "info",
-                               f"booted ({reason.replace('_', ' ')})", {"reason": reason})  # fmt: skip
+        event = p.device_event(
+            d.device,
+            ts,
+            state.next_seq(),
+            "boot",
+            "warning" if cause == "outage" else "info",
+            f"booted ({reason.replace('_', ' ')})",
+            {"reason": reason},
+        )
         self._emit(t, state, "event", event, labels=("boot",), periodic=False)
 
     # -- switches and school links ------------------------------------------------------------------
@@ -650,8 +696,9 @@ class Simulation:
             p.IfSnap(port.name, "up", port.speed_mbps, *(int(net.counters[port.name][k]) for k in COUNTERS))
             for port in d.ports
         )
-        snap = p.NetSnap(d.device, b + net.skew_ms, net.next_seq(), int((b - net.boot_ms) / 1000), d.counter_bits,
-                         interfaces)  # fmt: skip
+        snap = p.NetSnap(
+            d.device, b + net.skew_ms, net.next_seq(), int((b - net.boot_ms) / 1000), d.counter_bits, interfaces
+        )
         labels: list[str] = []
         if d.counter_bits == 32:
             for i in interfaces:
@@ -696,8 +743,16 @@ class Simulation:
         self._push_faulty(t, topic, p.dumps(body), body, "probe", d, "canonical", (), d.site)
 
     # -- emitting -----------------------------------------------------------------------------------
-    def _emit(self, at: int, state: DeviceState, message: str, body: dict[str, Any] | bytes, retain: bool = False,
-              labels: tuple[str, ...] = (), periodic: bool = True) -> None:  # fmt: skip
+    def _emit(
+        self,
+        at: int,
+        state: DeviceState,
+        message: str,
+        body: dict[str, Any] | bytes,
+        retain: bool = False,
+        labels: tuple[str, ...] = (),
+        periodic: bool = True,
+    ) -> None:
         d = state.device
         if d.flavour == "canonical" or message in ("state", "event"):
             topic = f"{ROOT}/{d.nis}/{d.site}/{d.kind}/{d.device}/{message}"
@@ -719,8 +774,18 @@ class Simulation:
                 return b1, (*labels, "burst")
         return at, labels
 
-    def _push_faulty(self, at: int, topic: str, payload: bytes, body: dict[str, Any] | bytes, message: str,
-                     d: Device, flavour: str, labels: tuple[str, ...], site: str) -> None:  # fmt: skip
+    def _push_faulty(
+        self,
+        at: int,
+        topic: str,
+        payload: bytes,
+        body: dict[str, Any] | bytes,
+        message: str,
+        d: Device,
+        flavour: str,
+        labels: tuple[str, ...],
+        site: str,
+    ) -> None:
         f, rng = self.config.faults, self.msg_rng
         at, labels = self._burst(site, at, labels)
         u = rng.random()
@@ -770,8 +835,9 @@ class Simulation:
             return "garbled", b"\xff\xfe" + payload[2:cut]
         bad = orjson.loads(payload)
         if variant == 2:
-            key = {"metrics": "num_clients", "clients": "num_clients", "interfaces": "sys_uptime_s",
-                   "probe": "sent"}[message]  # fmt: skip
+            key = {"metrics": "num_clients", "clients": "num_clients", "interfaces": "sys_uptime_s", "probe": "sent"}[
+                message
+            ]
             bad[key] = "unknown"
             return "wrong_type", p.dumps(bad)
         if message == "metrics":
@@ -792,11 +858,19 @@ class Simulation:
     def meta(self) -> dict[str, Any]:
         c = self.config
         return {
-            "seed": c.seed, "scale": c.scale, "start": p.iso_ms(self.start_ms), "end": p.iso_ms(self.end_ms),
-            "period_s": c.period_s, "clients_every": c.clients_every, "vendor_share": c.vendor_share,
-            "faults": c.faults.describe(), "devices": len(self.inventory.devices),
-            "aps": len(self.aps), "switches": len(self.switches), "school_links": len(self.cpes),
-        }  # fmt: skip
+            "seed": c.seed,
+            "scale": c.scale,
+            "start": p.iso_ms(self.start_ms),
+            "end": p.iso_ms(self.end_ms),
+            "period_s": c.period_s,
+            "clients_every": c.clients_every,
+            "vendor_share": c.vendor_share,
+            "faults": c.faults.describe(),
+            "devices": len(self.inventory.devices),
+            "aps": len(self.aps),
+            "switches": len(self.switches),
+            "school_links": len(self.cpes),
+        }
 
 
 def _runaway_client(k: int) -> dict[str, Any]:

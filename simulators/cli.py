@@ -29,7 +29,7 @@ modes:
   --speed 0 / --rate N  as fast as possible / N messages per second, whatever the simulated time
 
 faults (--faults): "default", "none", or name=rate changes, e.g. "none,reboot=0.5" or "duplicate=0.01":
-""" + "\n".join(f"  {name:<14} per {text}" for name, text in OPPORTUNITY.items())  # fmt: skip
+""" + "\n".join(f"  {name:<14} per {text}" for name, text in OPPORTUNITY.items())
 
 
 def add_simulate_parser(commands: Any) -> argparse.ArgumentParser:
@@ -45,11 +45,17 @@ def add_simulate_parser(commands: Any) -> argparse.ArgumentParser:
     city = sim.add_argument_group("city")
     city.add_argument("--seed", type=int, default=7, help="same seed, same city and messages (default 7)")
     city.add_argument(
-        "--scale", type=float, default=1.0,
+        "--scale",
+        type=float,
+        default=1.0,
         help="1 = about 900 APs, 175 school links, 27 switches; 0.005 = a handful; 90 = about 100,000",
-    )  # fmt: skip
-    city.add_argument("--vendor-share", type=float, default=0.0,
-                      help="share of devices speaking UniFi / OpenWrt NetJSON / Telegraf SNMP (default 0)")  # fmt: skip
+    )
+    city.add_argument(
+        "--vendor-share",
+        type=float,
+        default=0.0,
+        help="share of devices speaking UniFi / OpenWrt NetJSON / Telegraf SNMP (default 0)",
+    )
     city.add_argument("--faults", default="default", help='fault rates (see below; default "default")')
     city.add_argument("--no-client-lists", action="store_true", help="ap.clients without per-client entries")
     time_ = sim.add_argument_group("time")
@@ -67,8 +73,12 @@ def add_simulate_parser(commands: Any) -> argparse.ArgumentParser:
     out.add_argument("--out", type=Path, help="write the items as JSON lines here instead of publishing")
     out.add_argument("--dry-run", action="store_true", help="generate and count only")
     out.add_argument("--truth", type=Path, help="write the run's ground truth (JSON) here")
-    out.add_argument("--write-inventory", type=Path, metavar="PATH",
-                     help="write the city's inventory (JSON) for --seed/--scale/--vendor-share and exit")  # fmt: skip
+    out.add_argument(
+        "--write-inventory",
+        type=Path,
+        metavar="PATH",
+        help="write the city's inventory (JSON) for --seed/--scale/--vendor-share and exit",
+    )
     out.add_argument("--max-messages", type=int, help="stop after this many messages")
     out.add_argument("--max-seconds", type=float, help="stop after this many wall-clock seconds")
     out.add_argument("--quiet", action="store_true", help="no progress line")
@@ -123,8 +133,10 @@ def run_simulate(args: argparse.Namespace) -> int:
             inventory = build_inventory(args.seed, args.scale, args.vendor_share, faults.counter32)
             inventory.write(args.write_inventory)
             kinds = Counter(d.kind for d in inventory.devices)
-            print(f"wrote {args.write_inventory}: {len(inventory.sites)} sites, {kinds['ap']} APs, "
-                  f"{kinds['switch']} switches, {kinds['cpe']} school links")  # fmt: skip
+            print(
+                f"wrote {args.write_inventory}: {len(inventory.sites)} sites, {kinds['ap']} APs, "
+                f"{kinds['switch']} switches, {kinds['cpe']} school links"
+            )
             return 0
         config, speed = build_config(args)
     except ValueError as error:
@@ -134,15 +146,20 @@ def run_simulate(args: argparse.Namespace) -> int:
     real_time = speed == 1.0 and not args.rate
     too_far = (config.start_ms if real_time else config.end_ms) > now_ms + MAX_FUTURE_S * 1000
     if not args.out and not args.dry_run and too_far:
-        print("simulate: this run would publish timestamps more than 10 minutes ahead of the clock, which the "
-              "collector refuses; accelerated runs must lie in the past (--start)", file=sys.stderr)  # fmt: skip
+        print(
+            "simulate: this run would publish timestamps more than 10 minutes ahead of the clock, which the "
+            "collector refuses; accelerated runs must lie in the past (--start)",
+            file=sys.stderr,
+        )
         return 2
     simulation = Simulation(config)
-    print(f"city: seed {config.seed}, scale {config.scale:g}: {len(simulation.aps)} APs, "
-          f"{len(simulation.switches)} switches, {len(simulation.cpes)} school links; "
-          f"{datetime.fromtimestamp(config.start_ms / 1000, UTC):%Y-%m-%d %H:%M}Z + {config.duration_s:g} s, "
-          f"period {config.period_s} s, speed {speed:g}" + (f", rate {args.rate:g}/s" if args.rate else ""),
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"city: seed {config.seed}, scale {config.scale:g}: {len(simulation.aps)} APs, "
+        f"{len(simulation.switches)} switches, {len(simulation.cpes)} school links; "
+        f"{datetime.fromtimestamp(config.start_ms / 1000, UTC):%Y-%m-%d %H:%M}Z + {config.duration_s:g} s, "
+        f"period {config.period_s} s, speed {speed:g}" + (f", rate {args.rate:g}/s" if args.rate else ""),
+        file=sys.stderr,
+    )
     started = time.monotonic()
     if args.out or args.dry_run:
         published = _write_items(simulation, args.out, args.max_messages)
@@ -158,9 +175,13 @@ def run_simulate(args: argparse.Namespace) -> int:
             return 1
         try:
             report = publisher.run(
-                simulation.items(), speed=speed, rate=args.rate, max_messages=args.max_messages,
-                max_seconds=args.max_seconds, progress=None if args.quiet else Progress(),
-            )  # fmt: skip
+                simulation.items(),
+                speed=speed,
+                rate=args.rate,
+                max_messages=args.max_messages,
+                max_seconds=args.max_seconds,
+                progress=None if args.quiet else Progress(),
+            )
         finally:
             publisher.close()
         print(
@@ -192,8 +213,13 @@ def _write_items(simulation: Simulation, path: Path | None, limit: int | None) -
 
 
 def item_record(item: Item) -> dict[str, Any]:
-    record: dict[str, Any] = {"at_ms": item.at_ms, "topic": item.topic, "qos": item.qos, "retain": item.retain,
-                              "labels": list(item.labels)}  # fmt: skip
+    record: dict[str, Any] = {
+        "at_ms": item.at_ms,
+        "topic": item.topic,
+        "qos": item.qos,
+        "retain": item.retain,
+        "labels": list(item.labels),
+    }
     try:
         record["payload"] = item.payload.decode("utf-8")
     except UnicodeDecodeError:

@@ -107,9 +107,6 @@ class Inventory:
     sites: list[Site] = field(default_factory=list)
     devices: list[Device] = field(default_factory=list)
 
-    def by_kind(self, kind: DeviceKind) -> list[Device]:
-        return [d for d in self.devices if d.kind == kind]
-
     def site_map(self) -> dict[str, Site]:
         return {s.site: s for s in self.sites}
 
@@ -244,8 +241,9 @@ def build_inventory(
 
     per_municipality: dict[str, int] = {}
     for site, count in ap_plan:
-        placed = Site(site.site, site.nis, site.name, site.kind, site.lat, site.lon, site.popularity,
-                      switch_of[site.site])  # fmt: skip
+        placed = Site(
+            site.site, site.nis, site.name, site.kind, site.lat, site.lon, site.popularity, switch_of[site.site]
+        )
         inventory.sites.append(placed)
         for k in range(count):
             per_municipality[site.nis] = per_municipality.get(site.nis, 0) + 1
@@ -274,8 +272,9 @@ def build_inventory(
             index += 1
 
     for sw in switches:
-        inventory.devices.append(_network_device(sw, index, flavour_rng, width_rng, phase_rng, vendor_share,
-                                                 counter32_share))  # fmt: skip
+        inventory.devices.append(
+            _network_device(sw, index, flavour_rng, width_rng, phase_rng, vendor_share, counter32_share)
+        )
         index += 1
 
     school_budget = _apportion(n_schools, populations)
@@ -285,8 +284,16 @@ def build_inventory(
             school = Site(f"school-{m.nis}-{k + 1:03d}", m.nis, f"School {k + 1} ({m.name_fr})", "school", lat, lon)
             inventory.sites.append(school)
             ports = (Port("wan0", SCHOOL_LINK_MBPS, "core"), Port("lan0", 1000, school.site))
-            cpe = Device(f"cpe-{m.nis}-{k + 1:03d}", "cpe", m.nis, school.site, "FttS-CPE", "canonical",
-                         SCHOOL_LINK_MBPS, ports=ports)  # fmt: skip
+            cpe = Device(
+                f"cpe-{m.nis}-{k + 1:03d}",
+                "cpe",
+                m.nis,
+                school.site,
+                "FttS-CPE",
+                "canonical",
+                SCHOOL_LINK_MBPS,
+                ports=ports,
+            )
             inventory.devices.append(
                 _network_device(cpe, index, flavour_rng, width_rng, phase_rng, vendor_share, counter32_share)
             )
@@ -306,6 +313,15 @@ def _network_device(
     flavour: Flavour = "telegraf" if flavour_rng.random() < vendor_share else "canonical"
     bits: Literal[32, 64] = 32 if width_rng.random() < counter32_share else 64
     return Device(
-        device.device, device.kind, device.nis, device.site, device.model, flavour, device.link_capacity_mbps,
-        counter_bits=bits, index=index, phase_ms=phase_rng.randrange(60_000), ports=device.ports,
-    )  # fmt: skip
+        device.device,
+        device.kind,
+        device.nis,
+        device.site,
+        device.model,
+        flavour,
+        device.link_capacity_mbps,
+        counter_bits=bits,
+        index=index,
+        phase_ms=phase_rng.randrange(60_000),
+        ports=device.ports,
+    )

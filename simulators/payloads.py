@@ -100,25 +100,48 @@ def dumps(obj: Any) -> bytes:
 
 def ap_metrics(s: ApSnap) -> dict[str, Any]:
     return {
-        "schema": "ap.metrics/1", "device_id": s.device, "ts": iso_ms(s.ts_ms), "seq": s.seq,
-        "uptime_s": s.uptime_s, "cpu_pct": s.cpu_pct, "mem_pct": s.mem_pct, "temperature_c": s.temperature_c,
-        "num_clients": s.num_clients, "uplink_rx_bytes": s.uplink_rx_bytes, "uplink_tx_bytes": s.uplink_tx_bytes,
-        "uplink_rx_errors": s.uplink_rx_errors, "uplink_tx_dropped": s.uplink_tx_dropped,
+        "schema": "ap.metrics/1",
+        "device_id": s.device,
+        "ts": iso_ms(s.ts_ms),
+        "seq": s.seq,
+        "uptime_s": s.uptime_s,
+        "cpu_pct": s.cpu_pct,
+        "mem_pct": s.mem_pct,
+        "temperature_c": s.temperature_c,
+        "num_clients": s.num_clients,
+        "uplink_rx_bytes": s.uplink_rx_bytes,
+        "uplink_tx_bytes": s.uplink_tx_bytes,
+        "uplink_rx_errors": s.uplink_rx_errors,
+        "uplink_tx_dropped": s.uplink_tx_dropped,
         "radios": [
-            {"band": r.band, "channel": r.channel, "width_mhz": r.width_mhz, "tx_power_dbm": r.tx_power_dbm,
-             "noise_floor_dbm": r.noise_floor_dbm, "cu_total_pct": r.cu_total_pct, "cu_tx_pct": r.cu_tx_pct,
-             "cu_rx_pct": r.cu_rx_pct, "num_clients": r.num_clients, "tx_bytes": r.tx_bytes,
-             "rx_bytes": r.rx_bytes, "tx_retries": r.tx_retries, "tx_total": r.tx_total}
+            {
+                "band": r.band,
+                "channel": r.channel,
+                "width_mhz": r.width_mhz,
+                "tx_power_dbm": r.tx_power_dbm,
+                "noise_floor_dbm": r.noise_floor_dbm,
+                "cu_total_pct": r.cu_total_pct,
+                "cu_tx_pct": r.cu_tx_pct,
+                "cu_rx_pct": r.cu_rx_pct,
+                "num_clients": r.num_clients,
+                "tx_bytes": r.tx_bytes,
+                "rx_bytes": r.rx_bytes,
+                "tx_retries": r.tx_retries,
+                "tx_total": r.tx_total,
+            }
             for r in s.radios
         ],
-    }  # fmt: skip
+    }
 
 
 def ap_clients(s: ApSnap, with_list: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "schema": "ap.clients/1", "device_id": s.device, "ts": iso_ms(s.ts_ms), "seq": s.seq,
+        "schema": "ap.clients/1",
+        "device_id": s.device,
+        "ts": iso_ms(s.ts_ms),
+        "seq": s.seq,
         "num_clients": s.num_clients,
-    }  # fmt: skip
+    }
     if s.clients:
         rssi = [c.rssi_dbm for c in s.clients]
         body["rssi_avg_dbm"] = round(sum(rssi) / len(rssi), 1)
@@ -133,40 +156,69 @@ def ap_clients(s: ApSnap, with_list: bool = True) -> dict[str, Any]:
 
 
 def client_entry(c: ClientSnap) -> dict[str, Any]:
-    return {"mac": c.mac, "band": c.band, "rssi_dbm": c.rssi_dbm, "snr_db": c.snr_db, "rx_bytes": c.rx_bytes,
-            "tx_bytes": c.tx_bytes, "connected_s": c.connected_s}  # fmt: skip
+    return {
+        "mac": c.mac,
+        "band": c.band,
+        "rssi_dbm": c.rssi_dbm,
+        "snr_db": c.snr_db,
+        "rx_bytes": c.rx_bytes,
+        "tx_bytes": c.tx_bytes,
+        "connected_s": c.connected_s,
+    }
 
 
 def if_counters(s: NetSnap) -> dict[str, Any]:
     wrap = UINT32 if s.counter_bits == 32 else 2**63
     return {
-        "schema": "if.counters/1", "device_id": s.device, "ts": iso_ms(s.ts_ms), "seq": s.seq,
+        "schema": "if.counters/1",
+        "device_id": s.device,
+        "ts": iso_ms(s.ts_ms),
+        "seq": s.seq,
         "sys_uptime_s": s.sys_uptime_s,
         "interfaces": [
-            {"name": i.name, "oper_status": i.oper_status, "speed_mbps": i.speed_mbps,
-             "counter_bits": s.counter_bits, "in_octets": i.in_octets % wrap, "out_octets": i.out_octets % wrap,
-             "in_ucast_pkts": i.in_ucast_pkts % wrap, "out_ucast_pkts": i.out_ucast_pkts % wrap,
-             "in_errors": i.in_errors, "out_errors": i.out_errors, "in_discards": i.in_discards,
-             "out_discards": i.out_discards}
+            {
+                "name": i.name,
+                "oper_status": i.oper_status,
+                "speed_mbps": i.speed_mbps,
+                "counter_bits": s.counter_bits,
+                "in_octets": i.in_octets % wrap,
+                "out_octets": i.out_octets % wrap,
+                "in_ucast_pkts": i.in_ucast_pkts % wrap,
+                "out_ucast_pkts": i.out_ucast_pkts % wrap,
+                "in_errors": i.in_errors,
+                "out_errors": i.out_errors,
+                "in_discards": i.in_discards,
+                "out_discards": i.out_discards,
+            }
             for i in s.interfaces
         ],
-    }  # fmt: skip
+    }
 
 
 Rtt = tuple[float, float, float, float]  # min, avg, max, jitter (ms)
 
 
-def link_probe(device: str, ts_ms: int, seq: int, sent: int, received: int, rtt: Rtt | None,
-               target: str = "dc-irisnet-1") -> dict[str, Any]:  # fmt: skip
-    body: dict[str, Any] = {"schema": "link.probe/1", "device_id": device, "ts": iso_ms(ts_ms), "seq": seq,
-                            "target": target, "method": "icmp", "sent": sent, "received": received}  # fmt: skip
+def link_probe(
+    device: str, ts_ms: int, seq: int, sent: int, received: int, rtt: Rtt | None, target: str = "dc-irisnet-1"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "schema": "link.probe/1",
+        "device_id": device,
+        "ts": iso_ms(ts_ms),
+        "seq": seq,
+        "target": target,
+        "method": "icmp",
+        "sent": sent,
+        "received": received,
+    }
     if rtt is not None:
         body["rtt_min_ms"], body["rtt_avg_ms"], body["rtt_max_ms"], body["jitter_ms"] = rtt
     return body
 
 
-def device_state(device: str, state: str, ts_ms: int | None = None, seq: int | None = None,
-                 reason: str | None = None) -> dict[str, Any]:  # fmt: skip
+def device_state(
+    device: str, state: str, ts_ms: int | None = None, seq: int | None = None, reason: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"schema": "device.state/1", "device_id": device}
     if ts_ms is not None:
         body["ts"] = iso_ms(ts_ms)
@@ -178,7 +230,22 @@ def device_state(device: str, state: str, ts_ms: int | None = None, seq: int | N
     return body
 
 
-def device_event(device: str, ts_ms: int, seq: int, type_: str, severity: str, message: str,
-                 attributes: dict[str, str | int | float | bool]) -> dict[str, Any]:  # fmt: skip
-    return {"schema": "device.event/1", "device_id": device, "ts": iso_ms(ts_ms), "seq": seq, "type": type_,
-            "severity": severity, "message": message, "attributes": attributes}  # fmt: skip
+def device_event(
+    device: str,
+    ts_ms: int,
+    seq: int,
+    type_: str,
+    severity: str,
+    message: str,
+    attributes: dict[str, str | int | float | bool],
+) -> dict[str, Any]:
+    return {
+        "schema": "device.event/1",
+        "device_id": device,
+        "ts": iso_ms(ts_ms),
+        "seq": seq,
+        "type": type_,
+        "severity": severity,
+        "message": message,
+        "attributes": attributes,
+    }

@@ -55,8 +55,10 @@ class Progress:
         if not final and now < self._next:
             return
         self._next = now + self.every_s
-        text = (f"sim {iso_ms(sim_ms)[:19]}Z  published {report.published:,} ({report.rate:,.0f}/s)  "
-                f"acked {report.acknowledged:,}  lag {report.max_lag_s:.1f} s")  # fmt: skip
+        text = (
+            f"sim {iso_ms(sim_ms)[:19]}Z  published {report.published:,} ({report.rate:,.0f}/s)  "
+            f"acked {report.acknowledged:,}  lag {report.max_lag_s:.1f} s"
+        )
         if self.tty:
             self.stream.write("\r" + text + ("\n" if final else "\x1b[K"))
         else:
@@ -65,8 +67,14 @@ class Progress:
 
 
 class MqttPublisher:
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, client_id: str = "city-simulator",
-                 window: int = 20_000, connect_timeout_s: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        client_id: str = "city-simulator",
+        window: int = 20_000,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -85,8 +93,9 @@ class MqttPublisher:
             self.close()
             raise PublishError(f"no CONNACK from {host}:{port} within {connect_timeout_s} s")
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
-                    properties: object) -> None:  # fmt: skip
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, properties: object
+    ) -> None:
         self._connected = not getattr(reason, "is_failure", False)
 
     def run(

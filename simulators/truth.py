@@ -220,7 +220,7 @@ class TruthBook:
                 "rx_bytes": sum(devices[d.device]["rx_bytes"] for d in aps),
                 "tx_bytes": sum(devices[d.device]["tx_bytes"] for d in aps),
                 "school_links": len(schools),
-            }  # fmt: skip
+            }
             if schools:
                 util = [u for d in schools for u in self.acc[d.device][day].util_in]
                 entry.update(

@@ -76,8 +76,13 @@ class DeadLetters:
         self.counts[reason] += 1
         now = time.monotonic()
         if now - self._last_logged.get(reason, -1e9) >= self._log_every_s:
-            log.warning("message_rejected", reason=reason, detail=record["detail"], topic=record["topic"],
-                        similar_since_last_log=self._unlogged.pop(reason, 0))  # fmt: skip
+            log.warning(
+                "message_rejected",
+                reason=reason,
+                detail=record["detail"],
+                topic=record["topic"],
+                similar_since_last_log=self._unlogged.pop(reason, 0),
+            )
             self._last_logged[reason] = now
         else:
             self._unlogged[reason] += 1

@@ -68,8 +68,12 @@ class Spool:
             path = self._path(number)
             valid_bytes, lines = self._scan(path)
             if valid_bytes < path.stat().st_size:
-                log.warning("spool_torn_record_cut", segment=path.name, kept_bytes=valid_bytes,
-                            cut_bytes=path.stat().st_size - valid_bytes)  # fmt: skip
+                log.warning(
+                    "spool_torn_record_cut",
+                    segment=path.name,
+                    kept_bytes=valid_bytes,
+                    cut_bytes=path.stat().st_size - valid_bytes,
+                )
                 with open(path, "r+b") as handle:
                     handle.truncate(valid_bytes)
                     os.fsync(handle.fileno())

@@ -54,15 +54,26 @@ def run_demo(args: argparse.Namespace) -> int:
             },
         )
         simulate = argparse.Namespace(
-            accelerated=True, start=None, seed=args.seed, scale=DEMO_SCALE, duration="1d", period=None,
-            clients_every=None, vendor_share=0.2, faults="default", no_client_lists=False, speed=DEMO_SPEED,
-        )  # fmt: skip
+            accelerated=True,
+            start=None,
+            seed=args.seed,
+            scale=DEMO_SCALE,
+            duration="1d",
+            period=None,
+            clients_every=None,
+            vendor_share=0.2,
+            faults="default",
+            no_client_lists=False,
+            speed=DEMO_SPEED,
+        )
         sim_config, speed = build_config(simulate)
         simulation = Simulation(sim_config)
-        print(f"simulated city: seed {args.seed}, {len(simulation.aps)} APs, {len(simulation.switches)} switches, "
-              f"{len(simulation.cpes)} school links, 20 % vendor-flavoured; yesterday "
-              f"({datetime.fromtimestamp(sim_config.start_ms / 1000, UTC):%Y-%m-%d %H:%M}Z + 24 h) "
-              f"published at {speed / 3600:g} simulated hours per second")  # fmt: skip
+        print(
+            f"simulated city: seed {args.seed}, {len(simulation.aps)} APs, {len(simulation.switches)} switches, "
+            f"{len(simulation.cpes)} school links, 20 % vendor-flavoured; yesterday "
+            f"({datetime.fromtimestamp(sim_config.start_ms / 1000, UTC):%Y-%m-%d %H:%M}Z + 24 h) "
+            f"published at {speed / 3600:g} simulated hours per second"
+        )
         collector, report = asyncio.run(_collect(config, broker.port, simulation, speed))
         _print_results(database, collector, report, simulation, sim_config, state)
         return 0
@@ -105,15 +116,23 @@ async def _collect(config: Config, port: int, simulation: Simulation, speed: flo
     while collector.counters["messages_committed"] < report.published and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     elapsed = time.monotonic() - started
-    print(f"published {report.published} messages ({report.rate:,.0f}/s); collector committed "
-          f"{collector.counters['messages_committed']} in {elapsed:.2f} s")  # fmt: skip
+    print(
+        f"published {report.published} messages ({report.rate:,.0f}/s); collector committed "
+        f"{collector.counters['messages_committed']} in {elapsed:.2f} s"
+    )
     stop.set()
     await task
     return collector, report
 
 
-def _print_results(database: InfluxDB, collector: Collector, report: PublishReport, simulation: Simulation,
-                   sim_config: SimConfig, state: Path) -> None:  # fmt: skip
+def _print_results(
+    database: InfluxDB,
+    collector: Collector,
+    report: PublishReport,
+    simulation: Simulation,
+    sim_config: SimConfig,
+    state: Path,
+) -> None:
     print("\nstored in InfluxDB (database city_telemetry):")
     for measurement in MEASUREMENTS:
         series = database.query(f'SELECT count(*) FROM "{measurement}"', "city_telemetry")
@@ -137,8 +156,10 @@ def _print_results(database: InfluxDB, collector: Collector, report: PublishRepo
                 continue
             volume = (m["rx_bytes"] + m["tx_bytes"]) / 1e9
             stored = stored_peak.get(nis, 0)
-            print(f"  {nis:<6}{m['name_fr'][:23]:<24}{m['aps']:>4}{m['ap_availability_pct']:>9.2f}"
-                  f"{m['peak_clients']:>6}{stored:>7}{m['unique_clients']:>8}{volume:>7.1f}")  # fmt: skip
+            print(
+                f"  {nis:<6}{m['name_fr'][:23]:<24}{m['aps']:>4}{m['ap_availability_pct']:>9.2f}"
+                f"{m['peak_clients']:>6}{stored:>7}{m['unique_clients']:>8}{volume:>7.1f}"
+            )
     print(
         "  (a stored peak can differ by a few clients: devices with a skewed clock report into the next or "
         "previous quarter hour)"

@@ -234,8 +234,9 @@ class InfluxDB(ServerProcess):
         if self.admin is not None and not was_running:
             # Allowed without credentials while no admin exists; idempotent (with them) afterwards.
             user, password = self.admin
-            self.query(f"CREATE USER {quote_identifier(user)} WITH PASSWORD {quote_string(password)} "
-                       "WITH ALL PRIVILEGES")  # fmt: skip
+            self.query(
+                f"CREATE USER {quote_identifier(user)} WITH PASSWORD {quote_string(password)} WITH ALL PRIVILEGES"
+            )
 
     @property
     def url(self) -> str:

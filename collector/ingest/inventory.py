@@ -27,7 +27,8 @@ def load_device_ids(path: Path) -> frozenset[str]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InventoryError(f"inventory {path}: not a {FORMAT} file")
     devices = data.get("devices")
-    if not isinstance(devices, list) or not all(isinstance(d, dict) and isinstance(d.get("device"), str)
-                                                 for d in devices):  # fmt: skip
+    if not isinstance(devices, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("device"), str) for d in devices
+    ):
         raise InventoryError(f"inventory {path}: 'devices' must be a list of objects with a 'device' id")
     return frozenset(d["device"] for d in devices)

@@ -74,13 +74,6 @@ def escape_key(text: str, what: str = "tag") -> str:
     return text.translate(_KEY_TABLE)
 
 
-def escape_field_key(key: str) -> str:
-    escaped = _FIELD_KEYS.get(key)
-    if escaped is None:
-        escaped = _new_field_key(key)
-    return escaped
-
-
 def _new_field_key(key: str) -> str:
     _check_name_text(key, "field key")
     if key == "time":
@@ -151,5 +144,7 @@ def _check_key_bytes(series: str, fields_text: str) -> None:
     series_bytes = len(series.encode())
     for found in _ENCODED_FIELD.finditer(fields_text):
         if series_bytes + 4 + len(found.group(1).encode()) > MAX_KEY_BYTES:
-            raise EncodeError(f"series key {series[:60]!r}... and field key {found.group(1)[:60]!r}... exceed "
-                              f"InfluxDB's {MAX_KEY_BYTES} bytes")  # fmt: skip
+            raise EncodeError(
+                f"series key {series[:60]!r}... and field key {found.group(1)[:60]!r}... exceed "
+                f"InfluxDB's {MAX_KEY_BYTES} bytes"
+            )

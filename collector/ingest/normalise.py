@@ -50,14 +50,54 @@ class SeriesKeys:
         return len(self._keys)
 
 
-_AP_FIELDS = ("uptime_s", "cpu_pct", "mem_pct", "temperature_c", "num_clients", "uplink_rx_bytes",
-              "uplink_tx_bytes", "uplink_rx_errors", "uplink_tx_dropped", "seq")  # fmt: skip
-_RADIO_FIELDS = ("channel", "width_mhz", "tx_power_dbm", "noise_floor_dbm", "cu_total_pct", "cu_tx_pct",
-                 "cu_rx_pct", "num_clients", "tx_bytes", "rx_bytes", "tx_retries", "tx_total")  # fmt: skip
-_CLIENT_FIELDS = ("num_clients", "rssi_avg_dbm", "rssi_min_dbm", "snr_avg_db", "good_rf_clients",
-                  "rx_bytes", "tx_bytes", "seq")  # fmt: skip
-_IF_FIELDS = ("speed_mbps", "counter_bits", "in_octets", "out_octets", "in_ucast_pkts", "out_ucast_pkts",
-              "in_errors", "out_errors", "in_discards", "out_discards")  # fmt: skip
+_AP_FIELDS = (
+    "uptime_s",
+    "cpu_pct",
+    "mem_pct",
+    "temperature_c",
+    "num_clients",
+    "uplink_rx_bytes",
+    "uplink_tx_bytes",
+    "uplink_rx_errors",
+    "uplink_tx_dropped",
+    "seq",
+)
+_RADIO_FIELDS = (
+    "channel",
+    "width_mhz",
+    "tx_power_dbm",
+    "noise_floor_dbm",
+    "cu_total_pct",
+    "cu_tx_pct",
+    "cu_rx_pct",
+    "num_clients",
+    "tx_bytes",
+    "rx_bytes",
+    "tx_retries",
+    "tx_total",
+)
+_CLIENT_FIELDS = (
+    "num_clients",
+    "rssi_avg_dbm",
+    "rssi_min_dbm",
+    "snr_avg_db",
+    "good_rf_clients",
+    "rx_bytes",
+    "tx_bytes",
+    "seq",
+)
+_IF_FIELDS = (
+    "speed_mbps",
+    "counter_bits",
+    "in_octets",
+    "out_octets",
+    "in_ucast_pkts",
+    "out_ucast_pkts",
+    "in_errors",
+    "out_errors",
+    "in_discards",
+    "out_discards",
+)
 _PROBE_FIELDS = ("sent", "received", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "seq")
 
 

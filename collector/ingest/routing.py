@@ -163,8 +163,9 @@ def subscriptions(canonical: str, routes: _RoutingBase) -> list[str]:
     prefixes = [tuple(f.split("/")[:-1]) for f in filters]  # every filter here is "<levels>/#" or "#"
     kept = []
     for i, prefix in enumerate(prefixes):
-        covered = any(j != i and len(other) < len(prefix) and prefix[: len(other)] == other
-                      for j, other in enumerate(prefixes))  # fmt: skip
+        covered = any(
+            j != i and len(other) < len(prefix) and prefix[: len(other)] == other for j, other in enumerate(prefixes)
+        )
         if not covered:
             kept.append(filters[i])
     return kept

@@ -73,8 +73,9 @@ class TopicPattern:
         subscribe_below: Literal["root", "prefix"] = "root",
     ) -> None:
         self.pattern = pattern
-        self.levels: tuple[tuple[LevelKind, str], ...] = tuple(self._level(pattern, text, allow_any)
-                                                               for text in pattern.split("/"))  # fmt: skip
+        self.levels: tuple[tuple[LevelKind, str], ...] = tuple(
+            self._level(pattern, text, allow_any) for text in pattern.split("/")
+        )
         names = [text for kind, text in self.levels if kind == "named"]
         if len(set(names)) != len(names):
             raise ValueError(f"topic pattern {pattern!r}: a name is used twice")

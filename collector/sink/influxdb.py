@@ -184,8 +184,11 @@ class InfluxWriter:
                 f"{base}/query", data={"q": f'CREATE DATABASE "{name}"'}, headers=headers
             ) as response:
                 ok = response.status < 300
-                log.info("influxdb_database_created" if ok else "influxdb_create_database_failed",
-                         database=self.config.database, status=response.status)  # fmt: skip
+                log.info(
+                    "influxdb_database_created" if ok else "influxdb_create_database_failed",
+                    database=self.config.database,
+                    status=response.status,
+                )
                 return ok
         except (aiohttp.ClientError, TimeoutError, OSError):
             return False

@@ -18,15 +18,15 @@ RECEIVED = ns("2025-11-28T14:05:00Z")
 
 
 def test_default_subscriptions_cover_the_canonical_root_and_every_vendor_route() -> None:
-    assert load_config(None, environ={}).subscriptions == ["bxl/#", "meraki/#", "openwrt/#", "telegraf/#",
-                                                           "unifi/#"]  # fmt: skip
+    assert load_config(None, environ={}).subscriptions == ["bxl/#", "meraki/#", "openwrt/#", "telegraf/#", "unifi/#"]
 
 
 def test_a_disabled_adapter_is_neither_subscribed_nor_routed() -> None:
     config = load_config(None, environ={"CITY_TELEMETRY__ROUTING__UNIFI__ENABLED": "false"})
     assert "unifi/#" not in config.subscriptions
-    result = build_pipeline(config).process("unifi/21004/s/ap-1/stat", fixture("unifi", "uap_wrapped_6ghz.json"),
-                                                  False, RECEIVED)  # fmt: skip
+    result = build_pipeline(config).process(
+        "unifi/21004/s/ap-1/stat", fixture("unifi", "uap_wrapped_6ghz.json"), False, RECEIVED
+    )
     assert isinstance(result, Rejection) and result.reason == "no_route"
 
 
@@ -58,9 +58,12 @@ def test_a_vendor_topic_that_does_not_fit_its_route_is_a_bad_topic(topic: str, w
 
 @pytest.mark.parametrize(
     ("topic", "word"),
-    [("bxl/v1/21004/s/ap/ap-1/metrics/extra", "levels"), ("bxl/v2/21004/s/ap/ap-1/metrics", "v1"),
-     ("bxl/v1/21004/s/ap/ap-1/gossip", "gossip")],
-)  # fmt: skip
+    [
+        ("bxl/v1/21004/s/ap/ap-1/metrics/extra", "levels"),
+        ("bxl/v2/21004/s/ap/ap-1/metrics", "v1"),
+        ("bxl/v1/21004/s/ap/ap-1/gossip", "gossip"),
+    ],
+)
 def test_the_canonical_root_keeps_its_own_reasons(topic: str, word: str) -> None:
     result = pipeline().process(topic, b"{}", False, RECEIVED)
     assert isinstance(result, Rejection) and result.reason == "bad_topic" and word in result.detail
@@ -80,8 +83,9 @@ def test_a_route_pattern_may_live_under_the_canonical_root() -> None:
     )
     assert config.subscriptions == ["bxl/#", "meraki/#", "openwrt/#", "telegraf/#"]  # no overlapping subscription
     p = pipeline(routing)
-    lines = p.process("bxl/vendor/unifi/21004/s/ap-1", fixture("unifi", "uap_wrapped_6ghz.json"), False,
-                      ns("2025-11-28T14:00:10Z"))  # fmt: skip
+    lines = p.process(
+        "bxl/vendor/unifi/21004/s/ap-1", fixture("unifi", "uap_wrapped_6ghz.json"), False, ns("2025-11-28T14:00:10Z")
+    )
     assert isinstance(lines, list) and lines
     other = p.process("bxl/vendor/unifi/21004/s", b"{}", False, RECEIVED)
     assert isinstance(other, Rejection) and other.reason == "bad_topic" and "7 levels" in other.detail
@@ -107,15 +111,17 @@ def test_topic_cache_is_bounded_in_bytes() -> None:
 @pytest.mark.parametrize(
     ("env", "words"),
     [
-        ({"CITY_TELEMETRY__ROUTING__TELEGRAF__PATTERN": '"telegraf/{nis}/{site}"'}, ["routing.telegraf.pattern",
-                                                                                      "{device}"]),
+        (
+            {"CITY_TELEMETRY__ROUTING__TELEGRAF__PATTERN": '"telegraf/{nis}/{site}"'},
+            ["routing.telegraf.pattern", "{device}"],
+        ),
         ({"CITY_TELEMETRY__ROUTING__MERAKI__PATTERN": '"{nis}/{device}"'}, ["routing.meraki.pattern", "literal"]),
         ({"CITY_TELEMETRY__ROUTING__MERAKI__PATTERN": '"m/#/{device}"'}, ["routing.meraki.pattern", "'#'"]),
         ({"CITY_TELEMETRY__ROUTING__OPENWRT__KIND": '"a/b"'}, ["routing.openwrt.kind"]),
         ({"CITY_TELEMETRY__ROUTING__UNIFI__COLOUR": '"red"'}, ["routing.unifi.colour", "unknown key"]),
         ({"CITY_TELEMETRY__DEAD_LETTER__TOPIC": '"meraki/dead-letter"'}, ["meraki/#", "its own rejections"]),
     ],
-)  # fmt: skip
+)
 def test_bad_routing_settings_are_named(env: dict[str, str], words: list[str]) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(None, environ=env)

@@ -35,8 +35,17 @@ async def test_the_simulators_vendor_devices_are_stored_as_their_inventory_says(
     mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
 ) -> None:
     start_ms = int((time.time() - 3600) * 1000)
-    simulation = Simulation(SimConfig(start_ms=start_ms, seed=11, scale=0.02, duration_s=5 * PERIOD_S,
-                                      period_s=PERIOD_S, vendor_share=1.0, faults=FaultConfig.none()))  # fmt: skip
+    simulation = Simulation(
+        SimConfig(
+            start_ms=start_ms,
+            seed=11,
+            scale=0.02,
+            duration_s=5 * PERIOD_S,
+            period_s=PERIOD_S,
+            vendor_share=1.0,
+            faults=FaultConfig.none(),
+        )
+    )
     items = list(simulation.items())
     devices = {d.device: d for d in simulation.inventory.devices}
     flavours = {d.flavour for d in devices.values()}
@@ -66,8 +75,10 @@ async def test_the_simulators_vendor_devices_are_stored_as_their_inventory_says(
                 assert abs((b["uptime_s"] - a["uptime_s"]) - (b["time"] - a["time"]) / 1e9) <= 1, name
             assert all(0 <= r["cpu_pct"] <= 100 and 0 <= r["mem_pct"] <= 100 for r in rows)
             for radio in radios[name]:
-                channel, power = {"2.4": (device.channel_24, device.tx_power_24),
-                                  "5": (device.channel_5, device.tx_power_5)}[radio["band"]]  # fmt: skip
+                channel, power = {
+                    "2.4": (device.channel_24, device.tx_power_24),
+                    "5": (device.channel_5, device.tx_power_5),
+                }[radio["band"]]
                 assert (radio["channel"], radio["tx_power_dbm"]) == (channel, power), (name, radio)
             assert {r["band"] for r in radios[name]} == {"2.4", "5"}
             if device.flavour == "openwrt":

@@ -82,22 +82,64 @@ async def test_every_vendor_flavour_is_stored_as_canonical_series(
 ) -> None:
     t_unifi, t_openwrt, t_lp, t_json, t_meraki = at(50), at(40), at(30), at(20), at(10)
     canonical_twin = {
-        "schema": "ap.metrics/1", "device_id": "ap-canonical", "ts": samples.iso(t_unifi), "seq": 0,
-        "uptime_s": 864_000, "cpu_pct": 18.0, "mem_pct": 47.5, "temperature_c": 61.5, "num_clients": 39,
-        "uplink_rx_bytes": 123_456_789_012, "uplink_tx_bytes": 23_456_789_012, "uplink_rx_errors": 3,
+        "schema": "ap.metrics/1",
+        "device_id": "ap-canonical",
+        "ts": samples.iso(t_unifi),
+        "seq": 0,
+        "uptime_s": 864_000,
+        "cpu_pct": 18.0,
+        "mem_pct": 47.5,
+        "temperature_c": 61.5,
+        "num_clients": 39,
+        "uplink_rx_bytes": 123_456_789_012,
+        "uplink_tx_bytes": 23_456_789_012,
+        "uplink_rx_errors": 3,
         "uplink_tx_dropped": 17,
         "radios": [
-            {"band": "2.4", "channel": 1, "width_mhz": 20, "tx_power_dbm": 17, "cu_total_pct": 61, "cu_tx_pct": 7,
-             "cu_rx_pct": 9, "num_clients": 11, "tx_bytes": 42_000_000, "rx_bytes": 5_000_000, "tx_retries": 12_000,
-             "tx_total": 150_000},
-            {"band": "5", "channel": 100, "width_mhz": 80, "tx_power_dbm": 21, "cu_total_pct": 23, "cu_tx_pct": 10,
-             "cu_rx_pct": 6, "num_clients": 25, "tx_bytes": 908_000_000, "rx_bytes": 71_000_000,
-             "tx_retries": 30_500, "tx_total": 2_040_000},
-            {"band": "6", "channel": 37, "width_mhz": 160, "tx_power_dbm": 19, "cu_total_pct": 4, "cu_tx_pct": 2,
-             "cu_rx_pct": 1, "num_clients": 3, "tx_bytes": 33_000_000, "rx_bytes": 900_000, "tx_retries": 100,
-             "tx_total": 25_000},
+            {
+                "band": "2.4",
+                "channel": 1,
+                "width_mhz": 20,
+                "tx_power_dbm": 17,
+                "cu_total_pct": 61,
+                "cu_tx_pct": 7,
+                "cu_rx_pct": 9,
+                "num_clients": 11,
+                "tx_bytes": 42_000_000,
+                "rx_bytes": 5_000_000,
+                "tx_retries": 12_000,
+                "tx_total": 150_000,
+            },
+            {
+                "band": "5",
+                "channel": 100,
+                "width_mhz": 80,
+                "tx_power_dbm": 21,
+                "cu_total_pct": 23,
+                "cu_tx_pct": 10,
+                "cu_rx_pct": 6,
+                "num_clients": 25,
+                "tx_bytes": 908_000_000,
+                "rx_bytes": 71_000_000,
+                "tx_retries": 30_500,
+                "tx_total": 2_040_000,
+            },
+            {
+                "band": "6",
+                "channel": 37,
+                "width_mhz": 160,
+                "tx_power_dbm": 19,
+                "cu_total_pct": 4,
+                "cu_tx_pct": 2,
+                "cu_rx_pct": 1,
+                "num_clients": 3,
+                "tx_bytes": 33_000_000,
+                "rx_bytes": 900_000,
+                "tx_retries": 100,
+                "tx_total": 25_000,
+            },
         ],
-    }  # fmt: skip
+    }
     messages = [
         (f"unifi/{NIS}/{SITE}/ap-unifi/stat", unifi(t_unifi)),
         (f"bxl/v1/{NIS}/{SITE}/ap/ap-canonical/metrics", json.dumps(canonical_twin).encode()),
@@ -119,10 +161,23 @@ async def test_every_vendor_flavour_is_stored_as_canonical_series(
     # UniFi: the same rows as its canonical twin, only the device differs
     unifi_ap, twin_ap = rows(influxdb, "ap", "ap-unifi"), rows(influxdb, "ap", "ap-canonical")
     assert len(unifi_ap) == 1 and [{**r, "device": "x"} for r in unifi_ap] == [{**r, "device": "x"} for r in twin_ap]
-    assert unifi_ap[0] == {"_measurement": "ap", "time": ns(t_unifi), **tags, "kind": "ap", "device": "ap-unifi",
-                           "uptime_s": 864_000, "cpu_pct": 18.0, "mem_pct": 47.5, "temperature_c": 61.5,
-                           "num_clients": 39, "uplink_rx_bytes": 123_456_789_012, "uplink_tx_bytes": 23_456_789_012,
-                           "uplink_rx_errors": 3, "uplink_tx_dropped": 17, "seq": 0}  # fmt: skip
+    assert unifi_ap[0] == {
+        "_measurement": "ap",
+        "time": ns(t_unifi),
+        **tags,
+        "kind": "ap",
+        "device": "ap-unifi",
+        "uptime_s": 864_000,
+        "cpu_pct": 18.0,
+        "mem_pct": 47.5,
+        "temperature_c": 61.5,
+        "num_clients": 39,
+        "uplink_rx_bytes": 123_456_789_012,
+        "uplink_tx_bytes": 23_456_789_012,
+        "uplink_rx_errors": 3,
+        "uplink_tx_dropped": 17,
+        "seq": 0,
+    }
     unifi_radios = rows(influxdb, "ap_radio", "ap-unifi")
     twin_radios = rows(influxdb, "ap_radio", "ap-canonical")
     assert len(unifi_radios) == 3
@@ -131,10 +186,19 @@ async def test_every_vendor_flavour_is_stored_as_canonical_series(
     # OpenWrt: AP metrics, radios, the client summary and interface counters
     (ap,) = rows(influxdb, "ap", "ap-openwrt")
     assert (ap["time"], ap["kind"], ap["cpu_pct"], ap["num_clients"], ap["uplink_rx_bytes"]) == (
-        ns(t_openwrt), "ap", 25.0, 5, 55_555_555_555)  # fmt: skip
+        ns(t_openwrt),
+        "ap",
+        25.0,
+        5,
+        55_555_555_555,
+    )
     (clients,) = rows(influxdb, "ap_clients", "ap-openwrt")
     assert (clients["num_clients"], clients["rssi_min_dbm"], clients["snr_avg_db"], clients["good_rf_clients"]) == (
-        5, -80.0, 27.0, 3)  # fmt: skip
+        5,
+        -80.0,
+        27.0,
+        3,
+    )
     radios = {r["band"]: r for r in rows(influxdb, "ap_radio", "ap-openwrt")}
     assert (radios["5"]["channel"], radios["5"]["width_mhz"], radios["5"]["noise_floor_dbm"]) == (44, 80, -92.0)
     interfaces = {r["ifname"]: r for r in rows(influxdb, "interface", "ap-openwrt")}
@@ -142,11 +206,24 @@ async def test_every_vendor_flavour_is_stored_as_canonical_series(
 
     # Telegraf line protocol: 64-bit IF-MIB counters of a CPE (kind from its tag)
     (netdev,) = rows(influxdb, "netdev", "cpe-telegraf")
-    assert netdev == {"_measurement": "netdev", "time": ns(t_lp), **tags, "kind": "cpe", "device": "cpe-telegraf",
-                      "sys_uptime_s": 7_776_000, "interfaces_up": 1, "interfaces_total": 2, "seq": 0}  # fmt: skip
+    assert netdev == {
+        "_measurement": "netdev",
+        "time": ns(t_lp),
+        **tags,
+        "kind": "cpe",
+        "device": "cpe-telegraf",
+        "sys_uptime_s": 7_776_000,
+        "interfaces_up": 1,
+        "interfaces_total": 2,
+        "seq": 0,
+    }
     wan = {r["ifname"]: r for r in rows(influxdb, "interface", "cpe-telegraf")}["wan0"]
     assert (wan["in_octets"], wan["counter_bits"], wan["speed_mbps"], wan["oper_status"]) == (
-        9_123_456_789_012, 64, 100, "up")  # fmt: skip
+        9_123_456_789_012,
+        64,
+        100,
+        "up",
+    )
 
     # Telegraf JSON: 32-bit counters of a switch
     switch = {r["ifname"]: r for r in rows(influxdb, "interface", "sw-telegraf")}
@@ -155,12 +232,23 @@ async def test_every_vendor_flavour_is_stored_as_canonical_series(
 
     # Meraki: the event and the state, at the alert's time
     (state,) = rows(influxdb, "device_state", "ap-meraki")
-    assert state == {"_measurement": "device_state", "time": ns(t_meraki), **tags, "kind": "ap",
-                     "device": "ap-meraki", "state": "offline", "up": 0, "reason": "APs went down",
-                     "stamped_on_receipt": False}  # fmt: skip
+    assert state == {
+        "_measurement": "device_state",
+        "time": ns(t_meraki),
+        **tags,
+        "kind": "ap",
+        "device": "ap-meraki",
+        "state": "offline",
+        "up": 0,
+        "reason": "APs went down",
+        "stamped_on_receipt": False,
+    }
     (event,) = rows(influxdb, "device_event", "ap-meraki")
     assert (event["type"], event["severity"], event["attr_alert_type_id"]) == (
-        "device.down", "critical", "stopped_reporting")  # fmt: skip
+        "device.down",
+        "critical",
+        "stopped_reporting",
+    )
 
     dump = everything(influxdb)
     for mac in MACS:
@@ -174,15 +262,23 @@ async def test_malformed_vendor_payloads_and_unrouted_topics_are_dead_lettered(
     good = at(5)
     bad: list[tuple[str, bytes, str, str]] = [
         (f"unifi/{NIS}/{SITE}/ap-1/stat", unifi(good)[:200], "bad_json", "not JSON"),
-        (f"unifi/{NIS}/{SITE}/ap-1/stat", unifi(good).replace(b'"num_sta": 39', b'"num_sta": "many"'), "invalid",
-         "num_sta"),
-        (f"openwrt/{NIS}/{SITE}/ap-2/monitoring", netjson(good).replace(b'"frequency": 5220, ', b""), "invalid",
-         "interfaces.3.wireless.frequency"),
+        (
+            f"unifi/{NIS}/{SITE}/ap-1/stat",
+            unifi(good).replace(b'"num_sta": 39', b'"num_sta": "many"'),
+            "invalid",
+            "num_sta",
+        ),
+        (
+            f"openwrt/{NIS}/{SITE}/ap-2/monitoring",
+            netjson(good).replace(b'"frequency": 5220, ', b""),
+            "invalid",
+            "interfaces.3.wireless.frequency",
+        ),
         (f"telegraf/{NIS}/{SITE}/sw-1/snmp", b"interface,ifName=x ifInOctets=12xi", "bad_line_protocol", "12xi"),
         (f"meraki/{NIS}/{SITE}/ap-3/alert", meraki(good).replace(b'"MR86"', b"null"), "invalid", "deviceModel"),
         (f"unifi/{NIS}/{SITE}/ap-1/events", unifi(good), "bad_topic", "'stat' expected"),
         ("acme/21004/box-1/status", b"{}", "no_route", "no route"),
-    ]  # fmt: skip
+    ]
     # Subscribed to everything (mqtt.topics = ["#"]), the collector also receives topics no route claims.
     config = collector_config(mosquitto, influxdb, tmp_path, MQTT__TOPICS='["#"]')
     async with running_collector(config) as collector:
@@ -217,10 +313,28 @@ async def test_a_mapping_in_a_test_config_ingests_a_format_the_code_has_never_se
         await wait_until(lambda: collector.counters["messages_committed"] == 2, what="commit")
     assert dict(collector.dead_letters.counts) == {}
     wan = {r["ifname"]: r for r in rows(influxdb, "interface", "cpe-21016-003")}["WAN"]
-    assert wan == {"_measurement": "interface", "time": ns(moment), "nis": "21016", "site": "school-21016-003",
-                   "kind": "cpe", "device": "cpe-21016-003", "ifname": "WAN", "speed_mbps": 100, "counter_bits": 64,
-                   "in_octets": 1024**3, "out_octets": 2048 * 1024, "in_errors": 3, "in_discards": 1,
-                   "out_discards": 0, "oper_status": "up", "oper_up": 1}  # fmt: skip
+    assert wan == {
+        "_measurement": "interface",
+        "time": ns(moment),
+        "nis": "21016",
+        "site": "school-21016-003",
+        "kind": "cpe",
+        "device": "cpe-21016-003",
+        "ifname": "WAN",
+        "speed_mbps": 100,
+        "counter_bits": 64,
+        "in_octets": 1024**3,
+        "out_octets": 2048 * 1024,
+        "in_errors": 3,
+        "in_discards": 1,
+        "out_discards": 0,
+        "oper_status": "up",
+        "oper_up": 1,
+    }
     (ap,) = rows(influxdb, "ap", "ap-21009-flagey-07")
     assert (ap["time"], ap["uptime_s"], ap["cpu_pct"], ap["temperature_c"]) == (
-        ns(moment) + 250_000_000, 131_400, 12.5, 50.0)  # fmt: skip
+        ns(moment) + 250_000_000,
+        131_400,
+        12.5,
+        50.0,
+    )

@@ -61,7 +61,12 @@ class FaultyInfluxProxy:
             request.method, f"{self.upstream}{request.path_qs}", data=body, headers=headers
         ) as upstream:
             payload = await upstream.read()
-            return web.Response(status=upstream.status, body=payload, headers={
-                k: v for k, v in upstream.headers.items()
-                if k.lower() in ("content-type", "content-encoding", "x-influxdb-error")
-            })  # fmt: skip
+            return web.Response(
+                status=upstream.status,
+                body=payload,
+                headers={
+                    k: v
+                    for k, v in upstream.headers.items()
+                    if k.lower() in ("content-type", "content-encoding", "x-influxdb-error")
+                },
+            )

@@ -60,8 +60,10 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as handle:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
-            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     _STARTED.append(daemon)
     return daemon
 
@@ -125,7 +127,12 @@ def test_sigterm_flushes_and_exits_zero_and_a_restart_takes_the_rest(
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[influxdb]\napi = 'v3'\n")
-    result = subprocess.run([sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
-                            capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2
     assert "influxdb.api" in result.stderr

@@ -75,8 +75,9 @@ LINES = ["ap,device=ap-1,nis=21004 num_clients=3i 1795860000000000000", 'ev,devi
 async def test_v2_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("s3cr3t-token\n")
-    writer = writer_for(fake_influx, tmp_path, API='"v2"', ORG='"bric"', BUCKET='"city telemetry"',
-                        TOKEN_FILE=f'"{token_file}"')  # fmt: skip
+    writer = writer_for(
+        fake_influx, tmp_path, API='"v2"', ORG='"bric"', BUCKET='"city telemetry"', TOKEN_FILE=f'"{token_file}"'
+    )
     report = await writer.write(LINES)
     await writer.close()
     assert report.accepted == 2 and report.refused == []
@@ -91,8 +92,15 @@ async def test_v2_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> N
 
 
 async def test_v1_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> None:
-    writer = writer_for(fake_influx, tmp_path, DATABASE='"city"', RETENTION_POLICY='"one_year"',
-                        USERNAME="collector", PASSWORD="pa:ss", GZIP="false")  # fmt: skip
+    writer = writer_for(
+        fake_influx,
+        tmp_path,
+        DATABASE='"city"',
+        RETENTION_POLICY='"one_year"',
+        USERNAME="collector",
+        PASSWORD="pa:ss",
+        GZIP="false",
+    )
     await writer.write(LINES)
     await writer.close()
     [request] = fake_influx.requests

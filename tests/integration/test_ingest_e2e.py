@@ -75,23 +75,42 @@ BAD_MESSAGES: list[tuple[str, bytes, str, str]] = [
     (samples.topic("21004", "s", "ap", "ap-1", "metrics"), b'{"schema": "ap.metrics/1", ', "bad_json", "EOF"),
     (samples.topic("21004", "s", "ap", "ap-1", "metrics"), b"\xff\xfe garbage", "bad_json", "JSON"),
     (samples.topic("21004", "s", "ap", "ap-1", "metrics"), b"[1, 2]", "bad_json", "object"),
-    (samples.topic("21004", "s", "ap", "ap-1", "metrics"),
-     b'{"schema":"ap.metrics/1","device_id":"ap-1","ts":"2026-01-01T00:00:00Z","seq":1,"uptime_s":"long",'
-     b'"num_clients":1}', "invalid", "uptime_s"),
-    (samples.topic("21004", "s", "ap", "ap-1", "metrics"),
-     b'{"schema":"ap.metrics/1","device_id":"ap-1","ts":"2026-01-01T00:00:00Z","seq":1,"uptime_s":1,'
-     b'"num_clients":1,"cpu_pct":140}', "invalid", "cpu_pct"),
-    (samples.topic("21004", "s", "ap", "ap-1", "metrics"),
-     b'{"schema":"ap.metrics/9","device_id":"ap-1","ts":"2026-01-01T00:00:00Z","seq":1}', "unknown_schema",
-     "ap.metrics/9"),
-    (samples.topic("21004", "s", "ap", "ap-1", "metrics"),
-     b'{"schema":"device.state/1","device_id":"ap-1","state":"online"}', "topic_mismatch", "metrics"),
-    (samples.topic("21004", "s", "ap", "ap-2", "state"),
-     b'{"schema":"device.state/1","device_id":"ap-1","state":"online"}', "topic_mismatch", "ap-2"),
+    (
+        samples.topic("21004", "s", "ap", "ap-1", "metrics"),
+        b'{"schema":"ap.metrics/1","device_id":"ap-1","ts":"2026-01-01T00:00:00Z","seq":1,"uptime_s":"long",'
+        b'"num_clients":1}',
+        "invalid",
+        "uptime_s",
+    ),
+    (
+        samples.topic("21004", "s", "ap", "ap-1", "metrics"),
+        b'{"schema":"ap.metrics/1","device_id":"ap-1","ts":"2026-01-01T00:00:00Z","seq":1,"uptime_s":1,'
+        b'"num_clients":1,"cpu_pct":140}',
+        "invalid",
+        "cpu_pct",
+    ),
+    (
+        samples.topic("21004", "s", "ap", "ap-1", "metrics"),
+        b'{"schema":"ap.metrics/9","device_id":"ap-1","ts":"2026-01-01T00:00:00Z","seq":1}',
+        "unknown_schema",
+        "ap.metrics/9",
+    ),
+    (
+        samples.topic("21004", "s", "ap", "ap-1", "metrics"),
+        b'{"schema":"device.state/1","device_id":"ap-1","state":"online"}',
+        "topic_mismatch",
+        "metrics",
+    ),
+    (
+        samples.topic("21004", "s", "ap", "ap-2", "state"),
+        b'{"schema":"device.state/1","device_id":"ap-1","state":"online"}',
+        "topic_mismatch",
+        "ap-2",
+    ),
     ("bxl/v1/21004/s/ap/ap-1/metrics/extra", b"{}", "bad_topic", "levels"),
     ("bxl/v2/21004/s/ap/ap-1/metrics", b"{}", "bad_topic", "v1"),
     (samples.topic("21004", "s", "ap", "ap-1", "gossip"), b"{}", "bad_topic", "gossip"),
-]  # fmt: skip
+]
 
 
 async def test_invalid_messages_are_dead_lettered_and_valid_ones_stored(

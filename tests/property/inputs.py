@@ -24,8 +24,9 @@ MAX_DETAIL = 500  # characters: a dead letter's reason must stay readable whatev
 
 def make_pipeline(**limits: float) -> Pipeline:
     config = load_config(ADAPTERS / "mapping" / "testdata" / "mappings.toml", environ={})
-    return Pipeline(TopicPattern(CANONICAL_PATTERN), routes=build_routes(config.routing),
-                    **{"max_past_s": MAX_PAST_S, **limits})  # type: ignore[arg-type]  # fmt: skip
+    return Pipeline(
+        TopicPattern(CANONICAL_PATTERN), routes=build_routes(config.routing), **{"max_past_s": MAX_PAST_S, **limits}
+    )  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,25 @@ def _seeds() -> dict[str, Seed]:
         topic, payload, _ = builder(7, RECEIVED - timedelta(hours=1))
         seeds.append(Seed(builder.__name__, topic, json.dumps(payload).encode()))
     vendor = [
-        ("unifi/21004/gare/ap-1/stat", "unifi", ["uap_stat_device.json", "uap_wrapped_6ghz.json",
-                                                 "usw_stat_device.json"]),
+        (
+            "unifi/21004/gare/ap-1/stat",
+            "unifi",
+            ["uap_stat_device.json", "uap_wrapped_6ghz.json", "usw_stat_device.json"],
+        ),
         ("openwrt/21004/s/ap-2/monitoring", "openwrt", ["ap_monitoring.json", "router_monitoring.json"]),
-        ("telegraf/21004/s/sw-1/snmp", "telegraf", ["snmp_ifxtable_kind.lp", "snmp_interface.lp", "net.lp",
-                                                  "net_speed.lp", "json_interface_batch.json"]),
-        ("meraki/21004/s/ap-3/alert", "meraki", ["aps_went_down.json", "aps_came_up.json",
-                                                 "switch_port_disconnected.json", "client_connectivity.json"]),
+        (
+            "telegraf/21004/s/sw-1/snmp",
+            "telegraf",
+            ["snmp_ifxtable_kind.lp", "snmp_interface.lp", "net.lp", "net_speed.lp", "json_interface_batch.json"],
+        ),
+        (
+            "meraki/21004/s/ap-3/alert",
+            "meraki",
+            ["aps_went_down.json", "aps_came_up.json", "switch_port_disconnected.json", "client_connectivity.json"],
+        ),
         ("acme/fiberbox/21016/school/cpe-1", "mapping", ["acme_fiberbox.json"]),
         ("sensa/21009/flagey/ap-7/stats", "mapping", ["sensa_ap.json"]),
-    ]  # fmt: skip
+    ]
     for topic, folder, names in vendor:
         seeds += [Seed(f"{folder}/{name}", topic, fixture(folder, name)) for name in names]
     return {seed.name: seed for seed in seeds}

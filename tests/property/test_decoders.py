@@ -47,12 +47,58 @@ def _keys(value: Any, found: set[str]) -> set[str]:
 
 
 KEYS = sorted(set().union(*(_keys(json.loads(s.payload), set()) for s in SEEDS.values() if s.is_json)))
-HOSTILE_TEXT = ["", " ", ",", "=", '"', "\\", "\n", "\r\n", "\t", "\x00", "#", "a,kind=x b=1i", 'x" y=1i', "time",
-                "é", "😀", "\ufeff", "02:00:5e:10:00:01", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+00:00",
-                "2026-05-31T23:59:00", "NaN", "1e400", "-1", "0x10", " 7 ", "a" * 3000]  # fmt: skip
-HOSTILE_NUMBERS: list[int | float] = [0, -1, 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30,
-                                      -(10**400), 0.5, -0.0, 1e308, 1e-300, math.nan, math.inf, -math.inf,
-                                      4_102_444_800, 1.8e18, 10**12]  # fmt: skip
+HOSTILE_TEXT = [
+    "",
+    " ",
+    ",",
+    "=",
+    '"',
+    "\\",
+    "\n",
+    "\r\n",
+    "\t",
+    "\x00",
+    "#",
+    "a,kind=x b=1i",
+    'x" y=1i',
+    "time",
+    "é",
+    "😀",
+    "\ufeff",
+    "02:00:5e:10:00:01",
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00+00:00",
+    "2026-05-31T23:59:00",
+    "NaN",
+    "1e400",
+    "-1",
+    "0x10",
+    " 7 ",
+    "a" * 3000,
+]
+HOSTILE_NUMBERS: list[int | float] = [
+    0,
+    -1,
+    1,
+    2**31,
+    2**32,
+    2**63 - 1,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    -(10**400),
+    0.5,
+    -0.0,
+    1e308,
+    1e-300,
+    math.nan,
+    math.inf,
+    -math.inf,
+    4_102_444_800,
+    1.8e18,
+    10**12,
+]
 
 texts = st.one_of(st.sampled_from(HOSTILE_TEXT), st.sampled_from(KEYS), st.text(max_size=20))
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(HOSTILE_NUMBERS), texts)
@@ -112,9 +158,21 @@ def mutated_json(draw: st.DrawFn, seed: Seed) -> bytes:
     return dumps(document)
 
 
-LP_PIECES = [*' ,="\\\n#=iutfTF-.eE+0123456789', "nan", "inf", "1e400", "99999999999999999999999",
-             "9223372036854775808i", "18446744073709551616u", "\\ ", "a,kind=x", "ifName=", "interface,", "\n\n",
-             "a" * 3000]  # fmt: skip
+LP_PIECES = [
+    *' ,="\\\n#=iutfTF-.eE+0123456789',
+    "nan",
+    "inf",
+    "1e400",
+    "99999999999999999999999",
+    "9223372036854775808i",
+    "18446744073709551616u",
+    "\\ ",
+    "a,kind=x",
+    "ifName=",
+    "interface,",
+    "\n\n",
+    "a" * 3000,
+]
 
 
 LP_TOKEN = re.compile(r'[^ ,=\n"]+')

@@ -25,8 +25,28 @@ PIPELINE = make_pipeline()
 
 # Level values that would break out of a tag (",", " ", "="), end a line ("\n"), open a string ('"'),
 # escape ("\\"), start a comment ("#"), be an MQTT wildcard, or simply not be a level value.
-BAD_LEVELS = [",", " ", "=", '"', "\\", "\n", "ap\n", "\nap", "a,kind=x", "a b", "a=b", 'a"b', "a\\b", "a\tb", "\x00",
-              "é", "#", "+", "x" * 65, ""]  # fmt: skip
+BAD_LEVELS = [
+    ",",
+    " ",
+    "=",
+    '"',
+    "\\",
+    "\n",
+    "ap\n",
+    "\nap",
+    "a,kind=x",
+    "a b",
+    "a=b",
+    'a"b',
+    "a\\b",
+    "a\tb",
+    "\x00",
+    "é",
+    "#",
+    "+",
+    "x" * 65,
+    "",
+]
 
 
 def rejected(result: list[str] | Rejection, reason: str | tuple[str, ...], *words: str) -> Rejection:
@@ -55,8 +75,9 @@ def _topic(route: str, values: dict[str, str]) -> str:
     levels = []
     for level in ROUTES[route].split("/"):
         name = level.strip("{}")
-        levels.append(values.get(name, level if level != "+" else "snmp") if level.startswith("{") or level == "+"
-                      else level)  # fmt: skip
+        levels.append(
+            values.get(name, level if level != "+" else "snmp") if level.startswith("{") or level == "+" else level
+        )
     return "/".join(levels)
 
 
@@ -87,8 +108,24 @@ def test_a_topic_of_many_levels_or_64_kib_is_refused_briefly() -> None:
 
 
 # --- ids and names inside payloads -----------------------------------------------------------------
-@pytest.mark.parametrize("bad", ["ap-1,kind=x", "ap-1 x", "ap-1=x", 'ap-1"', "ap-1\\", "ap-1\n", "\nap-1", "ap-1\x00",
-                                 "ap-1#", "-ap-1", "x" * 65, "", "é"])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "ap-1,kind=x",
+        "ap-1 x",
+        "ap-1=x",
+        'ap-1"',
+        "ap-1\\",
+        "ap-1\n",
+        "\nap-1",
+        "ap-1\x00",
+        "ap-1#",
+        "-ap-1",
+        "x" * 65,
+        "",
+        "é",
+    ],
+)
 def test_payload_ids_that_would_inject_line_protocol_are_refused(bad: str) -> None:
     state = SEEDS["device_state"]
     result = process(state.topic, edited(state, lambda d: d.update(device_id=bad)))
@@ -294,8 +331,14 @@ def test_integers_beyond_64_bits_in_telegraf_line_protocol_are_refused(value: st
 
 
 # --- time ------------------------------------------------------------------------------------------
-FAR = ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2262-04-12T00:00:00Z",
-       "2026-06-01T00:11:00Z", "9999-12-31T23:59:59.999999-23:59"]  # fmt: skip
+FAR = [
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00Z",
+    "1970-01-01T00:00:00Z",
+    "2262-04-12T00:00:00Z",
+    "2026-06-01T00:11:00Z",
+    "9999-12-31T23:59:59.999999-23:59",
+]
 
 
 @pytest.mark.parametrize("moment", FAR)
@@ -328,8 +371,18 @@ def test_vendor_times_far_from_now_are_refused(seed: str, change: Callable[[Any]
     rejected(result, ("timestamp_out_of_range", "invalid"))
 
 
-@pytest.mark.parametrize("stamp", ["99999999999999999999999", "-99999999999999999999999", "9223372036854775807",
-                                   "²", "--5", "١٧٨٠٢٧٢٠٠٠٠٠٠٠٠٠٠٠٠", "9000000000000000000"])  # fmt: skip
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "99999999999999999999999",
+        "-99999999999999999999999",
+        "9223372036854775807",
+        "²",
+        "--5",
+        "١٧٨٠٢٧٢٠٠٠٠٠٠٠٠٠٠٠٠",
+        "9000000000000000000",
+    ],
+)
 def test_telegraf_timestamps_beyond_any_calendar_are_refused(stamp: str) -> None:
     line = f"interface,ifName=e0 ifHCInOctets=1i,ifOperStatus=1i {stamp}"
     rejected(process("telegraf/21004/s/sw-1/snmp", line.encode()), ("bad_line_protocol", "timestamp_out_of_range"))
@@ -391,8 +444,29 @@ def test_every_value_of_every_sample_replaced_by_a_wrong_type_is_refused_or_stor
 
 
 LP_TOKEN = re.compile(r'[^ ,=\n"]+')
-WRONG_TOKENS = ['"x"', '""', "t", "false", "1.5", "-1i", "-1", "0u", "99999999999999999999i", "1e400", "nan", "x", "",
-                "\\", "=", ",", " ", '"', "-", "\u0661", "²i"]  # fmt: skip
+WRONG_TOKENS = [
+    '"x"',
+    '""',
+    "t",
+    "false",
+    "1.5",
+    "-1i",
+    "-1",
+    "0u",
+    "99999999999999999999i",
+    "1e400",
+    "nan",
+    "x",
+    "",
+    "\\",
+    "=",
+    ",",
+    " ",
+    '"',
+    "-",
+    "\u0661",
+    "²i",
+]
 
 
 @pytest.mark.parametrize("seed", sorted(name for name, seed in SEEDS.items() if not seed.is_json))

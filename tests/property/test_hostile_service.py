@@ -46,10 +46,13 @@ def hostile_messages() -> list[tuple[str, bytes, str]]:
         (event_topic, _json({**event, "attributes": {"x,y=1 z": 1}}), "invalid"),
         (event_topic, _json({**event, "message": "two\nlines"}), "invalid"),
         (counters_topic, _json({**counters, "interfaces": [{"name": "ge\\0", "oper_status": "up"}]}), "unencodable"),
-        ("telegraf/21004/s/sw-1/snmp", b"interface,ifName=e0 ifHCInOctets=1i 99999999999999999999999",
-         "bad_line_protocol"),
+        (
+            "telegraf/21004/s/sw-1/snmp",
+            b"interface,ifName=e0 ifHCInOctets=1i 99999999999999999999999",
+            "bad_line_protocol",
+        ),
         ("meraki/21004/s/ap-3/alert", b'{"a":' * 40_000, "bad_json"),
-    ]  # fmt: skip
+    ]
 
 
 async def test_hostile_messages_are_counted_and_the_collector_keeps_storing(

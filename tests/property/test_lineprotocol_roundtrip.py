@@ -58,9 +58,24 @@ integers = st.one_of(
 )
 floats = st.one_of(
     st.floats(),
-    st.sampled_from([-0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e16, 1e22, 1e-7,
-                     0.1, 123456789.123456789, math.nan, math.inf, -math.inf]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            -0.0,
+            5e-324,
+            -5e-324,
+            2.2250738585072014e-308,
+            1.7976931348623157e308,
+            1e16,
+            1e22,
+            1e-7,
+            0.1,
+            123456789.123456789,
+            math.nan,
+            math.inf,
+            -math.inf,
+        ]
+    ),
+)
 strings = mostly(texts(max_size=40), texts(max_size=40, unwritable=True), long_texts)
 values = st.one_of(st.booleans(), integers, integers, floats, floats, strings, strings, st.none())
 timestamps = st.one_of(

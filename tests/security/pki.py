@@ -15,8 +15,9 @@ DAYS = "2"
 
 
 def openssl(*args: str | Path) -> None:
-    result = subprocess.run([find_binary("openssl"), *map(str, args)], capture_output=True, text=True, timeout=30,
-                            check=False)  # fmt: skip
+    result = subprocess.run(
+        [find_binary("openssl"), *map(str, args)], capture_output=True, text=True, timeout=30, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"openssl {' '.join(map(str, args))} failed:\n{result.stderr}")
 
@@ -35,10 +36,27 @@ class CertificateAuthority:
         self.folder = folder
         self.name = name
         self.identity = Identity(folder / f"{name}.crt", folder / f"{name}.key")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", self.identity.key, "-out", self.identity.cert, "-days", DAYS, "-subj", f"/CN={name}",
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            self.identity.key,
+            "-out",
+            self.identity.cert,
+            "-days",
+            DAYS,
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        )
 
     @property
     def cert(self) -> Path:
@@ -50,15 +68,44 @@ class CertificateAuthority:
         request = self.folder / f"{name}.csr"
         extensions = self.folder / f"{name}.ext"
         if server:
-            extensions.write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                                  "extendedKeyUsage=serverAuth\n")  # fmt: skip
+            extensions.write_text(
+                "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+            )
         else:
             extensions.write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", identity.key, "-out", request, "-subj", f"/CN={name}")  # fmt: skip
-        openssl("x509", "-req", "-in", request, "-CA", self.cert, "-CAkey", self.identity.key,
-                "-set_serial", f"0x{secrets.token_hex(8)}", "-days", DAYS, "-extfile", extensions,
-                "-out", identity.cert)  # fmt: skip
+        openssl(
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            identity.key,
+            "-out",
+            request,
+            "-subj",
+            f"/CN={name}",
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            request,
+            "-CA",
+            self.cert,
+            "-CAkey",
+            self.identity.key,
+            "-set_serial",
+            f"0x{secrets.token_hex(8)}",
+            "-days",
+            DAYS,
+            "-extfile",
+            extensions,
+            "-out",
+            identity.cert,
+        )
         identity.key.chmod(0o600)
         return identity
 
@@ -76,5 +123,11 @@ class Pki:
 def make_pki(folder: Path) -> Pki:
     ca = CertificateAuthority(folder / "city", "city-ca")
     other = CertificateAuthority(folder / "other", "other-ca")
-    return Pki(ca=ca, broker=ca.issue("broker", server=True), collector=ca.issue("collector"),
-               device=ca.issue("device"), other_ca=other, rogue=other.issue("rogue"))  # fmt: skip
+    return Pki(
+        ca=ca,
+        broker=ca.issue("broker", server=True),
+        collector=ca.issue("collector"),
+        device=ca.issue("device"),
+        other_ca=other,
+        rogue=other.issue("rogue"),
+    )

@@ -38,8 +38,13 @@ async def test_collector_writes_with_username_and_password_file(
     user, password = influxdb_auth.admin
     password_file = tmp_path / "influxdb-password"
     password_file.write_text(password + "\n")
-    config = collector_config(mosquitto, influxdb_auth, tmp_path, INFLUXDB__USERNAME=json.dumps(user),
-                              INFLUXDB__PASSWORD_FILE=json.dumps(str(password_file)))  # fmt: skip
+    config = collector_config(
+        mosquitto,
+        influxdb_auth,
+        tmp_path,
+        INFLUXDB__USERNAME=json.dumps(user),
+        INFLUXDB__PASSWORD_FILE=json.dumps(str(password_file)),
+    )
     messages, expected = link_probes(30)
     async with running_collector(config) as collector:
         for topic, payload in messages:
@@ -65,8 +70,14 @@ async def test_wrong_password_is_retried_not_dropped_and_not_logged(
     influxdb_auth.query(f"CREATE USER collector WITH PASSWORD {quote_string(old)}")
     influxdb_auth.query(f"GRANT WRITE ON {quote_identifier(DATABASE)} TO collector")
     # The collector has the new password (here from the environment) before InfluxDB does.
-    config = collector_config(mosquitto, influxdb_auth, tmp_path, INFLUXDB__USERNAME='"collector"',
-                              INFLUXDB__PASSWORD=rotated, SPOOL__AFTER_S="60")  # fmt: skip
+    config = collector_config(
+        mosquitto,
+        influxdb_auth,
+        tmp_path,
+        INFLUXDB__USERNAME='"collector"',
+        INFLUXDB__PASSWORD=rotated,
+        SPOOL__AFTER_S="60",
+    )
     messages, expected = link_probes(30)
     async with running_collector(config) as collector:
         for topic, payload in messages:

@@ -44,15 +44,23 @@ async def test_collector_ingests_over_tls_with_client_certificate_and_password(
 REFUSALS = [
     ("wrong CA", "other", "collector", False, "mqtt_connect_failed", "CERTIFICATE_VERIFY_FAILED", "mqtt.tls.ca_file"),
     ("no client certificate", "city", None, False, "mqtt_connect_failed", "CERTIFICATE_REQUIRED", "cert_file"),
-    ("untrusted client certificate", "city", "rogue", False, "mqtt_connect_failed", "UNKNOWN_CA",
-     "refused our client certificate"),
+    (
+        "untrusted client certificate",
+        "city",
+        "rogue",
+        False,
+        "mqtt_connect_failed",
+        "UNKNOWN_CA",
+        "refused our client certificate",
+    ),
     ("wrong password", "city", "collector", True, "mqtt_connect_refused", "Not authorized", "mqtt.password_file"),
     ("no TLS", None, None, False, "mqtt_connect_failed", "", "is it a TLS listener"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("case", "ca", "client", "wrong_password", "event", "error", "hint"), REFUSALS,
-                         ids=[case[0] for case in REFUSALS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "ca", "client", "wrong_password", "event", "error", "hint"), REFUSALS, ids=[case[0] for case in REFUSALS]
+)
 async def test_refused_connection_is_logged_clearly_and_retried(
     secure_mosquitto: SecureBroker,
     influxdb: InfluxDB,
@@ -71,8 +79,9 @@ async def test_refused_connection_is_logged_clearly_and_retried(
     identity = {"collector": pki.collector, "rogue": pki.rogue, None: None}[client]
     right = secure_mosquitto.passwords["collector"]
     password = new_secret("mqtt-wrong") if wrong_password else right
-    config = collector_config(secure_mosquitto.server, influxdb, tmp_path,
-                              **mqtt_security(tmp_path, ca_file, identity, password=password))  # fmt: skip
+    config = collector_config(
+        secure_mosquitto.server, influxdb, tmp_path, **mqtt_security(tmp_path, ca_file, identity, password=password)
+    )
     async with running_collector(config, connected=False) as collector:
         await wait_until(lambda: collector.source.connect_failures >= 3, timeout_s=15, what="three attempts")
         assert collector.source.connects == 0
@@ -96,8 +105,12 @@ async def test_wrong_password_is_retried_until_the_broker_takes_it_then_messages
 ) -> None:
     old = secure_mosquitto.passwords["collector"]
     rotated = new_secret("mqtt-rotated")  # the collector already has the new password; the broker not yet
-    config = collector_config(secure_mosquitto.server, influxdb, tmp_path,
-                              **mqtt_security(tmp_path, pki.ca.cert, pki.collector, password=rotated))  # fmt: skip
+    config = collector_config(
+        secure_mosquitto.server,
+        influxdb,
+        tmp_path,
+        **mqtt_security(tmp_path, pki.ca.cert, pki.collector, password=rotated),
+    )
     messages, expected = link_probes(25)
     async with running_collector(config, connected=False) as collector:
         await wait_until(lambda: collector.source.connect_failures >= 2, timeout_s=15, what="refusals")

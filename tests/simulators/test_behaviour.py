@@ -39,8 +39,9 @@ def test_weekly_rhythm_and_afternoon_peak() -> None:
     shares = [x / sum(per_day) for x in per_day]
     assert [round(s, 4) for s in shares] == list(WEEKDAY_SHARE)  # Sat, Sun, Mon 16 %, others 13 %
 
-    week = run(start_ms=MONDAY, scale=0.08, duration_s=7 * 86_400, period_s=900, clients_every=4,
-               faults=FaultConfig.none())  # fmt: skip
+    week = run(
+        start_ms=MONDAY, scale=0.08, duration_s=7 * 86_400, period_s=900, clients_every=4, faults=FaultConfig.none()
+    )
     truth = week.simulation.truth
     days = truth.result({})["days"]
     assert len(days) == 7

@@ -23,11 +23,23 @@ from tests.conftest import collector_config, points, running_collector, wait_unt
 pytestmark = pytest.mark.servers
 
 # A field every point of the measurement has, to count points with.
-COUNT_FIELD = {"ap": "uptime_s", "ap_radio": "channel", "ap_clients": "num_clients", "netdev": "interfaces_total",
-               "interface": "oper_up", "link_probe": "sent", "device_state": "up",
-               "device_event": "severity"}  # fmt: skip
-REFUSAL = {"truncated": "bad_json", "garbled": "bad_json", "wrong_type": "invalid", "out_of_range": "invalid",
-           "oversized": "payload_too_large"}  # fmt: skip
+COUNT_FIELD = {
+    "ap": "uptime_s",
+    "ap_radio": "channel",
+    "ap_clients": "num_clients",
+    "netdev": "interfaces_total",
+    "interface": "oper_up",
+    "link_probe": "sent",
+    "device_state": "up",
+    "device_event": "severity",
+}
+REFUSAL = {
+    "truncated": "bad_json",
+    "garbled": "bad_json",
+    "wrong_type": "invalid",
+    "out_of_range": "invalid",
+    "oversized": "payload_too_large",
+}
 
 
 def expected_points(items: list[Item]) -> tuple[dict[str, set[tuple[str, ...]]], int]:
@@ -74,15 +86,35 @@ async def test_a_simulated_day_lands_in_influxdb_without_loss(
     t_gen = time.monotonic() - t0
     assert len(simulation.aps) == 900 and len(items) > 160_000
     expected, wills = expected_points(items)
-    refusals = Counter(REFUSAL[next(lb for lb in i.labels if lb.split(":")[0] in ("malformed", "oversized"))
-                               .split(":")[-1]] for i in items if i.invalid)  # fmt: skip
+    refusals = Counter(
+        REFUSAL[next(lb for lb in i.labels if lb.split(":")[0] in ("malformed", "oversized")).split(":")[-1]]
+        for i in items
+        if i.invalid
+    )
     assert refusals and wills
 
     truth_path = tmp_path / "truth.json"
     start_iso = datetime.fromtimestamp(start_s, UTC).isoformat()
-    command = [sys.executable, "-m", "collector.app.cli", "simulate", "--accelerated", "--speed", "2880",
-               "--clients-every", "2", "--start", start_iso, "--port", str(mosquitto.port), "--quiet",
-               "--truth", str(truth_path), "--max-seconds", "150"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "collector.app.cli",
+        "simulate",
+        "--accelerated",
+        "--speed",
+        "2880",
+        "--clients-every",
+        "2",
+        "--start",
+        start_iso,
+        "--port",
+        str(mosquitto.port),
+        "--quiet",
+        "--truth",
+        str(truth_path),
+        "--max-seconds",
+        "150",
+    ]
     started = time.monotonic()
     async with running_collector(collector_config(mosquitto, influxdb, tmp_path)) as collector:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
@@ -93,8 +125,10 @@ async def test_a_simulated_day_lands_in_influxdb_without_loss(
         elapsed = time.monotonic() - started
         assert collector.counters["messages_committed"] == len(items)
         assert collector.counters["acked"] == len(items)
-    print(f"\n{len(items)} messages generated in {t_gen:.1f} s, published in {t_pub:.1f} s, all committed after "
-          f"{elapsed:.1f} s ({len(items) / elapsed:,.0f}/s)")  # fmt: skip
+    print(
+        f"\n{len(items)} messages generated in {t_gen:.1f} s, published in {t_pub:.1f} s, all committed after "
+        f"{elapsed:.1f} s ({len(items) / elapsed:,.0f}/s)"
+    )
     assert f"published {len(items):,} messages ({len(items):,} acknowledged)" in stderr.decode()
 
     for measurement, field in COUNT_FIELD.items():

@@ -16,11 +16,31 @@ def test_help_names_every_option_and_fault(capsys: pytest.CaptureFixture[str]) -
         main(["simulate", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--seed", "--scale", "--accelerated", "--rate", "--vendor-share", "--faults", "--truth",
-                   "--write-inventory", "--max-messages", "--max-seconds"):  # fmt: skip
+    for option in (
+        "--seed",
+        "--scale",
+        "--accelerated",
+        "--rate",
+        "--vendor-share",
+        "--faults",
+        "--truth",
+        "--write-inventory",
+        "--max-messages",
+        "--max-seconds",
+    ):
         assert option in text
-    for fault in ("outage", "reboot", "counter32", "duplicate", "out_of_order", "late", "clock_skew", "malformed",
-                  "oversized", "burst"):  # fmt: skip
+    for fault in (
+        "outage",
+        "reboot",
+        "counter32",
+        "duplicate",
+        "out_of_order",
+        "late",
+        "clock_skew",
+        "malformed",
+        "oversized",
+        "burst",
+    ):
         assert fault in text
 
 
@@ -34,8 +54,24 @@ def test_write_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_dry_run_writes_items_and_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, truth = tmp_path / "items.jsonl", tmp_path / "truth.json"
-    code = main(["simulate", "--accelerated", "--scale", "0.02", "--duration", "3h", "--start", "2026-11-23T09:00",
-                 "--faults", "none,malformed=0.05", "--out", str(out), "--truth", str(truth)])  # fmt: skip
+    code = main(
+        [
+            "simulate",
+            "--accelerated",
+            "--scale",
+            "0.02",
+            "--duration",
+            "3h",
+            "--start",
+            "2026-11-23T09:00",
+            "--faults",
+            "none,malformed=0.05",
+            "--out",
+            str(out),
+            "--truth",
+            str(truth),
+        ]
+    )
     assert code == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) > 200

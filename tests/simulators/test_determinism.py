@@ -20,8 +20,15 @@ def digest(items: list[Item]) -> str:
 
 
 def test_same_seed_same_messages_byte_for_byte() -> None:
-    kwargs = {"start_ms": MONDAY, "scale": 0.1, "duration_s": 6 * 3600, "period_s": 300, "clients_every": 1,
-              "vendor_share": 0.2, "faults": FaultConfig.parse("default,duplicate=0.02,malformed=0.01")}  # fmt: skip
+    kwargs = {
+        "start_ms": MONDAY,
+        "scale": 0.1,
+        "duration_s": 6 * 3600,
+        "period_s": 300,
+        "clients_every": 1,
+        "vendor_share": 0.2,
+        "faults": FaultConfig.parse("default,duplicate=0.02,malformed=0.01"),
+    }
     first, second = run(**kwargs), run(**kwargs)
     assert len(first.items) > 10_000
     assert [(i.at_ms, i.topic, i.payload, i.qos, i.retain, i.labels) for i in first.items] == [
@@ -34,8 +41,14 @@ def test_same_seed_same_messages_byte_for_byte() -> None:
 
 
 def test_vendor_devices_tell_the_same_truth_as_canonical_ones() -> None:
-    kwargs = {"start_ms": MONDAY, "scale": 0.1, "duration_s": 4 * 3600, "period_s": 900, "clients_every": 1,
-              "faults": FaultConfig.parse("none,outage=0.3,reboot=0.3")}  # fmt: skip
+    kwargs = {
+        "start_ms": MONDAY,
+        "scale": 0.1,
+        "duration_s": 4 * 3600,
+        "period_s": 900,
+        "clients_every": 1,
+        "faults": FaultConfig.parse("none,outage=0.3,reboot=0.3"),
+    }
     canonical = run(**kwargs)
     mixed = run(**{**kwargs, "vendor_share": 0.5})
     assert canonical.simulation.truth.result({}) == mixed.simulation.truth.result({})

@@ -40,8 +40,14 @@ def test_every_canonical_message_validates(faulty_day: Run) -> None:
 
 
 def test_vendor_payloads_have_the_structure_of_real_ones() -> None:
-    mixed = run(start_ms=MONDAY, scale=0.1, duration_s=3600, period_s=900, vendor_share=1.0,
-                faults=FaultConfig.parse("none,counter32=0.5"))  # fmt: skip
+    mixed = run(
+        start_ms=MONDAY,
+        scale=0.1,
+        duration_s=3600,
+        period_s=900,
+        vendor_share=1.0,
+        faults=FaultConfig.parse("none,counter32=0.5"),
+    )
     flavours = Counter(i.flavour for i in mixed.items)
     assert flavours.keys() == {"unifi", "openwrt", "telegraf", "canonical"}  # canonical: the probe system
     assert {i.message for i in mixed.items if i.flavour == "canonical"} == {"probe"}
@@ -89,5 +95,6 @@ def test_client_macs_are_random_per_session(clean_day: Run) -> None:
     assert len(macs) > 1000
     assert all(len(devices) == 1 for devices in macs.values())  # a MAC never follows a person elsewhere
     truth = clean_day.simulation.truth.result({})
-    assert len(macs) == sum(d["unique_clients"] for day in truth["days"] for d in day["devices"].values()
-                            if d["kind"] == "ap")  # fmt: skip
+    assert len(macs) == sum(
+        d["unique_clients"] for day in truth["days"] for d in day["devices"].values() if d["kind"] == "ap"
+    )

@@ -59,17 +59,23 @@ def test_oversized_payload(pipeline: Pipeline) -> None:
 @pytest.mark.parametrize(
     ("payload", "reason", "words"),
     [
-        (b'{"schema":"device.state/1","device_id":"ap-1","state":"online","ts":"2026-01-01T00:00:00"}',
-         "invalid", "ts: Input should have timezone info"),
+        (
+            b'{"schema":"device.state/1","device_id":"ap-1","state":"online","ts":"2026-01-01T00:00:00"}',
+            "invalid",
+            "ts: Input should have timezone info",
+        ),
         (b'{"schema":"device.state/1","device_id":"ap-1","state":"online","ts":1767225600}', "invalid", "ts"),
         (b'{"schema":"device.state/1","device_id":"ap-1","state":"napping"}', "invalid", "state"),
-        (b'{"schema":"device.state/1","device_id":"ap-1","state":"online","colour":"red"}', "invalid",
-         "colour: Extra inputs are not permitted"),
+        (
+            b'{"schema":"device.state/1","device_id":"ap-1","state":"online","colour":"red"}',
+            "invalid",
+            "colour: Extra inputs are not permitted",
+        ),
         (b'{"device_id":"ap-1","state":"online"}', "unknown_schema", "no 'schema' key"),
         (b"NaN", "bad_json", ""),
         (b"", "bad_json", "EOF"),
     ],
-)  # fmt: skip
+)
 def test_rejections_name_the_problem(pipeline: Pipeline, payload: bytes, reason: str, words: str) -> None:
     result = pipeline.process(TOPIC, payload, False, NOW)
     assert isinstance(result, Rejection)

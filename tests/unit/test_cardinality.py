@@ -53,8 +53,9 @@ def write_inventory(path: Path, devices: list[str]) -> Path:
 
 def test_inventory_refuses_unknown_devices(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path / "inventory.json", ["ap-0001"])
-    config = load_config(None, {"CITY_TELEMETRY__INVENTORY__FILE": f'"{inventory}"',
-                                "CITY_TELEMETRY__INVENTORY__REQUIRE_KNOWN": "true"})  # fmt: skip
+    config = load_config(
+        None, {"CITY_TELEMETRY__INVENTORY__FILE": f'"{inventory}"', "CITY_TELEMETRY__INVENTORY__REQUIRE_KNOWN": "true"}
+    )
     guard = build_pipeline(config)
     assert isinstance(guard.process(*metrics(1), False, NOW), list)
     refused = guard.process(*metrics(2), False, NOW)
@@ -63,9 +64,12 @@ def test_inventory_refuses_unknown_devices(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [("{", "not JSON"), ('{"format": "x"}', "not a city-telemetry.inventory/1 file"),
-     ('{"format": "city-telemetry.inventory/1", "devices": [1]}', "'devices' must be a list")],
-)  # fmt: skip
+    [
+        ("{", "not JSON"),
+        ('{"format": "x"}', "not a city-telemetry.inventory/1 file"),
+        ('{"format": "city-telemetry.inventory/1", "devices": [1]}', "'devices' must be a list"),
+    ],
+)
 def test_bad_inventory_is_a_config_error(tmp_path: Path, content: str, words: str) -> None:
     path = tmp_path / "inventory.json"
     path.write_text(content)

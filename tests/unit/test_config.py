@@ -28,9 +28,15 @@ def test_file_then_environment(tmp_path: Path) -> None:
 def test_secrets_from_files_are_not_shown(tmp_path: Path) -> None:
     secret = tmp_path / "token"
     secret.write_text("top-secret\n")
-    config = load_config(None, {"CITY_TELEMETRY__INFLUXDB__API": '"v2"', "CITY_TELEMETRY__INFLUXDB__ORG": "o",
-                                "CITY_TELEMETRY__INFLUXDB__BUCKET": "b",
-                                "CITY_TELEMETRY__INFLUXDB__TOKEN_FILE": str(secret)})  # fmt: skip
+    config = load_config(
+        None,
+        {
+            "CITY_TELEMETRY__INFLUXDB__API": '"v2"',
+            "CITY_TELEMETRY__INFLUXDB__ORG": "o",
+            "CITY_TELEMETRY__INFLUXDB__BUCKET": "b",
+            "CITY_TELEMETRY__INFLUXDB__TOKEN_FILE": str(secret),
+        },
+    )
     assert config.influxdb.token is not None and config.influxdb.token.get_secret_value() == "top-secret"
     assert "top-secret" not in config.model_dump_json()
     assert "top-secret" not in repr(config)

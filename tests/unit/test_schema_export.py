@@ -25,13 +25,23 @@ def test_samples_validate_against_exported_schema(build: samples.Builder) -> Non
 
 
 def test_export_command_writes_one_file_per_schema(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "collector.app.cli", "schemas", "export", "-o", str(tmp_path)],
-                            capture_output=True, text=True, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "collector.app.cli", "schemas", "export", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted(
-        ["ap.metrics.v1.schema.json", "ap.clients.v1.schema.json", "if.counters.v1.schema.json",
-         "link.probe.v1.schema.json", "device.state.v1.schema.json", "device.event.v1.schema.json"]
-    )  # fmt: skip
+        [
+            "ap.metrics.v1.schema.json",
+            "ap.clients.v1.schema.json",
+            "if.counters.v1.schema.json",
+            "link.probe.v1.schema.json",
+            "device.state.v1.schema.json",
+            "device.event.v1.schema.json",
+        ]
+    )
     metrics = json.loads((tmp_path / "ap.metrics.v1.schema.json").read_text())
     assert metrics["properties"]["schema"]["const"] == "ap.metrics/1"
     assert metrics["properties"]["cpu_pct"]["anyOf"][0]["maximum"] == 100.0

@@ -42,9 +42,13 @@ def test_build_is_the_inverse_of_parse() -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "problem"),
-    [("bxl/{nis}/{message}", "must contain {device}"), ("a/{device}/{device}/{message}", "used twice"),
-     ("a/+/{device}/{message}", "bad level"), ("a//{device}/{message}", "bad level")],
-)  # fmt: skip
+    [
+        ("bxl/{nis}/{message}", "must contain {device}"),
+        ("a/{device}/{device}/{message}", "used twice"),
+        ("a/+/{device}/{message}", "bad level"),
+        ("a//{device}/{message}", "bad level"),
+    ],
+)
 def test_bad_patterns_are_refused(pattern: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem.replace("{", r"\{").replace("}", r"\}")):
         TopicPattern(pattern)

@@ -25,25 +25,56 @@ def config() -> Config:
 
 def test_fiberbox_becomes_interface_counters_with_units_converted() -> None:
     received = ns("2025-11-28T14:03:02Z")
-    stored = points(build_pipeline(config()).process(FIBERBOX, fixture("mapping", "acme_fiberbox.json"),
-                                                           False, received))  # fmt: skip
+    stored = points(
+        build_pipeline(config()).process(FIBERBOX, fixture("mapping", "acme_fiberbox.json"), False, received)
+    )
     tags = {"device": "cpe-21016-003", "kind": "cpe", "nis": "21016", "site": "school-21016-003"}
     when = ns("2025-11-28T14:03:00Z")  # 15:03 at +01:00
     assert stored == [
-        {"measurement": "netdev", "tags": tags, "time": when,
-         "fields": {"sys_uptime_s": 2880 * 60, "interfaces_up": 1, "interfaces_total": 2, "seq": 0}},
-        {"measurement": "interface", "tags": {**tags, "ifname": "WAN"}, "time": when,
-         "fields": {"speed_mbps": 100, "counter_bits": 64, "in_octets": 1024**3, "out_octets": 2048 * 1024,
-                    "in_errors": 3, "in_discards": 1, "out_discards": 0, "oper_status": "up", "oper_up": 1}},
-        {"measurement": "interface", "tags": {**tags, "ifname": "LAN1"}, "time": when,
-         "fields": {"speed_mbps": 1000, "counter_bits": 64, "in_octets": 0, "out_octets": 0, "in_errors": 0,
-                    "in_discards": 0, "oper_status": "down", "oper_up": 0}},  # drops.out is optional
-    ]  # fmt: skip
+        {
+            "measurement": "netdev",
+            "tags": tags,
+            "time": when,
+            "fields": {"sys_uptime_s": 2880 * 60, "interfaces_up": 1, "interfaces_total": 2, "seq": 0},
+        },
+        {
+            "measurement": "interface",
+            "tags": {**tags, "ifname": "WAN"},
+            "time": when,
+            "fields": {
+                "speed_mbps": 100,
+                "counter_bits": 64,
+                "in_octets": 1024**3,
+                "out_octets": 2048 * 1024,
+                "in_errors": 3,
+                "in_discards": 1,
+                "out_discards": 0,
+                "oper_status": "up",
+                "oper_up": 1,
+            },
+        },
+        {
+            "measurement": "interface",
+            "tags": {**tags, "ifname": "LAN1"},
+            "time": when,
+            "fields": {
+                "speed_mbps": 1000,
+                "counter_bits": 64,
+                "in_octets": 0,
+                "out_octets": 0,
+                "in_errors": 0,
+                "in_discards": 0,
+                "oper_status": "down",
+                "oper_up": 0,
+            },
+        },  # drops.out is optional
+    ]
 
 
 def test_sensa_becomes_access_point_metrics_with_units_converted() -> None:
-    stored = points(build_pipeline(config()).process(SENSA, fixture("mapping", "sensa_ap.json"), False,
-                                                           ns("2025-11-28T14:03:01Z")))  # fmt: skip
+    stored = points(
+        build_pipeline(config()).process(SENSA, fixture("mapping", "sensa_ap.json"), False, ns("2025-11-28T14:03:01Z"))
+    )
     ap, r24, r5 = stored
     assert ap["time"] == ns("2025-11-28T14:03:00.25Z")  # epoch milliseconds
     assert ap["tags"] == {"device": "ap-21009-flagey-07", "kind": "ap", "nis": "21009", "site": "flagey"}
@@ -63,8 +94,15 @@ def test_sensa_becomes_access_point_metrics_with_units_converted() -> None:
 
 
 def test_the_mapping_subscribes_to_its_root() -> None:
-    assert config().subscriptions == ["bxl/#", "acme/fiberbox/#", "sensa/#", "meraki/#", "openwrt/#", "telegraf/#",
-                                      "unifi/#"]  # fmt: skip
+    assert config().subscriptions == [
+        "bxl/#",
+        "acme/fiberbox/#",
+        "sensa/#",
+        "meraki/#",
+        "openwrt/#",
+        "telegraf/#",
+        "unifi/#",
+    ]
 
 
 def _edit(path: str, value: Any) -> bytes:
@@ -200,9 +238,14 @@ AP_FIELDS = 'uptime_s = { path = "u" }\nnum_clients = { path = "n" }'
     ],
 )
 def test_check_config_names_each_mistake(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], pattern: str, schema: str, extra: str, fields: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pattern: str,
+    schema: str,
+    extra: str,
+    fields: str,
     words: list[str],
-) -> None:  # fmt: skip
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(MAPPING.format(pattern=pattern, schema=schema, extra=extra, fields=fields))
     with pytest.raises(ConfigError) as error:
@@ -226,6 +269,10 @@ def test_check_config_names_every_mistake_of_a_mapping_at_once(tmp_path: Path) -
     with pytest.raises(ConfigError) as error:
         load_config(path, environ={})
     message = str(error.value)
-    for problem in ("unit 'kbps'", "fields.radios.each: required field 'channel'", "'uptime_s' of ap.metrics/1",
-                    "'num_clients' of ap.metrics/1"):  # fmt: skip
+    for problem in (
+        "unit 'kbps'",
+        "fields.radios.each: required field 'channel'",
+        "'uptime_s' of ap.metrics/1",
+        "'num_clients' of ap.metrics/1",
+    ):
         assert problem in message, message

@@ -20,7 +20,11 @@ def test_ap_went_down_is_an_event_and_an_offline_state() -> None:
     assert event.attributes == {"alert_type_id": "stopped_reporting", "alert_id": "643451796760556597"}
     state: DeviceState = only(readings, "device.state/1")
     assert (state.state, state.reason, state.ts, state.seq) == (
-        "offline", "APs went down", utc("2025-11-28T14:04:31.25Z"), None)  # fmt: skip
+        "offline",
+        "APs went down",
+        utc("2025-11-28T14:04:31.25Z"),
+        None,
+    )
 
 
 def test_ap_came_up_is_online() -> None:
@@ -49,12 +53,18 @@ def test_switch_port_disconnected_keeps_the_port_facts() -> None:
 
 def test_client_data_never_leaves_the_adapter() -> None:
     received = ns("2025-11-28T14:12:00Z")
-    lines = pipeline().process("meraki/21004/grand-place/gw-21004-gp/alert",
-                               fixture("meraki", "client_connectivity.json"), False, received)  # fmt: skip
+    lines = pipeline().process(
+        "meraki/21004/grand-place/gw-21004-gp/alert", fixture("meraki", "client_connectivity.json"), False, received
+    )
     stored = points(lines)
     assert [p["measurement"] for p in stored] == ["device_event"]
-    assert stored[0]["tags"] == {"device": "gw-21004-gp", "kind": "router", "nis": "21004", "site": "grand-place",
-                                 "type": "meraki.client_connectivity"}  # fmt: skip
+    assert stored[0]["tags"] == {
+        "device": "gw-21004-gp",
+        "kind": "router",
+        "nis": "21004",
+        "site": "grand-place",
+        "type": "meraki.client_connectivity",
+    }
     assert stored[0]["fields"] == {
         "severity": "info",
         "message": "Client connectivity changed",
@@ -69,16 +79,26 @@ def test_client_data_never_leaves_the_adapter() -> None:
 
 
 def test_stored_state_and_event_share_the_alert_time() -> None:
-    stored = points(pipeline().process("meraki/21004/grand-place/ap-21004-gp-01/alert",
-                                       fixture("meraki", "aps_went_down.json"), False,
-                                       ns("2025-11-28T14:05:03Z")))  # fmt: skip
+    stored = points(
+        pipeline().process(
+            "meraki/21004/grand-place/ap-21004-gp-01/alert",
+            fixture("meraki", "aps_went_down.json"),
+            False,
+            ns("2025-11-28T14:05:03Z"),
+        )
+    )
     by_measurement = {p["measurement"]: p for p in stored}
-    assert by_measurement["device_state"]["fields"] == {"state": "offline", "up": 0, "reason": "APs went down",
-                                                        "stamped_on_receipt": False}  # fmt: skip
+    assert by_measurement["device_state"]["fields"] == {
+        "state": "offline",
+        "up": 0,
+        "reason": "APs went down",
+        "stamped_on_receipt": False,
+    }
     assert {p["time"] for p in stored} == {ns("2025-11-28T14:04:31.25Z")}
 
 
-@pytest.mark.parametrize(("key", "name"), [("portNum", "port_num"), ("prevStatus", "prev_status"),
-                                           ("oldIfUp", "old_if_up"), ("ip", "ip")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "name"), [("portNum", "port_num"), ("prevStatus", "prev_status"), ("oldIfUp", "old_if_up"), ("ip", "ip")]
+)
 def test_snake_case(key: str, name: str) -> None:
     assert snake(key) == name

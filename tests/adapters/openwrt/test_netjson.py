@@ -22,11 +22,20 @@ def test_access_point_gives_metrics_radios_client_summary_and_interfaces() -> No
     assert ap.mem_pct == pytest.approx(100 * (134_217_728 - 70_000_000) / 134_217_728)  # total - available
     assert ap.num_clients == 5
     assert (ap.uplink_rx_bytes, ap.uplink_tx_bytes, ap.uplink_rx_errors, ap.uplink_tx_dropped) == (
-        55_555_555_555, 4_444_444_444, 4, 2)  # fmt: skip
+        55_555_555_555,
+        4_444_444_444,
+        4,
+        2,
+    )
     radios = {r.band: r for r in ap.radios}
     r24, r5 = radios["2.4"], radios["5"]
     assert (r24.channel, r24.width_mhz, r24.tx_power_dbm, r24.noise_floor_dbm, r24.num_clients) == (
-        11, 20, 18.0, -95.0, 2)  # fmt: skip
+        11,
+        20,
+        18.0,
+        -95.0,
+        2,
+    )
     assert (r24.tx_bytes, r24.rx_bytes, r24.tx_total) == (3_000_000_000, 600_000_000, 2_500_000)
     assert (r5.channel, r5.width_mhz, r5.tx_power_dbm, r5.noise_floor_dbm, r5.num_clients) == (44, 80, 22.0, -92.0, 3)
 
@@ -43,7 +52,12 @@ def test_access_point_gives_metrics_radios_client_summary_and_interfaces() -> No
     assert [i.name for i in interfaces.interfaces] == ["eth0", "wlan0", "wlan1"]  # br-lan has no statistics
     eth0 = interfaces.interfaces[0]
     assert (eth0.oper_status, eth0.in_octets, eth0.out_octets, eth0.in_errors, eth0.in_discards) == (
-        "up", 55_555_555_555, 4_444_444_444, 4, 10)  # fmt: skip
+        "up",
+        55_555_555_555,
+        4_444_444_444,
+        4,
+        10,
+    )
     assert eth0.in_ucast_pkts is None  # Linux counts all packets, not unicast: not mapped
     assert interfaces.sys_uptime_s == 432_000
 
@@ -57,7 +71,13 @@ def test_router_gives_interface_counters_only() -> None:
     wan = {i.name: i for i in counters.interfaces}["wan"]
     assert (wan.oper_status, wan.counter_bits) == ("unknown", 64)  # no "up" key
     assert (wan.in_octets, wan.out_octets, wan.in_errors, wan.out_errors, wan.in_discards, wan.out_discards) == (
-        98_765_432_101, 12_345_678_901, 2, 1, 55, 7)  # fmt: skip
+        98_765_432_101,
+        12_345_678_901,
+        2,
+        1,
+        55,
+        7,
+    )
 
 
 def test_without_local_time_the_receive_time_is_used() -> None:
@@ -69,8 +89,9 @@ def test_without_local_time_the_receive_time_is_used() -> None:
 
 def test_stored_client_summary_has_no_mac() -> None:
     received = ns("2025-11-28T14:02:30Z")
-    lines = pipeline().process("openwrt/21009/flagey/ap-21009-flagey-02/monitoring",
-                               fixture("openwrt", "ap_monitoring.json"), False, received)  # fmt: skip
+    lines = pipeline().process(
+        "openwrt/21009/flagey/ap-21009-flagey-02/monitoring", fixture("openwrt", "ap_monitoring.json"), False, received
+    )
     stored = points(lines)
     summary = [p for p in stored if p["measurement"] == "ap_clients"]
     assert summary[0]["tags"] == {"device": "ap-21009-flagey-02", "kind": "ap", "nis": "21009", "site": "flagey"}
@@ -82,20 +103,28 @@ def test_stored_client_summary_has_no_mac() -> None:
 
 def test_a_configured_kind_overrides_the_guess() -> None:
     routing = RoutingConfig.model_validate({"openwrt": {"kind": "cpe"}})
-    stored = points(pipeline(routing).process("openwrt/21004/s/rtr-1/monitoring",
-                                              fixture("openwrt", "ap_monitoring.json"), False,
-                                              ns("2025-11-28T14:02:30Z")))  # fmt: skip
+    stored = points(
+        pipeline(routing).process(
+            "openwrt/21004/s/rtr-1/monitoring",
+            fixture("openwrt", "ap_monitoring.json"),
+            False,
+            ns("2025-11-28T14:02:30Z"),
+        )
+    )
     assert {p["tags"]["kind"] for p in stored} == {"cpe"}
     assert {p["measurement"] for p in stored} == {"netdev", "interface"}  # not an AP: no ap series
 
 
-@pytest.mark.parametrize(("mhz", "band"), [(2412, "2.4"), (2484, "2.4"), (5180, "5"), (5885, "5"), (5955, "6"),
-                                           (60480, None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mhz", "band"), [(2412, "2.4"), (2484, "2.4"), (5180, "5"), (5885, "5"), (5955, "6"), (60480, None)]
+)
 def test_bands(mhz: int, band: str | None) -> None:
     assert band_of(mhz) == band
 
 
-@pytest.mark.parametrize(("htmode", "width"), [("HT20", 20), ("HT40+", 40), ("VHT80", 80), ("HE160", 160),
-                                               ("EHT320", 320), ("NOHT", 20), ("auto", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("htmode", "width"),
+    [("HT20", 20), ("HT40+", 40), ("VHT80", 80), ("HE160", 160), ("EHT320", 320), ("NOHT", 20), ("auto", None)],
+)
 def test_widths(htmode: str, width: int | None) -> None:
     assert width_of(htmode) == width

@@ -66,7 +66,11 @@ def test_net_speed_field() -> None:
     ifs = {i.name: i for i in poll.interfaces}
     assert ifs["eth0"].speed_mbps == 1000 and ifs["eth1"].speed_mbps is None  # -1: unknown
     assert (ifs["eth0"].in_errors, ifs["eth0"].out_errors, ifs["eth0"].in_discards, ifs["eth0"].out_discards) == (
-        1, 2, 3, 4)  # fmt: skip
+        1,
+        2,
+        3,
+        4,
+    )
 
 
 def test_json_batch_poll() -> None:
@@ -80,9 +84,10 @@ def test_json_batch_poll() -> None:
     assert (second.name, second.oper_status, second.speed_mbps) == ("if2", "down", 10)  # only ifIndex
 
 
-@pytest.mark.parametrize(("name", "measurement"), [("json_standard_form.json", "docker"),
-                                                   ("json_batch_form.json", "docker"),
-                                                   ("json_nested_fields_out.json", "in")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "measurement"),
+    [("json_standard_form.json", "docker"), ("json_batch_form.json", "docker"), ("json_nested_fields_out.json", "in")],
+)
 def test_serializer_readme_metrics_are_refused_by_name(name: str, measurement: str) -> None:
     with pytest.raises(AdapterError) as refused:
         ADAPTER.decode(fixture("telegraf", name), source(), 0)
@@ -91,9 +96,14 @@ def test_serializer_readme_metrics_are_refused_by_name(name: str, measurement: s
 
 
 def test_stored_lines_through_the_pipeline() -> None:
-    stored = points(pipeline().process("telegraf/21016/school-21016-007/cpe-21016-007/snmp",
-                                       fixture("telegraf", "snmp_ifxtable_kind.lp"), False,
-                                       ns("2025-11-28T14:00:01Z")))  # fmt: skip
+    stored = points(
+        pipeline().process(
+            "telegraf/21016/school-21016-007/cpe-21016-007/snmp",
+            fixture("telegraf", "snmp_ifxtable_kind.lp"),
+            False,
+            ns("2025-11-28T14:00:01Z"),
+        )
+    )
     tags = {"device": "cpe-21016-007", "kind": "cpe", "nis": "21016", "site": "school-21016-007"}
     assert stored[0] == {
         "measurement": "netdev",

@@ -71,24 +71,36 @@ def test_wrapped_element_with_temperatures_and_a_6ghz_radio() -> None:
 
 def test_stored_series_carry_the_same_tags_as_a_canonical_device() -> None:
     received = ns("2025-11-28T14:00:05Z")
-    stored = points(pipeline().process("unifi/21004/gare-du-midi/ap-21004-gdm-03/stat",
-                                       fixture("unifi", "uap_wrapped_6ghz.json"), False, received))  # fmt: skip
+    stored = points(
+        pipeline().process(
+            "unifi/21004/gare-du-midi/ap-21004-gdm-03/stat", fixture("unifi", "uap_wrapped_6ghz.json"), False, received
+        )
+    )
     assert [p["measurement"] for p in stored] == ["ap", "ap_radio", "ap_radio", "ap_radio"]
     tags = {"device": "ap-21004-gdm-03", "kind": "ap", "nis": "21004", "site": "gare-du-midi"}
     assert stored[0]["tags"] == tags
     assert [p["tags"] for p in stored[1:]] == [{**tags, "band": b} for b in ("2.4", "5", "6")]
     assert stored[0]["time"] == ns("2025-11-28T14:00:00Z")
     assert stored[0]["fields"] == {
-        "uptime_s": 864_000, "cpu_pct": 18.0, "mem_pct": 47.5, "temperature_c": 61.5, "num_clients": 39,
-        "uplink_rx_bytes": 123_456_789_012, "uplink_tx_bytes": 23_456_789_012, "uplink_rx_errors": 3,
-        "uplink_tx_dropped": 17, "seq": 0,
-    }  # fmt: skip
+        "uptime_s": 864_000,
+        "cpu_pct": 18.0,
+        "mem_pct": 47.5,
+        "temperature_c": 61.5,
+        "num_clients": 39,
+        "uplink_rx_bytes": 123_456_789_012,
+        "uplink_tx_bytes": 23_456_789_012,
+        "uplink_rx_errors": 3,
+        "uplink_tx_dropped": 17,
+        "seq": 0,
+    }
     assert stored[3]["fields"]["tx_retries"] == 100
 
 
 def test_device_macs_never_reach_the_lines() -> None:
-    for name, received in (("uap_stat_device.json", "2019-07-04T07:30:00Z"),
-                           ("usw_stat_device.json", "2019-07-05T06:55:00Z")):  # fmt: skip
+    for name, received in (
+        ("uap_stat_device.json", "2019-07-04T07:30:00Z"),
+        ("usw_stat_device.json", "2019-07-05T06:55:00Z"),
+    ):
         lines = pipeline().process("unifi/21004/s/dev-1/stat", fixture("unifi", name), False, ns(received))
         assert isinstance(lines, list) and lines
         text = "\n".join(lines)

@@ -86,16 +86,39 @@ _UNITS: list[tuple[tuple[str, ...], str, dict[str, _Convert]]] = [
     (("_dbm",), "dBm", {"dBm": _factor(1), "mW": _dbm_from_mw, "W": lambda x: _dbm_from_mw(x * 1000.0)}),
     (("_db",), "dB", {"dB": _factor(1)}),
     (("_ms",), "ms", {"ms": _factor(1), "s": _factor(1e3), "us": _factor(1e-3), "ns": _factor(1e-6)}),
-    (("_s",), "s", {"s": _factor(1), "ms": _factor(1e-3), "us": _factor(1e-6), "ns": _factor(1e-9),
-                    "min": _factor(60), "h": _factor(3600), "d": _factor(86400), "cs": _factor(0.01)}),
+    (
+        ("_s",),
+        "s",
+        {
+            "s": _factor(1),
+            "ms": _factor(1e-3),
+            "us": _factor(1e-6),
+            "ns": _factor(1e-9),
+            "min": _factor(60),
+            "h": _factor(3600),
+            "d": _factor(86400),
+            "cs": _factor(0.01),
+        },
+    ),
     (("_pct",), "percent", {"percent": _factor(1), "fraction": _factor(100), "permille": _factor(0.1)}),
-    (("_bytes", "_octets"), "B", {"B": _factor(1), "bit": _factor(1 / 8), "kB": _factor(1e3), "MB": _factor(1e6),
-                                  "GB": _factor(1e9), "KiB": _factor(1024), "MiB": _factor(1024**2),
-                                  "GiB": _factor(1024**3)}),
+    (
+        ("_bytes", "_octets"),
+        "B",
+        {
+            "B": _factor(1),
+            "bit": _factor(1 / 8),
+            "kB": _factor(1e3),
+            "MB": _factor(1e6),
+            "GB": _factor(1e9),
+            "KiB": _factor(1024),
+            "MiB": _factor(1024**2),
+            "GiB": _factor(1024**3),
+        },
+    ),
     (("_mbps",), "Mbps", {"bps": _factor(1e-6), "kbps": _factor(1e-3), "Mbps": _factor(1), "Gbps": _factor(1e3)}),
     (("_mhz",), "MHz", {"Hz": _factor(1e-6), "kHz": _factor(1e-3), "MHz": _factor(1), "GHz": _factor(1e3)}),
     (("_c",), "C", {"C": _factor(1), "F": lambda x: (x - 32.0) * 5.0 / 9.0, "K": lambda x: x - 273.15}),
-]  # fmt: skip
+]
 
 _ENVELOPE = {"schema_id", "device_id", "ts"}
 _PATH = re.compile(r"^(\$|[^.\s]+(\.[^.\s]+)*)$")
@@ -329,12 +352,16 @@ def _compile_object(
     problems: list[str] = []  # every mistake at once, so that check-config names them all
     for name, spec in specs.items():
         if name == "clients" or name == "mac":
-            problems.append(f"{where}.{name}: client entries cannot be mapped: client MAC addresses never "
-                            "leave the adapter; map the summary fields instead")  # fmt: skip
+            problems.append(
+                f"{where}.{name}: client entries cannot be mapped: client MAC addresses never "
+                "leave the adapter; map the summary fields instead"
+            )
         elif name in _ENVELOPE or name not in model_fields:
             known = sorted(set(model_fields) - _ENVELOPE - {"clients"})
-            problems.append(f"{where}: {name!r} is not a field of {_model_name(model)} that can be mapped; "
-                            f"known: {', '.join(known)}")  # fmt: skip
+            problems.append(
+                f"{where}: {name!r} is not a field of {_model_name(model)} that can be mapped; "
+                f"known: {', '.join(known)}"
+            )
         else:
             try:
                 compiled.append((name, _compile_field(name, spec, model_fields[name].annotation, f"{where}.{name}")))

@@ -49,11 +49,39 @@ EVENT_TYPES = {
 }
 STATES = {"stopped_reporting": "offline", "started_reporting": "online"}
 SEVERITY = {"informational": "info", "info": "info", "warning": "warning", "critical": "critical"}
-MODEL_KINDS = {"MR": "ap", "CW": "ap", "MS": "switch", "MX": "router", "Z": "router", "MG": "router",
-               "MV": "camera", "MT": "sensor"}  # fmt: skip
-PERSONAL = frozenset({"mac", "ip", "client_name", "client_url", "client_id", "user_email", "user_name",
-                      "user_id", "pcc_name", "wifi_mac", "contending_mac", "conflicting_ip", "eth", "name",
-                      "serial_number", "changed_by", "foreign_bssid", "bluetooth_client_id", "device_id"})  # fmt: skip
+MODEL_KINDS = {
+    "MR": "ap",
+    "CW": "ap",
+    "MS": "switch",
+    "MX": "router",
+    "Z": "router",
+    "MG": "router",
+    "MV": "camera",
+    "MT": "sensor",
+}
+PERSONAL = frozenset(
+    {
+        "mac",
+        "ip",
+        "client_name",
+        "client_url",
+        "client_id",
+        "user_email",
+        "user_name",
+        "user_id",
+        "pcc_name",
+        "wifi_mac",
+        "contending_mac",
+        "conflicting_ip",
+        "eth",
+        "name",
+        "serial_number",
+        "changed_by",
+        "foreign_bssid",
+        "bluetooth_client_id",
+        "device_id",
+    }
+)
 MAX_ATTRIBUTES = 16
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -99,14 +127,26 @@ class MerakiAdapter:
                 elif isinstance(value, bool | int | float):
                     attributes[name] = value
                 # nested objects and lists are not single values: not stored
-        event = {"schema": "device.event/1", "device_id": source.device, "ts": ts, "seq": 0,
-                 "type": EVENT_TYPES.get(alert_type_id, f"meraki.{alert_type_id}"), "severity": severity,
-                 "message": message, "attributes": attributes}  # fmt: skip
+        event = {
+            "schema": "device.event/1",
+            "device_id": source.device,
+            "ts": ts,
+            "seq": 0,
+            "type": EVENT_TYPES.get(alert_type_id, f"meraki.{alert_type_id}"),
+            "severity": severity,
+            "message": message,
+            "attributes": attributes,
+        }
         readings = [Reading(kind, build(DeviceEvent, event, f"Meraki alert {alert_type_id!r}"))]
         state = STATES.get(alert_type_id)
         if state is not None:
-            record = {"schema": "device.state/1", "device_id": source.device, "ts": ts, "state": state,
-                      "reason": message}  # fmt: skip
+            record = {
+                "schema": "device.state/1",
+                "device_id": source.device,
+                "ts": ts,
+                "state": state,
+                "reason": message,
+            }
             readings.append(Reading(kind, build(DeviceState, record, f"Meraki alert {alert_type_id!r}")))
         return readings
 
@@ -118,11 +158,14 @@ def _text(value: str, limit: int) -> str:
 def _kind(doc: dict[str, Any]) -> str:
     model = doc.get("deviceModel")
     if not model:
-        raise invalid("deviceModel", "missing: cannot tell the device class; set routing.meraki.kind "
-                                     "or publish on a topic with a {kind} level")  # fmt: skip
+        raise invalid(
+            "deviceModel",
+            "missing: cannot tell the device class; set routing.meraki.kind or publish on a topic with a {kind} level",
+        )
     model = as_str(model, "deviceModel")
     for prefix in sorted(MODEL_KINDS, key=len, reverse=True):
         if model.upper().startswith(prefix):
             return MODEL_KINDS[prefix]
-    raise AdapterError("unsupported", f"deviceModel {show(model)} is not a Meraki family we know "
-                                      f"({', '.join(MODEL_KINDS)})")  # fmt: skip
+    raise AdapterError(
+        "unsupported", f"deviceModel {show(model)} is not a Meraki family we know ({', '.join(MODEL_KINDS)})"
+    )

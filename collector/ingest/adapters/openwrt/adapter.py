@@ -84,12 +84,14 @@ class NetJsonAdapter:
         local_time = general.get("local_time")
         ts = from_epoch(local_time, "general.local_time") if local_time is not None else from_ns(received_ns)
         uptime = opt_int(general, "uptime", "general.")
-        interfaces = [as_object(i, f"interfaces.{n}") for n, i in enumerate(opt_list(doc, "interfaces"))]  # fmt: skip
+        interfaces = [as_object(i, f"interfaces.{n}") for n, i in enumerate(opt_list(doc, "interfaces"))]
         access_points = [
-            (n, i) for n, i in enumerate(interfaces)
-            if isinstance(i.get("wireless"), dict) and isinstance(i["wireless"].get("mode"), str)
+            (n, i)
+            for n, i in enumerate(interfaces)
+            if isinstance(i.get("wireless"), dict)
+            and isinstance(i["wireless"].get("mode"), str)
             and i["wireless"]["mode"] in AP_MODES
-        ]  # fmt: skip
+        ]
         kind = source.kind or ("ap" if access_points else "router")
         readings = []
         counters = _if_counters(interfaces, source.device, ts, uptime)
@@ -116,21 +118,29 @@ def _if_counters(interfaces: list[dict[str, Any]], device: str, ts: datetime, up
         up = interface.get("up")
         if up is not None and not isinstance(up, bool):
             raise invalid(f"interfaces.{n}.up", f"expected true or false, got {show(up)}")
-        rows.append({
-            "name": as_str(require(interface, "name", f"interfaces.{n}."), f"interfaces.{n}.name"),
-            "oper_status": "up" if up else "down" if up is False else "unknown",
-            "counter_bits": 64,
-            "in_octets": opt_int(stats, "rx_bytes", where),
-            "out_octets": opt_int(stats, "tx_bytes", where),
-            "in_errors": opt_int(stats, "rx_errors", where),
-            "out_errors": opt_int(stats, "tx_errors", where),
-            "in_discards": opt_int(stats, "rx_dropped", where),
-            "out_discards": opt_int(stats, "tx_dropped", where),
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": as_str(require(interface, "name", f"interfaces.{n}."), f"interfaces.{n}.name"),
+                "oper_status": "up" if up else "down" if up is False else "unknown",
+                "counter_bits": 64,
+                "in_octets": opt_int(stats, "rx_bytes", where),
+                "out_octets": opt_int(stats, "tx_bytes", where),
+                "in_errors": opt_int(stats, "rx_errors", where),
+                "out_errors": opt_int(stats, "tx_errors", where),
+                "in_discards": opt_int(stats, "rx_dropped", where),
+                "out_discards": opt_int(stats, "tx_dropped", where),
+            }
+        )
     if not rows:
         return None
-    data = {"schema": "if.counters/1", "device_id": device, "ts": ts, "seq": 0, "sys_uptime_s": uptime,
-            "interfaces": rows}  # fmt: skip
+    data = {
+        "schema": "if.counters/1",
+        "device_id": device,
+        "ts": ts,
+        "seq": 0,
+        "sys_uptime_s": uptime,
+        "interfaces": rows,
+    }
     return build(IfCounters, data, "NetJSON interfaces")
 
 
@@ -216,10 +226,16 @@ def _access_point(
             if value is not None:
                 radio[target] = radio.get(target, 0) + value
     metrics: dict[str, Any] = {
-        "schema": "ap.metrics/1", "device_id": device, "ts": ts, "seq": 0, "uptime_s": uptime,
-        "cpu_pct": cpu_pct, "mem_pct": _memory_pct(resources), "num_clients": total_clients,
+        "schema": "ap.metrics/1",
+        "device_id": device,
+        "ts": ts,
+        "seq": 0,
+        "uptime_s": uptime,
+        "cpu_pct": cpu_pct,
+        "mem_pct": _memory_pct(resources),
+        "num_clients": total_clients,
         "radios": list(radios.values()),
-    }  # fmt: skip
+    }
     ethernet = [(n, i) for n, i in enumerate(interfaces) if i.get("type") == "ethernet"]
     if len(ethernet) == 1 and isinstance(ethernet[0][1].get("statistics"), dict):
         n, uplink = ethernet[0]
@@ -230,10 +246,14 @@ def _access_point(
         metrics["uplink_rx_errors"] = opt_int(stats, "rx_errors", where)
         metrics["uplink_tx_dropped"] = opt_int(stats, "tx_dropped", where)
     summary: dict[str, Any] = {
-        "schema": "ap.clients/1", "device_id": device, "ts": ts, "seq": 0, "num_clients": total_clients,
+        "schema": "ap.clients/1",
+        "device_id": device,
+        "ts": ts,
+        "seq": 0,
+        "num_clients": total_clients,
         "rssi_avg_dbm": sum(signals) / len(signals) if signals else None,
         "rssi_min_dbm": min(signals) if signals else None,
         "snr_avg_db": sum(snrs) / len(snrs) if snrs else None,
         "good_rf_clients": good if signals else None,
-    }  # fmt: skip
+    }
     return build(ApMetrics, metrics, "NetJSON access point"), build(ApClients, summary, "NetJSON wireless clients")

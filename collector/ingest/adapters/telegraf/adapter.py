@@ -68,8 +68,10 @@ class TelegrafAdapter:
             raise AdapterError("bad_line_protocol", "no metrics in the payload")
         unknown = sorted({p.name for p in points if p.name not in KNOWN})
         if unknown:
-            raise AdapterError("unsupported", f"Telegraf measurement(s) {', '.join(map(repr, unknown))} are not "
-                                              f"mapped (known: {', '.join(KNOWN)})")  # fmt: skip
+            raise AdapterError(
+                "unsupported",
+                f"Telegraf measurement(s) {', '.join(map(repr, unknown))} are not mapped (known: {', '.join(KNOWN)})",
+            )
         kind = source.kind or _kind_tag(points) or DEFAULT_KIND
         polls: dict[datetime, tuple[list[dict[str, Any]], list[int]]] = {}
         for point in points:
@@ -86,16 +88,26 @@ class TelegrafAdapter:
                 if uptime is not None:
                     uptimes.append(uptime)
         if not polls:
-            raise AdapterError("unsupported", "only the net plugin's interface=all protocol counters, "
-                                              "which are not stored")  # fmt: skip
+            raise AdapterError(
+                "unsupported", "only the net plugin's interface=all protocol counters, which are not stored"
+            )
         readings = []
         for ts, (interfaces, uptimes) in polls.items():
             if not interfaces:
-                raise AdapterError("unsupported", "an snmp row without interface rows of the same poll "
-                                   f"({ts.isoformat()}): publish snmp and interface metrics in one message "
-                                   "(outputs.mqtt batch)")  # fmt: skip
-            data = {"schema": "if.counters/1", "device_id": source.device, "ts": ts, "seq": 0,
-                    "sys_uptime_s": uptimes[0] if uptimes else None, "interfaces": interfaces}  # fmt: skip
+                raise AdapterError(
+                    "unsupported",
+                    "an snmp row without interface rows of the same poll "
+                    f"({ts.isoformat()}): publish snmp and interface metrics in one message "
+                    "(outputs.mqtt batch)",
+                )
+            data = {
+                "schema": "if.counters/1",
+                "device_id": source.device,
+                "ts": ts,
+                "seq": 0,
+                "sys_uptime_s": uptimes[0] if uptimes else None,
+                "interfaces": interfaces,
+            }
             readings.append(Reading(kind, build(IfCounters, data, "Telegraf metrics")))
         return readings
 
@@ -114,8 +126,9 @@ def _points(payload: bytes | bytearray) -> list[Point]:
     stamped = [p.timestamp_ns is not None for p in points]
     if any(stamped) and not all(stamped):
         unstamped = points[stamped.index(False)]
-        raise AdapterError("bad_line_protocol", f"{unstamped.where}: no timestamp while other lines have one "
-                                                "(a truncated message?)")  # fmt: skip
+        raise AdapterError(
+            "bad_line_protocol", f"{unstamped.where}: no timestamp while other lines have one (a truncated message?)"
+        )
     return points
 
 

@@ -95,8 +95,10 @@ def _fields(text: str, where: str) -> dict[str, Any]:
 def _stamp(text: str, where: str) -> int:
     stamp = int(text)  # ASCII digits with an optional minus, checked by the caller
     if not TIME_MIN_NS <= stamp <= TIME_MAX_NS:
-        raise AdapterError("bad_line_protocol", f"{where}: timestamp {text[:40]} is outside InfluxDB's range "
-                                                "(64-bit nanoseconds, 1677 to 2262)")  # fmt: skip
+        raise AdapterError(
+            "bad_line_protocol",
+            f"{where}: timestamp {text[:40]} is outside InfluxDB's range (64-bit nanoseconds, 1677 to 2262)",
+        )
     return stamp
 
 
@@ -135,6 +137,13 @@ def parse(text: str) -> list[Point]:
             if tag is None:
                 raise AdapterError("bad_line_protocol", f"{where}: tag {mask(repr(part))} is not key=value")
             tags[_unescape(tag.group(1))] = _unescape(tag.group(2))
-        points.append(Point(_unescape(parts[0]), tags, _fields(field_text, where),
-                            _stamp(stamp, where) if stamp is not None else None, where))  # fmt: skip
+        points.append(
+            Point(
+                _unescape(parts[0]),
+                tags,
+                _fields(field_text, where),
+                _stamp(stamp, where) if stamp is not None else None,
+                where,
+            )
+        )
     return points

@@ -49,8 +49,12 @@ from schemas.canonical import ApMetrics, IfCounters
 
 BANDS = {"ng": "2.4", "na": "5", "6e": "6"}
 KINDS = {"uap": "ap", "usw": "switch"}
-_VAP_COUNTERS = (("tx_bytes", "tx_bytes"), ("rx_bytes", "rx_bytes"), ("tx_retries", "tx_retries"),
-                 ("tx_total", "tx_total"))  # fmt: skip
+_VAP_COUNTERS = (
+    ("tx_bytes", "tx_bytes"),
+    ("rx_bytes", "rx_bytes"),
+    ("tx_retries", "tx_retries"),
+    ("tx_total", "tx_total"),
+)
 
 
 class UnifiAdapter:
@@ -65,8 +69,9 @@ class UnifiAdapter:
             doc = as_object(data[0], "data.0")
         device_type = as_str(require(doc, "type"), "type")
         if device_type not in KINDS:
-            raise AdapterError("unsupported", f"UniFi device type {show(device_type)} is not supported "
-                                              f"(supported: {', '.join(KINDS)})")  # fmt: skip
+            raise AdapterError(
+                "unsupported", f"UniFi device type {show(device_type)} is not supported (supported: {', '.join(KINDS)})"
+            )
         ts = _timestamp(doc, received_ns)
         kind = source.kind or KINDS[device_type]
         if device_type == "uap":
@@ -152,25 +157,28 @@ def _radios(doc: dict[str, Any]) -> list[dict[str, Any]]:
         code = as_str(require(entry, "radio", where), f"{where}radio")
         band = BANDS.get(code)
         if band is None:
-            raise AdapterError("unsupported", f"{where}radio: band {show(code)} is not one we store "
-                                              f"(known: {', '.join(BANDS)})")  # fmt: skip
+            raise AdapterError(
+                "unsupported", f"{where}radio: band {show(code)} is not one we store (known: {', '.join(BANDS)})"
+            )
         name = str(entry.get("name"))
         if name not in widths:
             raise invalid(f"{where}name", f"radio {show(name)} has no radio_table entry (its channel width)")
         ht, ht_where = widths[name]
         if ht is None:
             raise invalid(ht_where, "missing (the channel width)")
-        radios.append({
-            "band": band,
-            "channel": as_int(require(entry, "channel", where), f"{where}channel"),
-            "width_mhz": as_int(ht, ht_where),
-            "tx_power_dbm": opt_float(entry, "tx_power", where),
-            "cu_total_pct": opt_float(entry, "cu_total", where),
-            "cu_tx_pct": opt_float(entry, "cu_self_tx", where),
-            "cu_rx_pct": opt_float(entry, "cu_self_rx", where),
-            "num_clients": opt_int(entry, "num_sta", where) or 0,
-            **vap_sums.get(name, {}),
-        })  # fmt: skip
+        radios.append(
+            {
+                "band": band,
+                "channel": as_int(require(entry, "channel", where), f"{where}channel"),
+                "width_mhz": as_int(ht, ht_where),
+                "tx_power_dbm": opt_float(entry, "tx_power", where),
+                "cu_total_pct": opt_float(entry, "cu_total", where),
+                "cu_tx_pct": opt_float(entry, "cu_self_tx", where),
+                "cu_rx_pct": opt_float(entry, "cu_self_rx", where),
+                "num_clients": opt_int(entry, "num_sta", where) or 0,
+                **vap_sums.get(name, {}),
+            }
+        )
     return radios
 
 
@@ -184,22 +192,30 @@ def _switch(doc: dict[str, Any], device: str, ts: datetime) -> IfCounters:
         if up is not None and not isinstance(up, bool):
             raise invalid(f"{where}up", f"expected true or false, got {show(up)}")
         speed = opt_int(port, "speed", where)
-        interfaces.append({
-            "name": f"port{index}",
-            "oper_status": "up" if up else "down" if up is False else "unknown",
-            "speed_mbps": speed if speed else None,
-            "counter_bits": 64,
-            "in_octets": opt_int(port, "rx_bytes", where),
-            "out_octets": opt_int(port, "tx_bytes", where),
-            "in_ucast_pkts": _unicast(port, "rx", where),
-            "out_ucast_pkts": _unicast(port, "tx", where),
-            "in_errors": opt_int(port, "rx_errors", where),
-            "out_errors": opt_int(port, "tx_errors", where),
-            "in_discards": opt_int(port, "rx_dropped", where),
-            "out_discards": opt_int(port, "tx_dropped", where),
-        })  # fmt: skip
-    data = {"schema": "if.counters/1", "device_id": device, "ts": ts, "seq": 0,
-            "sys_uptime_s": _uptime(doc), "interfaces": interfaces}  # fmt: skip
+        interfaces.append(
+            {
+                "name": f"port{index}",
+                "oper_status": "up" if up else "down" if up is False else "unknown",
+                "speed_mbps": speed if speed else None,
+                "counter_bits": 64,
+                "in_octets": opt_int(port, "rx_bytes", where),
+                "out_octets": opt_int(port, "tx_bytes", where),
+                "in_ucast_pkts": _unicast(port, "rx", where),
+                "out_ucast_pkts": _unicast(port, "tx", where),
+                "in_errors": opt_int(port, "rx_errors", where),
+                "out_errors": opt_int(port, "tx_errors", where),
+                "in_discards": opt_int(port, "rx_dropped", where),
+                "out_discards": opt_int(port, "tx_dropped", where),
+            }
+        )
+    data = {
+        "schema": "if.counters/1",
+        "device_id": device,
+        "ts": ts,
+        "seq": 0,
+        "sys_uptime_s": _uptime(doc),
+        "interfaces": interfaces,
+    }
     return build(IfCounters, data, "UniFi usw")
 
 
