@@ -28,11 +28,13 @@ from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
 from collector.ops.health import HealthServer
 from collector.sink.influxdb import InfluxWriter
+from collector.sink.query import InfluxQuery, QueryError
 from collector.source.mqtt import MqttSource
 
 log = structlog.get_logger("collector.app.service")
 
 DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
+SEED_TIMEOUT_S = 5.0
 
 
 def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
@@ -47,6 +49,7 @@ def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
         max_devices=config.limits.max_devices,
         max_series=config.limits.max_series,
         known_devices=inventory.device_ids if inventory.require_known else None,
+        will_delay_s=config.limits.will_delay_s,
         stages=stages,
     )
 
@@ -112,6 +115,7 @@ class Collector:
             influxdb=self.config.influxdb.url,
             api=self.config.influxdb.api,
         )
+        await self._seed_last_seen()
         self.source.start()
         health = None
         if self.config.health.listen is not None:
@@ -158,6 +162,35 @@ class Collector:
             self.spool.close()
         self._log_stats("collector_stopped")
         return not failed
+
+    async def _seed_last_seen(self) -> None:
+        """Each device's newest stored timestamp, so that a will queued while the collector was away
+        is not stored after the state that followed it (ingest/decode.py, ``_stamp_will``)."""
+        statement = (
+            f'SELECT last("seq") FROM /.*/ WHERE time > now() - {int(self.config.limits.max_past_s)}s GROUP BY "device"'
+        )
+        query = InfluxQuery(self.config.influxdb)
+        try:
+            async with asyncio.timeout(SEED_TIMEOUT_S):
+                found = await query.query(statement)
+        except (QueryError, TimeoutError) as error:
+            if "database not found" in str(error):
+                return  # a new database: no device has a past yet
+            log.warning(
+                "last_seen_not_loaded",
+                error=str(error) or type(error).__name__,
+                hint="InfluxDB did not answer at start: a last will queued while the collector was away "
+                "is stored at its receipt, which may be after the device's next state",
+            )
+            return
+        finally:
+            await query.close()
+        last_seen = self.pipeline.decoder.last_seen_ns
+        for series in found:
+            device = series.tags.get("device")
+            if device and series.values:
+                last_seen[device] = max(last_seen.get(device, 0), int(series.values[-1][0]))
+        log.info("last_seen_loaded", devices=len(last_seen))
 
     # -- consuming --------------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -211,6 +244,7 @@ class Collector:
             "mqtt_read_pauses": self.source.read_pauses,
             "mqtt_connect_failures": self.source.connect_failures,
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
+            "wills_stamped_early": self.pipeline.decoder.wills_stamped_early,
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
             "drain_rate_lines_s": round(self.committer.drain_rate_lines_s),

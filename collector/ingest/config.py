@@ -50,3 +50,6 @@ class LimitsConfig(Section):
     max_payload_bytes: int = Field(256 * 1024, ge=64)
     max_future_s: PositiveSeconds = Field(600.0, description="reject timestamps further ahead than this")
     max_past_s: PositiveSeconds = Field(30 * 86_400.0, description="reject timestamps older than this")
+    will_delay_s: PositiveSeconds = Field(
+        45.0, description="a last will is stored at most this long after the device's newest reading"
+    )

@@ -70,10 +70,15 @@ REASONS = (
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A validated canonical message and the tags (sorted; from the topic) it is stored under."""
+    """A validated canonical message and the tags (sorted; from the topic) it is stored under.
+
+    ``stamp_ns`` is the time given to a message that carries none (a last will): see
+    :meth:`Decoder._stamp_will`. 0 for every message with a timestamp of its own.
+    """
 
     message: CanonicalMessage
     tags: Tags
+    stamp_ns: int = 0
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> Rejection:
@@ -115,6 +120,7 @@ class Decoder:
         cache_bytes: int = 64 * 1024**2,
         max_devices: int = 200_000,
         known_devices: frozenset[str] | None = None,
+        will_delay_s: float = 45.0,
     ) -> None:
         self.topics = topic_pattern
         self.routes = list(build_routes(RoutingConfig()) if routes is None else routes)
@@ -125,6 +131,10 @@ class Decoder:
         self._max_future_ns = int(max_future_s * 1e9)
         self._max_past_ns = int(max_past_s * 1e9)
         self.retained_wills_skipped = 0
+        self.wills_stamped_early = 0
+        self._will_delay_ns = int(will_delay_s * 1e9)
+        # The newest timestamp each device has sent (state per device; the app may seed it from storage).
+        self.last_seen_ns: dict[str, int] = {}
         self._targets: dict[str, TopicMatch | AdapterTarget] = {}
         self._cache_size = cache_size
         self._cache_bytes = cache_bytes
@@ -203,12 +213,31 @@ class Decoder:
                 "topic_mismatch",
                 f"device_id {message.device_id!r} differs from topic device {where.device!r}",
             )
-        if message.ts is None and retained and isinstance(message, DeviceState):
-            # A retained will replayed on subscribe is an old event with no time of its own: storing it
-            # again would invent a new state change at "now".
-            self.retained_wills_skipped += 1
-            return []
+        if message.ts is None and isinstance(message, DeviceState):
+            if retained:
+                # A retained will replayed on subscribe is an old event with no time of its own: storing
+                # it again would invent a new state change at "now".
+                self.retained_wills_skipped += 1
+                return []
+            return [Decoded(message, where.tags, self._stamp_will(where.device, received_ns))]
         return self._in_window([Decoded(message, where.tags)], received_ns)
+
+    def _stamp_will(self, device: str, received_ns: int) -> int:
+        """When a last will (no time of its own) is stored: on receipt, or earlier if that would put it
+        after the device's next report.
+
+        The broker publishes a will about 1.5 keepalives after the device's last packet. Received live,
+        the receipt time is close to that. Received from a backlog (the collector was away), the
+        receipt time is arbitrarily late, later even than the ``online`` the device sent when it came
+        back, which the broker queued behind the will; stored at receipt, the will would undo it. So
+        a will is stored at most ``will_delay_s`` after the newest reading of the device seen before
+        it: never after anything the device reported once it was back.
+        """
+        last = self.last_seen_ns.get(device)
+        if last is None or last + self._will_delay_ns >= received_ns:
+            return received_ns
+        self.wills_stamped_early += 1
+        return last + self._will_delay_ns
 
     def _adapted(self, where: AdapterTarget, payload: bytes | bytearray, received_ns: int) -> list[Decoded] | Rejection:
         adapter = where.route.adapter
@@ -222,6 +251,7 @@ class Decoder:
 
     def _in_window(self, decoded: list[Decoded], received_ns: int) -> list[Decoded] | Rejection:
         """All of a message's readings, or a Rejection if one is stamped too far from its receipt."""
+        newest = 0
         for reading in decoded:
             ts = reading.message.ts
             if ts is not None:
@@ -232,4 +262,9 @@ class Decoder:
                         f"ts {ts.isoformat()} is outside [now - {self._max_past_ns // 10**9} s, "
                         f"now + {self._max_future_ns // 10**9} s]",
                     )
+                newest = max(newest, ns)
+        if newest:
+            device = decoded[0].message.device_id
+            if newest > self.last_seen_ns.get(device, 0):
+                self.last_seen_ns[device] = newest
         return decoded
