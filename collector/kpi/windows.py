@@ -84,25 +84,30 @@ def windows_between(from_ns: int, to_ns: int, grain: Grain, tz: ZoneInfo = TZ) -
         window = next_window(window, tz)
 
 
-def attribute(start_ns: int, end_ns: int, amount: int, grain: Grain, tz: ZoneInfo = TZ) -> list[tuple[Window, int]]:
-    """Share ``amount``, accrued evenly over ``[start_ns, end_ns)``, across the windows it covers.
+def share(start_ns: int, end_ns: int, amount: int, from_ns: int, to_ns: int) -> int:
+    """The part of ``amount`` (accrued evenly over ``[start_ns, end_ns)``) that falls in ``[from_ns, to_ns)``.
 
-    Each window gets ``amount x overlap / length`` rounded down on the running total, so the parts
-    are integers that add up to ``amount`` exactly. A zero-length interval puts everything in the
-    window of ``end_ns``.
+    Rounded down on the running total from ``start_ns``: the parts of any partition of the interval
+    are integers that add up to ``amount`` exactly, whatever the windows (5 min, 1 h, a day).
+    A zero-length interval belongs wholly to the window that contains it.
     """
     if end_ns <= start_ns:
-        return [(window_of(end_ns, grain, tz), amount)]
+        return amount if from_ns <= end_ns < to_ns else 0
+    lo, hi = max(start_ns, from_ns), min(end_ns, to_ns)
+    if hi <= lo:
+        return 0
     length = end_ns - start_ns
-    parts: list[tuple[Window, int]] = []
-    done_ns = 0
-    given = 0
-    for window in windows_between(start_ns, end_ns, grain, tz):
-        done_ns += min(end_ns, window.end_ns) - max(start_ns, window.start_ns)
-        upto = amount * done_ns // length
-        parts.append((window, upto - given))
-        given = upto
-    return parts
+    return amount * (hi - start_ns) // length - amount * (lo - start_ns) // length
+
+
+def attribute(start_ns: int, end_ns: int, amount: int, grain: Grain, tz: ZoneInfo = TZ) -> list[tuple[Window, int]]:
+    """Share ``amount``, accrued evenly over ``[start_ns, end_ns)``, across the windows it covers
+    (``share`` for each); the parts add up to ``amount`` exactly."""
+    if end_ns <= start_ns:
+        return [(window_of(end_ns, grain, tz), amount)]
+    return [
+        (w, share(start_ns, end_ns, amount, w.start_ns, w.end_ns)) for w in windows_between(start_ns, end_ns, grain, tz)
+    ]
 
 
 def overlap_ns(start_ns: int, end_ns: int, window: Window) -> int:
