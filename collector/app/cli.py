@@ -15,6 +15,7 @@ from simulators.cli import add_simulate_parser
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from collector.app.service import Collector
+    from collector.ops.health import HealthPortUnavailable
     from collector.ops.logs import configure_logging
 
     try:
@@ -35,7 +36,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return await collector.run(stop, grace_s=args.grace)
 
     # Non-zero after an internal failure, so that systemd's Restart= starts a fresh process.
-    return 0 if asyncio.run(main()) else 1
+    try:
+        return 0 if asyncio.run(main()) else 1
+    except HealthPortUnavailable as error:  # checked before connecting to the broker
+        print(f"city-telemetry run: {error}", file=sys.stderr)
+        return 2
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

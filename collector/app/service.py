@@ -22,7 +22,7 @@ from collector.app.config import Config
 from collector.delivery.deadletter import DeadLetters, make_record
 from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline
-from collector.ops.health import HealthServer
+from collector.ops.health import HealthServer, Status, assess, bind_listener
 from collector.sink.influxdb import InfluxWriter, WriteAborted, WriteReport, WriteStalled
 from collector.source.mqtt import MqttSource
 
@@ -84,11 +84,11 @@ class Collector:
         """
         log.info("collector_starting", subscriptions=self.config.subscriptions,
                  influxdb=self.config.influxdb.url, api=self.config.influxdb.api)  # fmt: skip
-        self.source.start()
         health = None
-        if self.config.health.listen is not None:
-            host, port = self.config.health.listen.rsplit(":", 1)
-            health = HealthServer(host, int(port), self.stats, self.health)
+        if self.config.health.listen is not None:  # bound before connecting: a taken port stops us here
+            health = HealthServer(bind_listener(self.config.health.listen), self.stats, self.health)
+        self.source.start()
+        if health is not None:
             await health.start()
             self.health_port = health.port
         consumer = asyncio.create_task(self._consume(), name="consume")
@@ -356,18 +356,17 @@ class Collector:
             "spool_lines": self.spool.lines if self.spool is not None else 0,
             "drain_rate_lines_s": round(self.drain_rate_lines_s),
             "backpressure": self.backpressure,
+            "health": self.health()[0],
         }
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy: connected to the broker and able to make what arrives durable."""
-        connected = self.source.connected.is_set()
-        detail = {
-            "mqtt_connected": connected,
-            "backpressure": self.backpressure,
-            "influxdb_error": self.writer.last_error,
-            "spool_lines": self.spool.lines if self.spool else 0,
-        }
-        return connected and not self.backpressure, detail
+    def health(self) -> tuple[Status, dict[str, Any]]:
+        """healthy, degraded (InfluxDB away or spool not drained) or unhealthy (collector/ops/health.py)."""
+        return assess(
+            mqtt_connected=self.source.connected.is_set(),
+            backpressure=self.backpressure,
+            influxdb_error=self.writer.last_error,
+            spool_lines=self.spool.lines if self.spool else 0,
+        )
 
     def log_diagnostics(self) -> None:
         tasks = {task.get_name(): "".join(f"{f.f_code.co_name}:{f.f_lineno} " for f in task.get_stack())
