@@ -354,6 +354,8 @@ class Collector:
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
+            "spool_lost_records": self.spool.lost_records if self.spool is not None else 0,
+            "spool_lost_bytes": self.spool.lost_bytes if self.spool is not None else 0,
             "drain_rate_lines_s": round(self.drain_rate_lines_s),
             "backpressure": self.backpressure,
             "health": self.health()[0],
