@@ -33,6 +33,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         collector = Collector(config)
         # SIGUSR1: log the statistics and what every task is waiting for (for an operator's "why?").
         loop.add_signal_handler(signal.SIGUSR1, collector.log_diagnostics)
+        # SIGHUP: reopen the dead-letter file (after an external logrotate moved it away).
+        loop.add_signal_handler(signal.SIGHUP, collector.dead_letters.request_reopen)
         return await collector.run(stop, grace_s=args.grace)
 
     # Non-zero after an internal failure, so that systemd's Restart= starts a fresh process.

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from collector.app.config import Config
-from collector.delivery.deadletter import DeadLetters, make_record
+from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline
 from collector.ops.health import HealthServer, Status, assess, bind_listener
@@ -54,10 +54,9 @@ class Collector:
         self._abandon_writes = False
         self.writer = InfluxWriter(config.influxdb, should_stop=lambda: self._abandon_writes)
         dl_topic = config.dead_letter.topic
-        self.dead_letters = DeadLetters(
-            config.dead_letter.file,
+        self.dead_letters = DeadLetters.from_config(
+            config.dead_letter,
             publish=(lambda payload: self.source.publish(dl_topic, payload)) if dl_topic else None,
-            log_every_s=config.dead_letter.log_every_s,
         )
         spool_cfg = config.spool
         self.spool = (
@@ -158,9 +157,10 @@ class Collector:
             if isinstance(result, list):
                 batch.lines.extend(result)
             else:
-                record = make_record(result.reason, result.detail, topic, message.payload, received_ns)
-                self.dead_letters.note(record)
-                batch.dead.append(record)
+                dead = self.dead_letters
+                record = dead.record(result.reason, result.detail, topic, message.payload, received_ns, message.retain)
+                if dead.note(record):  # False: a refused retained message already dead-lettered
+                    batch.dead.append(record)
             if message.qos:
                 batch.acks.append((generation, message.mid))
         if taken:
@@ -235,7 +235,7 @@ class Collector:
         self.counters["lines_written"] += report.accepted
         records = []
         for line, reason in report.refused:
-            record = make_record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
+            record = self.dead_letters.record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
             self.dead_letters.note(record)
             records.append(record)
         return records
@@ -343,6 +343,7 @@ class Collector:
         return {
             **self.counters,
             "rejected_by_reason": dict(self.dead_letters.counts),
+            **self.dead_letters.stats(),
             "pending_lines": len(self._batch.lines),
             "write_requests": self.writer.requests,
             "write_retries": self.writer.retries,
