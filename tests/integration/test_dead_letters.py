@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from collector.harness.localservers import InfluxDB, Mosquitto
 from collector.ops.health import render_metrics
 from tests import samples
 from tests.conftest import Publisher, collector_config, points, running_collector, wait_until
+from tests.integration.test_daemon import start_daemon, wait_for_log, write_config
 
 pytestmark = pytest.mark.servers
 
@@ -30,6 +35,10 @@ def records(folder: Path) -> list[dict[str, object]]:
     return [json.loads(line) for path in dead_letter_files(folder) for line in path.read_text().splitlines()]
 
 
+def reaches(value: Callable[[], int], target: int) -> Callable[[], bool]:
+    return lambda: value() == target
+
+
 async def test_a_refused_retained_message_is_dead_lettered_once_over_reconnects_and_restarts(
     mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
 ) -> None:
@@ -42,8 +51,8 @@ async def test_a_refused_retained_message_is_dead_lettered_once_over_reconnects_
         await wait_until(lambda: collector.counters["messages_committed"] == 1, what="retained refusal committed")
         for n in range(1, reconnects + 1):
             await asyncio.to_thread(mosquitto.restart)  # retained messages are kept (persistence)
-            await wait_until(lambda n=n: collector.source.connects == n + 1, timeout_s=40, what="reconnect")
-            await wait_until(lambda n=n: collector.counters["messages_committed"] == n + 1, what="replay committed")
+            await wait_until(reaches(lambda: collector.source.connects, n + 1), timeout_s=40, what="reconnect")
+            await wait_until(reaches(lambda: collector.counters["messages_committed"], n + 1), what="replay")
         stats = collector.stats()
         assert stats["rejected_by_reason"] == {"bad_json": 1}  # what the device sent: once
         assert stats["retained_repeats_by_reason"] == {"bad_json": reconnects}
@@ -99,3 +108,71 @@ async def test_oversized_payloads_and_topics_leave_bounded_records_in_bounded_fi
     for record in records(tmp_path):
         assert len(json.dumps(record)) < 10_000
     assert len(points(influxdb, "SELECT * FROM link_probe")) == 40  # every valid message around them
+
+
+@pytest.mark.slow
+async def test_soak_of_oversized_payloads_and_distinct_bad_topics_keeps_dead_letters_in_bounds(
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+) -> None:
+    """A minute (CITY_TELEMETRY_SOAK_S) of 0.9 MiB payloads and distinct 60 KB topics between valid messages."""
+    duration_s = float(os.environ.get("CITY_TELEMETRY_SOAK_S", "60"))
+    max_file = 1024**2
+    config = collector_config(
+        mosquitto, influxdb, tmp_path, DEAD_LETTER__MAX_FILE_BYTES=str(max_file), DEAD_LETTER__KEEP_FILES="2"
+    )
+    big = b'{"schema": "ap.metrics/1", "pad": "' + b"p" * (900 * 1024) + b'"}'
+    sent = valid = 0
+    largest = 0
+    async with running_collector(config) as collector:
+        deadline = time.monotonic() + duration_s
+        while time.monotonic() < deadline and valid < 5000:  # bounded in time and count
+            publisher.publish(BAD_TOPIC, big)
+            publisher.publish(f"bxl/v1/21004/{valid:06d}{'t' * 60_000}/ap/ap-x/metrics", b"{}")
+            topic, payload, _ = samples.link_probe(valid, samples.recent(offset_s=valid / 1000))
+            publisher.publish(topic, json.dumps(payload))
+            sent, valid = sent + 3, valid + 1
+            await asyncio.to_thread(publisher.flush)
+            if valid % 50 == 0:
+                largest = max([largest, *(p.stat().st_size for p in dead_letter_files(tmp_path))])
+        await wait_until(lambda: collector.counters["messages_committed"] == sent, timeout_s=120, what="commit")
+        stats = collector.stats()
+    assert stats["rejected_by_reason"] == {"payload_too_large": valid, "bad_topic": valid}
+    files = dead_letter_files(tmp_path)
+    assert len(files) <= 3 and largest <= max_file and all(p.stat().st_size <= max_file for p in files)
+    # The whole refusals would have taken valid * 0.96 MB; what is on disk stays within 3 files.
+    written = stats["dead_letter_bytes_deleted"] + sum(p.stat().st_size for p in files)
+    assert stats["dead_letter_bytes_cut"] > 100 * written
+    assert len(points(influxdb, "SELECT * FROM link_probe")) == valid  # every valid message around them
+    print(f"soak: {valid} rounds in {duration_s} s, {written} dead-letter bytes written, {len(files)} files kept")
+
+
+def test_the_daemon_reopens_the_dead_letter_file_on_sighup_after_logrotate_moved_it(
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "collector.toml", mosquitto, influxdb)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    wait_for_log(log, "mqtt_connected")
+    time.sleep(0.3)
+    path = tmp_path / "dead-letter.jsonl"
+    publisher.publish(BAD_TOPIC, b"first")
+    publisher.flush()
+    wait_for_file(path, b'"payload":"first"')
+    os.rename(path, tmp_path / "dead-letter.jsonl-rotated")  # logrotate's move, then its postrotate SIGHUP
+    daemon.send_signal(signal.SIGHUP)  # a SIGHUP used to end the process
+    publisher.publish(BAD_TOPIC, b"second")
+    publisher.flush()
+    wait_for_file(path, b'"payload":"second"')  # reopened before the next write
+    wait_for_log(log, "dead_letter_file_reopened")
+    [reopened] = [json.loads(line) for line in log.read_text().splitlines() if "dead_letter_file_reopened" in line]
+    assert reopened["why"] == "sighup" and daemon.poll() is None
+    assert b"first" not in path.read_bytes() and b"second" not in (tmp_path / "dead-letter.jsonl-rotated").read_bytes()
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=30) == 0
+
+
+def wait_for_file(path: Path, content: bytes, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (path.exists() and content in path.read_bytes()):
+        assert time.monotonic() < deadline, f"{content!r} not in {path}"
+        time.sleep(0.05)
