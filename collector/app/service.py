@@ -21,12 +21,12 @@ import structlog
 
 from collector.app.config import Config
 from collector.delivery.committer import Committer
-from collector.delivery.deadletter import DeadLetters, make_record
+from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline, Stage
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
-from collector.ops.health import HealthServer
+from collector.ops.health import HealthServer, Status, assess, bind_listener
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
 from collector.source.mqtt import MqttSource
@@ -71,10 +71,9 @@ class Collector:
         self.writer = writer or InfluxWriter(config.influxdb)
         if dead_letters is None:
             topic = config.dead_letter.topic
-            dead_letters = DeadLetters(
-                config.dead_letter.file,
+            dead_letters = DeadLetters.from_config(
+                config.dead_letter,
                 publish=(lambda payload: self.source.publish(topic, payload)) if topic else None,
-                log_every_s=config.dead_letter.log_every_s,
             )
         self.dead_letters = dead_letters
         if spool is None and config.spool.enabled:
@@ -115,12 +114,12 @@ class Collector:
             influxdb=self.config.influxdb.url,
             api=self.config.influxdb.api,
         )
+        health = None
+        if self.config.health.listen is not None:  # bound before connecting: a taken port stops us here
+            health = HealthServer(bind_listener(self.config.health.listen), self.stats, self.health)
         await self._seed_last_seen()
         self.source.start()
-        health = None
-        if self.config.health.listen is not None:
-            host, port = self.config.health.listen.rsplit(":", 1)
-            health = HealthServer(host, int(port), self.stats, self.health)
+        if health is not None:
             await health.start()
             self.health_port = health.port
         consumer = asyncio.create_task(self._consume(), name="consume")
@@ -215,9 +214,10 @@ class Collector:
             if isinstance(result, list):
                 batch.lines.extend(result)
             else:
-                record = make_record(result.reason, result.detail, topic, message.payload, received_ns)
-                self.dead_letters.note(record)
-                batch.dead.append(record)
+                dead = self.dead_letters
+                record = dead.record(result.reason, result.detail, topic, message.payload, received_ns, message.retain)
+                if dead.note(record):  # False: a refused retained message already dead-lettered
+                    batch.dead.append(record)
             if message.qos:
                 batch.acks.append((generation, message.mid))
         if taken:
@@ -235,6 +235,7 @@ class Collector:
         return {
             **self.counters,
             "rejected_by_reason": dict(self.dead_letters.counts),
+            **self.dead_letters.stats(),
             "pending_lines": len(self.committer.batch.lines),
             "write_requests": self.writer.requests,
             "write_retries": self.writer.retries,
@@ -247,20 +248,21 @@ class Collector:
             "wills_stamped_early": self.pipeline.decoder.wills_stamped_early,
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
+            "spool_lost_records": self.spool.lost_records if self.spool is not None else 0,
+            "spool_lost_bytes": self.spool.lost_bytes if self.spool is not None else 0,
             "drain_rate_lines_s": round(self.committer.drain_rate_lines_s),
             "backpressure": self.committer.backpressure,
+            "health": self.health()[0],
         }
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy: connected to the broker and able to make what arrives durable."""
-        connected = self.source.connected.is_set()
-        detail = {
-            "mqtt_connected": connected,
-            "backpressure": self.committer.backpressure,
-            "influxdb_error": self.writer.last_error,
-            "spool_lines": self.spool.lines if self.spool else 0,
-        }
-        return connected and not self.committer.backpressure, detail
+    def health(self) -> tuple[Status, dict[str, Any]]:
+        """healthy, degraded (InfluxDB away or spool not drained) or unhealthy (collector/ops/health.py)."""
+        return assess(
+            mqtt_connected=self.source.connected.is_set(),
+            backpressure=self.committer.backpressure,
+            influxdb_error=self.writer.last_error,
+            spool_lines=self.spool.lines if self.spool else 0,
+        )
 
     def log_diagnostics(self) -> None:
         tasks = {

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import structlog
 
 from collector.delivery.config import BatchConfig, SpoolConfig
-from collector.delivery.deadletter import DeadLetters, make_record
+from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
 from collector.sink.influxdb import WriteAborted, WriteReport, WriteStalled
 
@@ -200,7 +200,7 @@ class Committer:
         self.counters["lines_written"] += report.accepted
         records = []
         for line, reason in report.refused:
-            record = make_record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
+            record = self.dead_letters.record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
             self.dead_letters.note(record)
             records.append(record)
         return records
