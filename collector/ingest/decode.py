@@ -25,6 +25,7 @@ from collector.ingest.adapters.base import AdapterError, Source, timestamp_ns
 from collector.ingest.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
 from collector.ingest.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
 from schemas.canonical import CanonicalMessage, DeviceState
+from schemas.stored import ClientPresence
 
 _CANONICAL = TypeAdapter[CanonicalMessage](Annotated[CanonicalMessage, Field(discriminator="schema_id")])
 
@@ -76,7 +77,7 @@ class Decoded:
     :meth:`Decoder._stamp_will`. 0 for every message with a timestamp of its own.
     """
 
-    message: CanonicalMessage
+    message: CanonicalMessage | ClientPresence
     tags: Tags
     stamp_ns: int = 0
 
@@ -253,7 +254,7 @@ class Decoder:
         """All of a message's readings, or a Rejection if one is stamped too far from its receipt."""
         newest = 0
         for reading in decoded:
-            ts = reading.message.ts
+            ts = reading.message.ts  # type: ignore[union-attr]  # decode makes canonical readings only
             if ts is not None:
                 ns = timestamp_ns(ts)
                 if ns > received_ns + self._max_future_ns or ns < received_ns - self._max_past_ns:

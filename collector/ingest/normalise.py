@@ -16,6 +16,7 @@ from schemas.canonical import (
     IfCounters,
     LinkProbe,
 )
+from schemas.stored import ClientPresence
 
 Tags = tuple[tuple[str, str], ...]
 Fields = list[tuple[str, FieldValue | None]]
@@ -105,7 +106,7 @@ def _pick(obj: object, names: tuple[str, ...]) -> Fields:
     return [(name, getattr(obj, name)) for name in names]
 
 
-def to_lines(message: CanonicalMessage, tags: Tags, received_ns: int, keys: SeriesKeys) -> list[str]:
+def to_lines(message: CanonicalMessage | ClientPresence, tags: Tags, received_ns: int, keys: SeriesKeys) -> list[str]:
     """The lines for one validated message. ``tags`` come from the topic (sorted by key)."""
     if isinstance(message, ApMetrics):
         ts = timestamp_ns(message.ts)
@@ -158,4 +159,7 @@ def to_lines(message: CanonicalMessage, tags: Tags, received_ns: int, keys: Seri
         event_fields.extend((f"attr_{key}", value) for key, value in sorted(message.attributes.items()))
         event_key = keys.get("device_event", tags, (("type", message.type),))
         return [encode_line(event_key, event_fields, timestamp_ns(message.ts))]
+    if isinstance(message, ClientPresence):
+        presence: Fields = [("pids", ",".join(message.pids)), ("clients", len(message.pids))]
+        return [encode_line(keys.get("ap_client_presence", tags), presence, message.ts_ns)]
     raise TypeError(f"no normaliser for {type(message).__name__}")  # pragma: no cover - exhaustive above
