@@ -12,6 +12,7 @@ unacknowledged, and the broker keeps the rest (docs/delivery.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +27,11 @@ from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline, Stage
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
+from collector.kpi.day import KpiSettings
+from collector.kpi.engine import KpiEngine
+from collector.kpi.enrich import Places, load_places
+from collector.kpi.pseudonym import Pseudonymiser
+from collector.kpi.stage import KpiStage
 from collector.ops.health import HealthServer, Status, assess, bind_listener
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
@@ -35,6 +41,28 @@ log = structlog.get_logger("collector.app.service")
 
 DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
 SEED_TIMEOUT_S = 5.0
+KPI_READY_WAIT_S = 30.0
+KPI_FINAL_S = 10.0  # at stop, for the last days' KPIs
+
+
+def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
+    """The KPI engine the config describes (the live collector's, or ``kpi recompute``'s)."""
+    inventory = config.inventory.file
+    kpi = config.kpi
+    return KpiEngine(
+        KpiSettings(
+            report_period_s=kpi.report_period_s,
+            missed_reports=kpi.missed_reports,
+            will_delay_s=config.limits.will_delay_s,
+            clients_every_s=kpi.clients_every_s,
+        ),
+        load_places(inventory) if inventory is not None else Places(),
+        InfluxQuery(config.influxdb),
+        InfluxWriter(config.influxdb),
+        stage=stage,
+        state_file=(kpi.state_file or config.spool.folder / "kpi-state.json") if stage is not None else None,
+        lateness_s=kpi.lateness_s,
+    )
 
 
 def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
@@ -66,7 +94,10 @@ class Collector:
         dead_letters: DeadLetters | None = None,
     ) -> None:
         self.config = config
-        self.pipeline = pipeline or build_pipeline(config)
+        self.kpi_stage: KpiStage | None = None
+        if config.kpi.enabled:
+            self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file))
+        self.pipeline = pipeline or build_pipeline(config, [self.kpi_stage] if self.kpi_stage else [])
         self.source = source or MqttSource(config.mqtt, config.subscriptions)
         self.writer = writer or InfluxWriter(config.influxdb)
         if dead_letters is None:
@@ -80,6 +111,7 @@ class Collector:
             spool = Spool(config.spool.folder, config.spool.max_bytes, config.spool.segment_bytes)
         self.spool = spool
         self.counters: Counter[str] = Counter()
+        self.kpi = build_kpi_engine(config, self.kpi_stage) if self.kpi_stage is not None else None
         self.committer = Committer(
             config.batch,
             config.spool,
@@ -88,6 +120,7 @@ class Collector:
             dead_letters=self.dead_letters,
             acknowledger=self.source,
             counters=self.counters,
+            before_ack=self.kpi.before_ack if self.kpi is not None else None,
         )
         self.health_port: int | None = None  # where /healthz and /metrics listen, once started
         self._stopping = False
@@ -126,6 +159,9 @@ class Collector:
         flusher = asyncio.create_task(self.committer.run_flusher(), name="flush")
         drainer = asyncio.create_task(self.committer.run_drainer(), name="drain-spool")
         reporter = asyncio.create_task(self._report_loop(), name="report")
+        kpi = None
+        if self.kpi is not None:
+            kpi = asyncio.create_task(self.kpi.run(self.config.kpi.every_s, self._stored), name="kpi")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({consumer, flusher, drainer, stopper}, return_when=asyncio.FIRST_COMPLETED)
         failed = False
@@ -138,6 +174,8 @@ class Collector:
         self._stopping = True
         consumer.cancel()
         reporter.cancel()
+        if kpi is not None:
+            kpi.cancel()
         try:
             async with asyncio.timeout(grace_s):
                 self._take_messages()  # what paho already received
@@ -148,10 +186,18 @@ class Collector:
                 unwritten_lines=len(self.committer.batch.lines),
                 note="unacknowledged messages stay in the broker session",
             )
+        if self.kpi is not None and not failed:
+            # The last readings' days, if they are all stored; else the state file keeps them pending.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(KPI_FINAL_S):
+                    await self.kpi.cycle(self._stored_now)
         self.committer.abandon()
         flusher.cancel()
         drainer.cancel()
         await asyncio.gather(consumer, flusher, reporter, drainer, stopper, return_exceptions=True)
+        if kpi is not None:
+            await asyncio.gather(kpi, return_exceptions=True)
+            await self.kpi_query_close()
         self.source.stop()
         if health is not None:
             await health.stop()
@@ -190,6 +236,27 @@ class Collector:
             if device and series.values:
                 last_seen[device] = max(last_seen.get(device, 0), int(series.values[-1][0]))
         log.info("last_seen_loaded", devices=len(last_seen))
+
+    async def _stored(self) -> bool:
+        """True once everything received so far is in InfluxDB (committed, nothing left in the spool):
+        the KPI engine reads it back, so it waits for this (at most KPI_READY_WAIT_S)."""
+        target = self.counters["received"]
+        deadline = time.monotonic() + KPI_READY_WAIT_S
+        while time.monotonic() < deadline:
+            committed = self.counters["messages_committed"] >= target
+            if committed and (self.spool is None or self.spool.empty) and self.writer.last_error is None:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _stored_now(self) -> bool:
+        stored = self.counters["messages_committed"] >= self.counters["received"]
+        return stored and (self.spool is None or self.spool.empty) and self.writer.last_error is None
+
+    async def kpi_query_close(self) -> None:
+        if self.kpi is not None:
+            await self.kpi.query.close()
+            await self.kpi.writer.close()
 
     # -- consuming --------------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -246,6 +313,7 @@ class Collector:
             "mqtt_connect_failures": self.source.connect_failures,
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "wills_stamped_early": self.pipeline.decoder.wills_stamped_early,
+            **(self.kpi.stats() if self.kpi is not None else {}),
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
             "spool_lost_records": self.spool.lost_records if self.spool is not None else 0,
