@@ -20,8 +20,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.compare_influx_writer import make_batches
+from bench.ingest import make_messages
 from collector.delivery.spool import Spool
+from collector.ingest.pipeline import Pipeline
+from collector.ingest.topics import TopicPattern
+
+BATCH_LINES = 5000  # batch.max_lines' default
+
+
+def make_batches(count: int) -> list[list[str]]:
+    """``count`` batches of the pipeline's own lines for the ingest benchmark's message mix."""
+    pipeline = Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"))
+    now = time.time_ns()
+    lines: list[str] = []
+    for topic, payload in make_messages(count * BATCH_LINES // 2):  # about 2.4 lines per message
+        result = pipeline.process(topic, payload, False, now)
+        assert isinstance(result, list), result
+        lines += result
+    return [lines[i : i + BATCH_LINES] for i in range(0, count * BATCH_LINES, BATCH_LINES)]
 
 
 def folder_bytes(folder: Path) -> int:
@@ -74,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
     args = parser.parse_args()
-    batches = make_batches(args.batches * 5000 // 2)[: args.batches]  # about 2.4 lines per message
+    batches = make_batches(args.batches)
     size = sum(len("\n".join(b)) for b in batches)
     print(f"{len(batches)} batches of {len(batches[0]):,} lines, {size / len(batches) / 1024**2:.2f} MiB each")
     print(f"{'spool':<34} {'ms per append':>14} {'ms per drain':>13} {'bytes left':>11}")
