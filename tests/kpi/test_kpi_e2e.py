@@ -114,3 +114,26 @@ async def test_kpis_of_a_faultless_day_equal_the_truth(
                 problems.append(f"{nis}: school p95 {p95} vs {expected['school_utilisation_in_p95_pct']}")
     print(f"\n{len(items)} messages; {len(problems)} differences")
     assert problems == [], "\n".join(problems[:40])
+
+
+async def test_kpis_of_a_day_with_faults(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> None:
+    day, simulation, items = simulated_day("default,malformed=0,oversized=0", 0.1)
+    inventory = tmp_path / "inventory.json"
+    simulation.inventory.write(inventory)
+    truth = await run_day(mosquitto, influxdb, tmp_path, simulation, items, inventory)
+    (truth_day,) = [d for d in truth["days"] if d["date"] == day.isoformat()]
+    municipalities = kpi_rows(influxdb, "kpi_municipality", "nis")
+    devices = kpi_rows(influxdb, "kpi_device", "device")
+    for device, expected in truth_day["devices"].items():
+        got = devices[device]
+        line = [device, expected["kind"], got["availability_pct"], expected["availability_pct"]]
+        if expected["kind"] == "ap":
+            line += [(got[k], expected[k]) for k in ("peak_clients", "mean_clients", "unique_clients")]
+            line += [(got["rx_bytes"], expected["prorata_rx_bytes"])]
+        else:
+            line += [(got.get("util_in_p95_pct"), expected.get("utilisation_in_p95_pct"))]
+            line += [(got.get("in_bytes"), expected.get("prorata_in_bytes"))]
+        print(*line)
+    for nis, expected in truth_day["municipalities"].items():
+        got = municipalities[nis]
+        print(nis, [(got[k], expected[k]) for k in ("ap_availability_pct", "peak_clients", "mean_clients", "unique_clients")])
