@@ -78,6 +78,7 @@ def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
         max_series=config.limits.max_series,
         known_devices=inventory.device_ids if inventory.require_known else None,
         will_delay_s=config.limits.will_delay_s,
+        will_max_lag_s=config.limits.will_max_lag_s,
         stages=stages,
     )
 

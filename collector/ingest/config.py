@@ -51,5 +51,10 @@ class LimitsConfig(Section):
     max_future_s: PositiveSeconds = Field(600.0, description="reject timestamps further ahead than this")
     max_past_s: PositiveSeconds = Field(30 * 86_400.0, description="reject timestamps older than this")
     will_delay_s: PositiveSeconds = Field(
-        45.0, description="a last will is stored at most this long after the device's newest reading"
+        45.0, description="how long after a device's last packet the broker fires its will (1.5 keepalives)"
+    )
+    will_max_lag_s: PositiveSeconds = Field(
+        120.0,
+        description="a will received later than this after the device's newest reading comes from a backlog "
+        "and is stored will_delay_s after that reading (a report period + will_delay_s)",
     )

@@ -122,6 +122,7 @@ class Decoder:
         max_devices: int = 200_000,
         known_devices: frozenset[str] | None = None,
         will_delay_s: float = 45.0,
+        will_max_lag_s: float = 120.0,
     ) -> None:
         self.topics = topic_pattern
         self.routes = list(build_routes(RoutingConfig()) if routes is None else routes)
@@ -134,6 +135,7 @@ class Decoder:
         self.retained_wills_skipped = 0
         self.wills_stamped_early = 0
         self._will_delay_ns = int(will_delay_s * 1e9)
+        self._will_max_lag_ns = int(will_max_lag_s * 1e9)
         # The newest timestamp each device has sent (state per device; the app may seed it from storage).
         self.last_seen_ns: dict[str, int] = {}
         self._targets: dict[str, TopicMatch | AdapterTarget] = {}
@@ -230,13 +232,14 @@ class Decoder:
         The broker publishes a will about 1.5 keepalives after the device's last packet. Received live,
         the receipt time is close to that. Received from a backlog (the collector was away), the
         receipt time is arbitrarily late, later even than the ``online`` the device sent when it came
-        back, which the broker queued behind the will; stored at receipt, the will would undo it. So
-        a will is stored at most ``will_delay_s`` after the newest reading of the device seen before
-        it: never after anything the device reported once it was back.
+        back, which the broker queued behind the will; stored at receipt, the will would undo it. So a
+        will received more than ``will_max_lag_s`` (a report period and 1.5 keepalives) after the
+        newest reading of the device cannot be a live one, and is stored ``will_delay_s`` after that
+        reading: never after anything the device reported once it was back.
         """
         last = self.last_seen_ns.get(device)
-        if last is None or last + self._will_delay_ns >= received_ns:
-            return received_ns
+        if last is None or received_ns - last <= self._will_max_lag_ns:
+            return received_ns  # a will received live: within a report period and 1.5 keepalives
         self.wills_stamped_early += 1
         return last + self._will_delay_ns
 

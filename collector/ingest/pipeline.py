@@ -36,6 +36,7 @@ class Pipeline:
         max_series: int = 500_000,
         known_devices: frozenset[str] | None = None,
         will_delay_s: float = 45.0,
+        will_max_lag_s: float = 120.0,
         stages: Sequence[Stage] = (),
     ) -> None:
         self.decoder = Decoder(
@@ -48,6 +49,7 @@ class Pipeline:
             max_devices=max_devices,
             known_devices=known_devices,
             will_delay_s=will_delay_s,
+            will_max_lag_s=will_max_lag_s,
         )
         self.encoder = Encoder(max_series)
         self.stages = list(stages)

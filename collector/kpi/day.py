@@ -30,7 +30,7 @@ from collector.kpi.clients import (
 from collector.kpi.counters import CounterDeltas, CounterSpec, deltas
 from collector.kpi.enrich import Place, Places
 from collector.kpi.raw import DeviceRaw, RawData
-from collector.kpi.traffic import interval_utilisation, link_up_ns, probe_stats, utilisation, volume
+from collector.kpi.traffic import link_up_ns, probe_stats, utilisation, volume
 from collector.kpi.wifi import channel_load, rf_quality_from_counts
 from collector.kpi.windows import NS, day_window
 
@@ -112,8 +112,8 @@ def _device(
         d.rx = volume(ins, start, end).total
         d.tx = volume(outs, start, end).total
         if mbps:
-            d.util_in = _utilisation(ins, mbps, start, end)
-            d.util_out = _utilisation(outs, mbps, start, end)
+            d.util_in = _utilisation(ins, mbps, start, end, s.report_period_s)
+            d.util_out = _utilisation(outs, mbps, start, end, s.report_period_s)
     return d
 
 
@@ -121,8 +121,18 @@ def _capacity_bytes(mbps: int | None) -> float | None:
     return mbps * 1e6 / 8 if mbps else None
 
 
-def _utilisation(result: CounterDeltas, mbps: int, start: int, end: int) -> list[float]:
-    return interval_utilisation(result.deltas, mbps * 1e6, start, end)
+def _utilisation(result: CounterDeltas, mbps: int, start: int, end: int, period_s: float) -> list[float]:
+    """One utilisation sample (percent) per report interval ending in the window: the interval's mean
+    bit rate over the link's capacity. An interval is at least one report period long: after a boot
+    the counter counted only since the boot, but the period's mean rate includes the time it was down
+    (what a 5-minute average of the link shows; docs/kpis.md)."""
+    capacity_bps = mbps * 1e6
+    period_ns = int(period_s * NS)
+    return [
+        100.0 * d.value * 8 / (max(d.end_ns - d.start_ns, period_ns) / NS * capacity_bps)
+        for d in result.deltas
+        if start <= d.end_ns < end and d.end_ns > d.start_ns
+    ]
 
 
 def _link(raw: DeviceRaw, place: Place) -> str | None:

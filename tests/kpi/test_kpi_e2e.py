@@ -76,14 +76,8 @@ def kpi_rows(influxdb: InfluxDB, measurement: str, key: str) -> dict[str, dict[s
     return {row[key]: row for row in points(influxdb, f'SELECT * FROM "{measurement}" WHERE "grain" = \'day\'')}
 
 
-async def test_kpis_of_a_faultless_day_equal_the_truth(
-    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
-) -> None:
-    day, simulation, items = simulated_day("none", 0.1)
-    inventory = tmp_path / "inventory.json"
-    simulation.inventory.write(inventory)
-    truth = await run_day(mosquitto, influxdb, tmp_path, simulation, items, inventory)
-    (truth_day,) = [d for d in truth["days"] if d["date"] == day.isoformat()]
+def compare(truth_day: dict[str, Any], influxdb: InfluxDB) -> list[str]:
+    """Every difference from the truth beyond the issue's tolerances (an empty list: all match)."""
     municipalities = kpi_rows(influxdb, "kpi_municipality", "nis")
     devices = kpi_rows(influxdb, "kpi_device", "device")
     problems = []
@@ -92,12 +86,18 @@ async def test_kpis_of_a_faultless_day_equal_the_truth(
         if got is None:
             problems.append(f"{device}: no KPI row")
             continue
-        if abs(got["availability_pct"] - expected["availability_pct"]) > 0.1:
+        # Availability within 0.1 pp; for a device that is not an AP, plus what was estimated (a link
+        # reported every 5 minutes whose silent outage began at an unknown moment between two reports).
+        slack = 0.1 + (0 if expected["kind"] == "ap" else 100 * got["uncertain_s"] / truth_day["period_s"])
+        if abs(got["availability_pct"] - expected["availability_pct"]) > slack:
             problems.append(f"{device}: availability {got['availability_pct']} vs {expected['availability_pct']}")
         if expected["kind"] == "ap":
             for key in ("peak_clients", "mean_clients", "unique_clients"):
                 if abs(got[key] - expected[key]) > 1e-3:
                     problems.append(f"{device}: {key} {got[key]} vs {expected[key]}")
+            for mine, theirs in (("rx_bytes", "prorata_rx_bytes"), ("tx_bytes", "prorata_tx_bytes")):
+                if abs(got[mine] - expected[theirs]) > 0.001 * max(expected[theirs], 1):
+                    problems.append(f"{device}: {mine} {got[mine]} vs {expected[theirs]}")
     for nis, expected in truth_day["municipalities"].items():
         got = municipalities[nis]
         for key in ("peak_clients", "mean_clients", "unique_clients"):
@@ -112,28 +112,25 @@ async def test_kpis_of_a_faultless_day_equal_the_truth(
             p95 = got.get("school_util_in_p95_pct")
             if p95 is None or abs(p95 - expected["school_utilisation_in_p95_pct"]) > 0.1:
                 problems.append(f"{nis}: school p95 {p95} vs {expected['school_utilisation_in_p95_pct']}")
-    print(f"\n{len(items)} messages; {len(problems)} differences")
-    assert problems == [], "\n".join(problems[:40])
+    return problems
 
 
-async def test_kpis_of_a_day_with_faults(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> None:
-    day, simulation, items = simulated_day("default,malformed=0,oversized=0", 0.1)
+@pytest.mark.parametrize(
+    "faults",
+    [
+        "none",
+        # The default faults, except those that destroy what a report says (a truncated or oversized
+        # message cannot be counted by anyone; the truth still counts what it carried).
+        "default,malformed=0,oversized=0",
+    ],
+)
+async def test_kpis_of_a_simulated_day_equal_the_truth(
+    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path, faults: str
+) -> None:
+    day, simulation, items = simulated_day(faults, 0.1)
     inventory = tmp_path / "inventory.json"
     simulation.inventory.write(inventory)
     truth = await run_day(mosquitto, influxdb, tmp_path, simulation, items, inventory)
     (truth_day,) = [d for d in truth["days"] if d["date"] == day.isoformat()]
-    municipalities = kpi_rows(influxdb, "kpi_municipality", "nis")
-    devices = kpi_rows(influxdb, "kpi_device", "device")
-    for device, expected in truth_day["devices"].items():
-        got = devices[device]
-        line = [device, expected["kind"], got["availability_pct"], expected["availability_pct"]]
-        if expected["kind"] == "ap":
-            line += [(got[k], expected[k]) for k in ("peak_clients", "mean_clients", "unique_clients")]
-            line += [(got["rx_bytes"], expected["prorata_rx_bytes"])]
-        else:
-            line += [(got.get("util_in_p95_pct"), expected.get("utilisation_in_p95_pct"))]
-            line += [(got.get("in_bytes"), expected.get("prorata_in_bytes"))]
-        print(*line)
-    for nis, expected in truth_day["municipalities"].items():
-        got = municipalities[nis]
-        print(nis, [(got[k], expected[k]) for k in ("ap_availability_pct", "peak_clients", "mean_clients", "unique_clients")])
+    problems = compare(truth_day, influxdb)
+    assert problems == [], "\n".join(problems[:40])
