@@ -22,15 +22,25 @@ from collector.kpi.availability import AvailabilityPolicy, Report, Span, StateMa
 from collector.kpi.clients import (
     ClientCount,
     ClientsReport,
+    Session,
     concurrent,
     session_gap_s,
     session_stats,
     sessions,
     unique_clients,
 )
-from collector.kpi.counters import CounterDeltas, CounterReading, CounterSpec, deltas, resolve_wraps
+from collector.kpi.counters import CounterReading, CounterSpec, deltas, resolve_wraps
 from collector.kpi.enrich import Place
-from collector.kpi.traffic import Check, Probe, interval_utilisation, link_up_ns, probe_stats, utilisation, volume
+from collector.kpi.traffic import (
+    Check,
+    Probe,
+    Volume,
+    interval_utilisation,
+    link_up_ns,
+    probe_stats,
+    utilisation,
+    volume,
+)
 from collector.kpi.windows import NS, Window
 
 Value = int | float | None
@@ -87,11 +97,14 @@ class KpiRow:
 
 @dataclass(slots=True)
 class _Device:
+    """One device's figures for the window, computed once and shared by every level."""
+
     readings: DeviceReadings
     spans: list[Span]
     up_ns: int
     uncertain_ns: int
-    volumes: dict[str, CounterDeltas]
+    volumes: dict[str, Volume]
+    utilisation: dict[str, list[float]]  # per-interval samples, in and out
 
 
 def _spec(place: Place, name: str, config: KpiConfig) -> CounterSpec:
@@ -114,23 +127,36 @@ def _prepare(d: DeviceReadings, window: Window, config: KpiConfig) -> _Device:
             if name in results and f"{name}_pkts" in results and results[name].ambiguous:
                 bits = _spec(d.place, name, config).modulus
                 results[name] = resolve_wraps(results[name], results[f"{name}_pkts"], bits)
-    return _Device(d, spans, up, uncertain, results)
+    volumes = {name: volume(r, window.start_ns, window.end_ns) for name, r in results.items()}
+    samples: dict[str, list[float]] = {}
+    if d.place.capacity_mbps:
+        for name in ("in", "out"):
+            if name in results:
+                samples[name] = interval_utilisation(results[name].deltas, d.place.capacity_mbps * 1e6,
+                                                     window.start_ns, window.end_ns)  # fmt: skip
+    return _Device(d, spans, up, uncertain, volumes, samples)
 
 
 def compute_window(devices: Sequence[DeviceReadings], window: Window, config: KpiConfig) -> list[KpiRow]:
     start, end = window.start_ns, window.end_ns
     prepared = {d.place.device: _prepare(d, window, config) for d in devices}
+    # Sessions are joined across the APs of a site (roams), once per site, and counted at every level.
+    gap = session_gap_s(config.clients_period_s)
+    site_sessions: dict[str, list[Session]] = {}
+    for site, places in group((d.place for d in devices if d.place.kind == "ap"), "site").items():
+        site_sessions[site] = sessions([r for p in places for r in prepared[p.device].readings.client_reports], gap)
     rows: list[KpiRow] = []
     for level in LEVELS:
         for key, places in sorted(group((d.place for d in devices), level).items()):
             members = [prepared[p.device] for p in places]
-            fields = _fields(members, level, start, end, config)
+            fields = _fields(members, level, start, end, config, site_sessions)
             unknown = sum(1 for p in places if not p.known)
             rows.append(KpiRow(level, key, window.grain, start, fields, len(members), unknown))
     return rows
 
 
-def _fields(members: list[_Device], level: str, start: int, end: int, config: KpiConfig) -> dict[str, Value]:
+def _fields(members: list[_Device], level: str, start: int, end: int, config: KpiConfig,
+            site_sessions: dict[str, list[Session]]) -> dict[str, Value]:  # fmt: skip
     length = end - start
     out: dict[str, Value] = {}
     aps = [m for m in members if m.readings.place.kind == "ap"]
@@ -154,23 +180,18 @@ def _fields(members: list[_Device], level: str, start: int, end: int, config: Kp
         reports = [r for m in aps for r in m.readings.client_reports if start <= r.ts_ns < end]
         unique = unique_clients(reports)
         out["unique_clients"] = suppress(unique, config.k_anonymity) if config.suppress_small_counts else unique
-        if level != "device":
-            # Sessions are joined across the APs of a site (roams), then counted.
-            found = []
-            for site_aps in group((m.readings.place for m in aps), "site").values():
-                ids = {p.device for p in site_aps}
-                site_reports = [r for m in aps if m.readings.place.device in ids for r in m.readings.client_reports]
-                found.extend(sessions(site_reports, session_gap_s(config.clients_period_s)))
-        else:
+        if level == "device":
             found = sessions(aps[0].readings.client_reports, session_gap_s(config.clients_period_s))
+        else:
+            found = [x for site in {m.readings.place.level("site") for m in aps} for x in site_sessions[site]]
         stats = session_stats(found, start, end)
         out["sessions"] = stats.count
         out["session_p50_s"] = stats.p50_s if stats.count else None
         out["session_p90_s"] = stats.p90_s if stats.count else None
         for name in ("rx", "tx"):
-            vols = [volume(m.volumes[name], start, end) for m in aps if name in m.volumes]
+            vols = [m.volumes[name] for m in aps if name in m.volumes]
             out[f"{name}_bytes"] = sum(v.total for v in vols) if vols else None
-        out["volume_ambiguous"] = sum(volume(v, start, end).ambiguous for m in aps for v in m.volumes.values())
+        out["volume_ambiguous"] = sum(v.ambiguous for m in aps for v in m.volumes.values())
     kinds = sorted({m.readings.place.kind for m in members if m.readings.place.kind != "ap"})
     for kind in kinds:
         # Network links by kind (school CPEs, aggregation switches): their figures do not mix.
@@ -184,16 +205,13 @@ def _link_fields(out: dict[str, Value], prefix: str, links: list[_Device], start
     length = end - start
     out[f"{prefix}_availability_pct"] = 100.0 * sum(m.up_ns for m in links) / (length * len(links))
     for name in ("in", "out"):
-        vols = [volume(m.volumes[name], start, end) for m in links if name in m.volumes]
+        vols = [m.volumes[name] for m in links if name in m.volumes]
         out[f"{prefix}_{name}_bytes"] = sum(v.total for v in vols) if vols else None
-        samples = [u for m in links if name in m.volumes and m.readings.place.capacity_mbps
-                   for u in interval_utilisation(m.volumes[name].deltas, m.readings.place.capacity_mbps * 1e6,
-                                                 start, end)]  # fmt: skip
-        stats = utilisation(samples)
+        stats = utilisation([u for m in links for u in m.utilisation.get(name, ())])
         out[f"{prefix}_utilisation_{name}_mean_pct"] = stats.mean_pct if stats.samples else None
         out[f"{prefix}_utilisation_{name}_p95_pct"] = stats.p95_pct if stats.samples else None
-    out[f"{prefix}_volume_ambiguous"] = sum(volume(m.volumes[n], start, end).ambiguous for m in links
-                                            for n in ("in", "out") if n in m.volumes)  # fmt: skip
+    out[f"{prefix}_volume_ambiguous"] = sum(m.volumes[n].ambiguous for m in links for n in ("in", "out")
+                                            if n in m.volumes)  # fmt: skip
     probed = [m for m in links if m.readings.probes]
     if probed:
         ps = probe_stats([p for m in probed for p in m.readings.probes], start, end)
