@@ -38,9 +38,11 @@ from collector.kpi.traffic import (
     interval_utilisation,
     link_up_ns,
     probe_stats,
+    ratio_pct,
     utilisation,
     volume,
 )
+from collector.kpi.wifi import channel_load, rf_quality_from_counts
 from collector.kpi.windows import NS, Window
 
 Value = int | float | None
@@ -72,7 +74,10 @@ class DeviceReadings:
     """Everything stored about one device around one window, as the query side reads it back.
 
     ``counters``: ``rx``/``tx`` (AP: bytes from/to clients), ``in``/``out`` (the link's octets),
-    ``in_pkts``/``out_pkts`` (the link's packets), each a series of readings.
+    ``in_pkts``/``out_pkts`` (the link's packets), ``in_errors``/``out_errors``/``in_discards``/
+    ``out_discards``, ``tx_retries:<band>``/``tx_total:<band>`` (an AP radio's frames), each a series
+    of readings. ``channel_utilisation``: band -> (ts, cu_total_pct). ``rf``: (ts, good_rf_clients,
+    num_clients) from client reports.
     """
 
     place: Place
@@ -82,6 +87,8 @@ class DeviceReadings:
     client_reports: Sequence[ClientsReport] = ()
     counters: Mapping[str, Sequence[CounterReading]] = field(default_factory=dict)
     probes: Sequence[Probe] = ()
+    channel_utilisation: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
+    rf: Sequence[tuple[int, int, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +114,19 @@ class _Device:
     utilisation: dict[str, list[float]]  # per-interval samples, in and out
 
 
+OCTETS = frozenset({"rx", "tx", "in", "out"})
+PACKETS = frozenset({"in_pkts", "out_pkts"})
+LINK_COUNTERS = OCTETS | PACKETS | {"in_errors", "out_errors", "in_discards", "out_discards"}
+
+
 def _spec(place: Place, name: str, config: KpiConfig) -> CounterSpec:
-    bits: Literal[32, 64] = 32 if place.counter_bits == 32 and name in ("in", "out", "in_pkts", "out_pkts") else 64
+    """An interface counter of a 32-bit device is 32 bits (ifTable); AP counters are 64. Line rate
+    bounds octets and packets (at most one 64-byte frame per 64 octets); nothing bounds the others."""
+    bits: Literal[32, 64] = 32 if place.counter_bits == 32 and name in LINK_COUNTERS else 64
     capacity = None
-    if place.capacity_mbps is not None:
+    if place.capacity_mbps is not None and name in OCTETS | PACKETS:
         octets = place.capacity_mbps * 1e6 / 8
-        capacity = octets / 64 if name.endswith("_pkts") else octets  # at most one 64-byte frame per 64 octets
+        capacity = octets / 64 if name in PACKETS else octets
     return CounterSpec(bits=bits, capacity_per_s=capacity, guard=config.guard)
 
 
@@ -191,7 +205,8 @@ def _fields(members: list[_Device], level: str, start: int, end: int, config: Kp
         for name in ("rx", "tx"):
             vols = [m.volumes[name] for m in aps if name in m.volumes]
             out[f"{name}_bytes"] = sum(v.total for v in vols) if vols else None
-        out["volume_ambiguous"] = sum(v.ambiguous for m in aps for v in m.volumes.values())
+        out["volume_ambiguous"] = sum(m.volumes[n].ambiguous for m in aps for n in ("rx", "tx") if n in m.volumes)
+        _radio_fields(out, aps, start, end)
     kinds = sorted({m.readings.place.kind for m in members if m.readings.place.kind != "ap"})
     for kind in kinds:
         # Network links by kind (school CPEs, aggregation switches): their figures do not mix.
@@ -212,6 +227,12 @@ def _link_fields(out: dict[str, Value], prefix: str, links: list[_Device], start
         out[f"{prefix}_utilisation_{name}_p95_pct"] = stats.p95_pct if stats.samples else None
     out[f"{prefix}_volume_ambiguous"] = sum(m.volumes[n].ambiguous for m in links for n in ("in", "out")
                                             if n in m.volumes)  # fmt: skip
+    for name in ("in_errors", "out_errors", "in_discards", "out_discards"):
+        packets = f"{name.split('_')[0]}_pkts"
+        pairs = [(m.volumes[name].total, m.volumes[packets].total) for m in links
+                 if name in m.volumes and packets in m.volumes]  # fmt: skip
+        if pairs:  # errors (discards) per packet of the same direction
+            out[f"{prefix}_{name}_rate_pct"] = ratio_pct(sum(e for e, _ in pairs), sum(p for _, p in pairs))
     probed = [m for m in links if m.readings.probes]
     if probed:
         ps = probe_stats([p for m in probed for p in m.readings.probes], start, end)
@@ -225,3 +246,23 @@ def _link_fields(out: dict[str, Value], prefix: str, links: list[_Device], start
             for m in probed
         )  # fmt: skip
         out[f"{prefix}_link_availability_pct"] = 100.0 * link_up / (length * len(probed))
+
+
+def _radio_fields(out: dict[str, Value], aps: list[_Device], start: int, end: int) -> None:
+    cu = {f"{m.readings.place.device}/{band}": [v for ts, v in samples if start <= ts < end]
+          for m in aps for band, samples in m.readings.channel_utilisation.items()}  # fmt: skip
+    load = channel_load(cu)
+    if load.radios:
+        out["cu_p95_pct"] = load.p95_pct
+        out["busy_radios"] = load.busy_radios
+        out["busy_radio_share_pct"] = load.busy_share_pct
+    retries = total = 0
+    for m in aps:
+        for name, v in m.volumes.items():
+            if name.startswith("tx_retries:") and f"tx_total:{name.split(':', 1)[1]}" in m.volumes:
+                retries += v.total
+                total += m.volumes[f"tx_total:{name.split(':', 1)[1]}"].total
+    out["retry_rate_pct"] = ratio_pct(retries, total)
+    out["rf_quality_pct"] = rf_quality_from_counts(
+        (g, n) for m in aps for ts, g, n in m.readings.rf if start <= ts < end
+    )

@@ -45,3 +45,33 @@ def test_levels_unknown_devices_and_k_anonymity() -> None:
     assert rows[("device", "a9")].unknown_devices == 1
     public = compute_window([known, stray], DAY, KpiConfig(period_s=P, clients_period_s=P, suppress_small_counts=True))
     assert {r.key: r.fields["unique_clients"] for r in public if r.level == "municipality"} == {"21004": None}
+
+
+def test_radio_and_error_rate_fields() -> None:
+    times = [T0 + (k * P + 30) * NS for k in range(96)]
+    up = [10**6 + k * P for k in range(96)]
+    radio = DeviceReadings(
+        place=Place("a1", "ap", "s1", "21004", "Bruxelles", capacity_mbps=1000),
+        reports=[Report(t, u) for t, u in zip(times, up, strict=True)],
+        channel_utilisation={"2.4": [(t, 80.0) for t in times], "5": [(t, 20.0) for t in times]},
+        rf=[(t, 3, 4) for t in times],
+        counters={
+            "tx_retries:5": [CounterReading(t, 5 * k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+            "tx_total:5": [CounterReading(t, 100 * k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+        },
+    )
+    link = DeviceReadings(
+        place=Place("c1", "cpe", "school-1", "21004", "Bruxelles", capacity_mbps=100, link="wan0", counter_bits=32),
+        reports=[Report(t, u) for t, u in zip(times, up, strict=True)],
+        counters={
+            "in_pkts": [CounterReading(t, 1000 * k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+            "in_errors": [CounterReading(t, k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+        },
+    )
+    rows = {(r.level, r.key): r for r in compute_window([radio, link], DAY, KpiConfig(period_s=P))}
+    f = rows[("municipality", "21004")].fields
+    assert (f["cu_p95_pct"], f["busy_radios"], f["busy_radio_share_pct"]) == (80.0, 1, 50.0)
+    assert (f["retry_rate_pct"], f["rf_quality_pct"]) == (5.0, 75.0)
+    assert f["school_in_errors_rate_pct"] == 0.1
+    assert f["school_availability_pct"] == 100.0
+    assert rows[("device", "c1")].fields["school_in_errors_rate_pct"] == 0.1
