@@ -136,18 +136,22 @@ def timeline(
 
     for at, kind, bridged in events:
         if kind == _BOOT:
-            if state and last_alive is not None:
+            if state and last_alive is not None and at > last_alive + slack:
                 went_silent(at)
             if state is None and at > since:
                 switch(at, False)  # not running before this boot
             switch(at, True)
-            last_alive = at
+            last_alive = max(at, last_alive or at)
         elif kind == _DOWN:
             if state is not False:
                 switch(max(at, last_alive or at), False)
         elif kind == _UP:
-            switch(at, True)
-            last_alive = max(at, last_alive or at)
+            # "online" ends a known down time. While the device is thought up it adds nothing: it is
+            # also sent on a mere reconnection, and after a silent outage the boot (dated by the
+            # uptime of the next report) is what says the device was down.
+            if state is not True:
+                switch(at, True)
+                last_alive = max(at, last_alive or at)
         else:
             if state and last_alive is not None and not bridged and at - last_alive > silence:
                 went_silent(at)  # silent too long and no uptime bridging it
@@ -193,3 +197,9 @@ def any_up(timelines: Iterable[list[Span]], from_ns: int, to_ns: int) -> int:
             total += b - max(a, reach)
             reach = b
     return total
+
+
+def hotspots(site_up_ns: Iterable[int]) -> int:
+    """Hotspot count (U4SSC "Availability of Wi-Fi in public areas"): sites with an AP up at some time
+    of the window, from each site's ``any_up`` time."""
+    return sum(1 for up in site_up_ns if up > 0)

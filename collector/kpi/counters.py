@@ -15,8 +15,10 @@ windows it covers. Deltas are exact integers; nothing is interpolated.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Literal
 
@@ -87,6 +89,7 @@ class Delta:
     kind: DeltaKind = "increase"
     wraps: int = 0
     alternatives: int = 0
+    hinted: bool = False  # the number of wraps was chosen by resolve_wraps, not forced by the values
 
     @property
     def ambiguous(self) -> bool:
@@ -223,3 +226,46 @@ def _reset(r0: CounterReading, r1: CounterReading, spec: CounterSpec, why: str) 
     out: list[Delta | Lost] = [Lost(t0, boot if boot > t0 else t1, "reset", why)]
     out.append(Delta(boot, t1, r1.value, "reset", 0, 0))
     return out
+
+
+def resolve_wraps(octets: CounterDeltas, packets: CounterDeltas, modulus: int) -> CounterDeltas:
+    """Choose the number of wraps of ambiguous octet deltas from the packet counter of the same
+    interface (a heuristic, opt-in; docs/kpis.md "Counters").
+
+    A 32-bit octet counter can wrap several times between two reports on a fast link (4.3 GB is
+    343 s at 100 Mbit/s); the packet counter of the same interface wraps about a thousand times
+    later. The series' typical bytes per packet is the median over its unambiguous intervals (or,
+    with fewer than 3 of those, over its quiet ones: less than 2**bits / 8 counted); each ambiguous
+    delta takes the candidate ``value + k x 2**bits`` whose bytes per packet is nearest to it (in
+    ratio). Chosen deltas are marked ``hinted``; ``alternatives`` keeps the larger candidates still
+    plausible. The readings must come from the same messages (same intervals).
+    """
+    per_interval = {(d.start_ns, d.end_ns): d.value for d in packets.deltas if not d.alternatives and d.value > 0}
+    sizes = [d.value / per_interval[(d.start_ns, d.end_ns)] for d in octets.deltas
+             if not d.alternatives and (d.start_ns, d.end_ns) in per_interval]  # fmt: skip
+    if len(sizes) < 3:
+        sizes = [d.value / per_interval[(d.start_ns, d.end_ns)] for d in octets.deltas
+                 if d.value < modulus // 8 and d.value > 0 and (d.start_ns, d.end_ns) in per_interval]  # fmt: skip
+    if not sizes:
+        return octets
+    typical = statistics.median(sizes)
+    out: list[Delta] = []
+    hinted = 0
+    for d in octets.deltas:
+        count = per_interval.get((d.start_ns, d.end_ns))
+        if not d.alternatives or count is None:
+            out.append(d)
+            continue
+
+        def distance(k: int, d: Delta = d, count: int = count) -> float:
+            value = d.value + k * modulus
+            return abs(math.log(value / count / typical)) if value > 0 else math.inf
+
+        k = min(range(d.alternatives + 1), key=distance)
+        out.append(replace(d, value=d.value + k * modulus, wraps=d.wraps + k, alternatives=d.alternatives - k,
+                           hinted=True))  # fmt: skip
+        hinted += 1
+    counts = dict(octets.counts)
+    if hinted:
+        counts["hinted"] = hinted
+    return replace(octets, deltas=tuple(out), counts=counts)

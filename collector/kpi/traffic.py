@@ -39,10 +39,11 @@ def volume(result: CounterDeltas, from_ns: int, to_ns: int) -> Volume:
 
 def interval_utilisation(deltas: Iterable[Delta], capacity_bps: float, from_ns: int, to_ns: int) -> list[float]:
     """Utilisation (percent) of each counter interval that ends in ``[from_ns, to_ns)``: one sample per
-    report, as an operator graphing the raw counters would see it."""
+    report, as an operator graphing the raw counters would see it. An interval with a restart is
+    left out: only its part after the boot was measured."""
     out = []
     for d in deltas:
-        if from_ns <= d.end_ns < to_ns and d.end_ns > d.start_ns:
+        if from_ns <= d.end_ns < to_ns and d.end_ns > d.start_ns and d.kind != "reset":
             out.append(100.0 * d.value * 8 / ((d.end_ns - d.start_ns) / NS * capacity_bps))
     return out
 

@@ -112,3 +112,16 @@ def attribute(start_ns: int, end_ns: int, amount: int, grain: Grain, tz: ZoneInf
 
 def overlap_ns(start_ns: int, end_ns: int, window: Window) -> int:
     return max(0, min(end_ns, window.end_ns) - max(start_ns, window.start_ns))
+
+
+def closed(window: Window, watermark_ns: int, lateness_ns: int) -> bool:
+    """A window closes when the watermark (the latest event time seen, or the clock) has passed its
+    end by the allowed lateness: it is then written, and rewritten only if late data changes it."""
+    return window.end_ns + lateness_ns <= watermark_ns
+
+
+def touched(ts_ns: int, reach_ns: int, grain: Grain, tz: ZoneInfo = TZ) -> list[Window]:
+    """The windows whose KPIs a reading at ``ts_ns`` can change: those within ``reach_ns`` of it (a
+    counter delta spans to the neighbouring reports; availability looks ``missed x period`` around;
+    use ``KpiConfig.lookback_s``). A late reading marks these dirty; recomputing them is idempotent."""
+    return list(windows_between(ts_ns - reach_ns, ts_ns + reach_ns + 1, grain, tz))

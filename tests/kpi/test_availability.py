@@ -12,6 +12,7 @@ from collector.kpi.availability import (
     StateMark,
     any_up,
     availability,
+    hotspots,
     timeline,
 )
 
@@ -114,3 +115,12 @@ def test_a_site_is_up_while_any_of_its_aps_is() -> None:
     b = [Span(T0, T0 + 200 * S, True), Span(T0 + 200 * S, T0 + 1000 * S, False)]
     assert any_up([a, b], T0, T0 + 1000 * S) == 900 * S
     assert any_up([], T0, T0 + 1000 * S) == 0
+    assert hotspots([900 * S, 0, 1]) == 2
+
+
+def test_a_silent_outage_ended_by_an_online_message_is_still_an_outage() -> None:
+    # No will; "online" at the boot (100 ms before the boot the uptime gives); 20 minutes down.
+    rs = reports(0, 4000, -DAY) + reports(5200, DAY, boot_s=5200)
+    a = run(rs, [StateMark(T0 + 30 * S, True), StateMark(T0 + 5200 * S - 100_000_000, True)])
+    # Last report 3630; down in (3630, 4530): from 4080 to the boot at 5200.
+    assert (a.down_ns, a.uncertain_ns) == ((5200 - 4080) * S, P * S)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.kpi.counters import CounterReading, CounterSpec, Delta, Lost, deltas
+from collector.kpi.counters import CounterReading, CounterSpec, Delta, Lost, deltas, resolve_wraps
 
 S = 1_000_000_000
 T0 = 1_795_388_400 * S  # 2026-11-23 00:00 Brussels
@@ -223,3 +223,22 @@ def test_generated_64_bit_streams_sum_to_the_truth(case: tuple[Stream, CounterSp
 def test_interval_types_are_exported() -> None:
     assert Delta(0, 1, 2).ambiguous is False
     assert Lost(0, 1, "reset").detail == ""
+
+
+def test_packet_counter_resolves_how_many_times_the_octets_wrapped() -> None:
+    # 15-minute reports of a 100 Mbit/s link, 900 bytes per packet; the busy interval carried
+    # 9e9 octets (2 wraps + a remainder), which the octet counter alone cannot tell.
+    octets = [0, 9_000_000, 9_000_000 + 9_000_000_000, 9_018_000_000, 9_036_000_000, 9_054_000_000]
+    times = [0, 900, 1800, 2700, 3600, 4500]
+    spec = CounterSpec(bits=32, capacity_per_s=LINK_100M)
+    o = deltas([r(t, v % M32) for t, v in zip(times, octets, strict=True)], spec)
+    packet_spec = CounterSpec(bits=32, capacity_per_s=LINK_100M / 64)
+    p = deltas([r(t, v // 900) for t, v in zip(times, octets, strict=True)], packet_spec)
+    assert [d.value for d in o.deltas][1] == 9_000_000_000 - 2 * M32  # the fewest wraps
+    resolved = resolve_wraps(o, p, M32)
+    assert [d.value for d in resolved.deltas] == [9_000_000, 9_000_000_000, 9_000_000, 18_000_000, 18_000_000]
+    busy = resolved.deltas[1]
+    assert (busy.wraps, busy.hinted, busy.alternatives) == (2, True, 0)
+    assert resolved.counts["hinted"] == 5  # every interval was ambiguous at 100 Mbit/s over 900 s
+    # Without a packet counter nothing changes.
+    assert resolve_wraps(o, deltas([], spec), M32) == o

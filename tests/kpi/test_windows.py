@@ -8,7 +8,17 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.kpi.windows import NS, Window, attribute, day_window, local_date, window_of, windows_between
+from collector.kpi.windows import (
+    NS,
+    Window,
+    attribute,
+    closed,
+    day_window,
+    local_date,
+    touched,
+    window_of,
+    windows_between,
+)
 
 H = 3600 * NS
 
@@ -80,3 +90,16 @@ def test_attribute_never_loses_or_invents_a_unit(start: int, length: int, amount
     assert all(v >= 0 for _, v in parts)
     assert parts[0][0].contains(start) and parts[-1][0].contains(start + length - 1)
     assert all(a.end_ns == b.start_ns for (a, _), (b, _) in pairwise(parts))
+
+
+def test_closing_and_the_windows_a_late_reading_touches() -> None:
+    hour = window_of(utc(2026, 11, 23, 10), "1h")
+    four_hours = 4 * H
+    assert not closed(hour, utc(2026, 11, 23, 13), four_hours)
+    assert closed(hour, utc(2026, 11, 23, 15), four_hours)
+    got = touched(utc(2026, 11, 23, 10, 58), 3600 * NS, "1h")
+    assert [w.start_ns for w in got] == [utc(2026, 11, 23, h) for h in (9, 10, 11)]
+    # 00:10 local on the 23rd: its interval may reach back into the 22nd, so both days are touched.
+    assert [w.local_date() for w in touched(utc(2026, 11, 22, 23, 10), 3600 * NS, "day")] == [
+        date(2026, 11, 22), date(2026, 11, 23)]  # fmt: skip
+    assert [w.local_date() for w in touched(utc(2026, 11, 23, 11), 3600 * NS, "day")] == [date(2026, 11, 23)]
