@@ -27,7 +27,7 @@ from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline, Stage
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
-from collector.kpi.day import KpiSettings
+from collector.kpi.compute import KpiConfig
 from collector.kpi.engine import KpiEngine
 from collector.kpi.enrich import Places, load_places
 from collector.kpi.pseudonym import Pseudonymiser
@@ -50,11 +50,14 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
     inventory = config.inventory.file
     kpi = config.kpi
     return KpiEngine(
-        KpiSettings(
-            report_period_s=kpi.report_period_s,
+        KpiConfig(
+            period_s=kpi.report_period_s,
+            clients_period_s=kpi.clients_every_s,
             missed_reports=kpi.missed_reports,
             will_delay_s=config.limits.will_delay_s,
-            clients_every_s=kpi.clients_every_s,
+            k_anonymity=kpi.k_anonymity,
+            clients_bucket_s=kpi.clients_bucket_s,
+            restarts_as_idle=True,
         ),
         load_places(inventory) if inventory is not None else Places(),
         InfluxQuery(config.influxdb),

@@ -73,8 +73,9 @@ REASONS = (
 class Decoded:
     """A validated canonical message and the tags (sorted; from the topic) it is stored under.
 
-    ``stamp_ns`` is the time given to a message that carries none (a last will): see
-    :meth:`Decoder._stamp_will`. 0 for every message with a timestamp of its own.
+    ``stamp_ns`` is the time the collector estimated for a last will from a backlog (see
+    :meth:`Decoder._stamp_will`); 0 otherwise: a message with a timestamp of its own is stored at it,
+    a live will at its receipt.
     """
 
     message: CanonicalMessage | ClientPresence
@@ -226,8 +227,7 @@ class Decoder:
         return self._in_window([Decoded(message, where.tags)], received_ns)
 
     def _stamp_will(self, device: str, received_ns: int) -> int:
-        """When a last will (no time of its own) is stored: on receipt, or earlier if that would put it
-        after the device's next report.
+        """When a last will (no time of its own) is stored: 0 for on receipt, else an earlier estimate.
 
         The broker publishes a will about 1.5 keepalives after the device's last packet. Received live,
         the receipt time is close to that. Received from a backlog (the collector was away), the
@@ -239,7 +239,7 @@ class Decoder:
         """
         last = self.last_seen_ns.get(device)
         if last is None or received_ns - last <= self._will_max_lag_ns:
-            return received_ns  # a will received live: within a report period and 1.5 keepalives
+            return 0  # a will received live (within a report period and 1.5 keepalives): at receipt
         self.wills_stamped_early += 1
         return last + self._will_delay_ns
 

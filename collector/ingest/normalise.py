@@ -106,7 +106,9 @@ def _pick(obj: object, names: tuple[str, ...]) -> Fields:
     return [(name, getattr(obj, name)) for name in names]
 
 
-def to_lines(message: CanonicalMessage | ClientPresence, tags: Tags, received_ns: int, keys: SeriesKeys) -> list[str]:
+def to_lines(
+    message: CanonicalMessage | ClientPresence, tags: Tags, received_ns: int, keys: SeriesKeys, estimated: bool = False
+) -> list[str]:
     """The lines for one validated message. ``tags`` come from the topic (sorted by key)."""
     if isinstance(message, ApMetrics):
         ts = timestamp_ns(message.ts)
@@ -149,6 +151,8 @@ def to_lines(message: CanonicalMessage | ClientPresence, tags: Tags, received_ns
             ("seq", message.seq),
             ("stamped_on_receipt", is_will),
         ]
+        if estimated:  # a will from a backlog: its time is the collector's estimate (docs/data-model.md)
+            state_fields.append(("estimated", True))
         return [encode_line(keys.get("device_state", tags), state_fields, ts)]
     if isinstance(message, DeviceEvent):
         event_fields: Fields = [

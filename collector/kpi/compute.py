@@ -58,6 +58,8 @@ class KpiConfig:
     wraps_from_packets: bool = True  # resolve ambiguous 32-bit octet deltas with the packet counter
     k_anonymity: int = 10
     suppress_small_counts: bool = False  # True for what leaves the operator's hands
+    clients_bucket_s: float = 300.0  # concurrent clients: the 5-minute buckets of the reference definition
+    restarts_as_idle: bool = False  # down time counts as idle link time in utilisation (see _prepare)
 
     @property
     def lookback_s(self) -> float:
@@ -131,8 +133,9 @@ def _spec(place: Place, name: str, config: KpiConfig) -> CounterSpec:
 
 
 def _prepare(d: DeviceReadings, window: Window, config: KpiConfig) -> _Device:
-    policy = AvailabilityPolicy(period_s=config.period_s, missed=config.missed_reports,
-                                will_delay_s=config.will_delay_s)  # fmt: skip
+    policy = AvailabilityPolicy(
+        period_s=config.period_s, missed=config.missed_reports, will_delay_s=config.will_delay_s
+    )
     spans, uncertain = timeline(d.reports, d.marks, policy, window.start_ns, window.end_ns)
     up = sum(s.end_ns - s.start_ns for s in spans if s.up)
     results = {name: deltas(series, _spec(d.place, name, config)) for name, series in d.counters.items()}
@@ -146,8 +149,15 @@ def _prepare(d: DeviceReadings, window: Window, config: KpiConfig) -> _Device:
     if d.place.capacity_mbps:
         for name in ("in", "out"):
             if name in results:
-                samples[name] = interval_utilisation(results[name].deltas, d.place.capacity_mbps * 1e6,
-                                                     window.start_ns, window.end_ns)  # fmt: skip
+                period_ns = int(config.period_s * NS) if config.restarts_as_idle else 0
+                samples[name] = interval_utilisation(
+                    results[name].deltas, d.place.capacity_mbps * 1e6, window.start_ns, window.end_ns, period_ns
+                )
+                if period_ns:
+                    # A link that is down carries nothing: each report period it was down is a 0 % sample,
+                    # as in a 5-minute graph of the link (the device sends no counters then).
+                    down = (window.end_ns - window.start_ns) - up
+                    samples[name].extend([0.0] * round(down / period_ns))
     return _Device(d, spans, up, uncertain, volumes, samples)
 
 
@@ -169,8 +179,9 @@ def compute_window(devices: Sequence[DeviceReadings], window: Window, config: Kp
     return rows
 
 
-def _fields(members: list[_Device], level: str, start: int, end: int, config: KpiConfig,
-            site_sessions: dict[str, list[Session]]) -> dict[str, Value]:  # fmt: skip
+def _fields(
+    members: list[_Device], level: str, start: int, end: int, config: KpiConfig, site_sessions: dict[str, list[Session]]
+) -> dict[str, Value]:
     length = end - start
     out: dict[str, Value] = {}
     aps = [m for m in members if m.readings.place.kind == "ap"]
@@ -186,8 +197,13 @@ def _fields(members: list[_Device], level: str, start: int, end: int, config: Kp
         if level != "device":
             out["site_availability_pct"] = 100.0 * sum(site_up) / (length * len(site_up))
             out["hotspots"] = hotspots(site_up)
-        load = concurrent({m.readings.place.device: m.readings.clients for m in aps}, start, end,
-                          valid_s=config.period_s)  # fmt: skip
+        load = concurrent(
+            {m.readings.place.device: m.readings.clients for m in aps},
+            start,
+            end,
+            valid_s=config.period_s,
+            bucket_ns=int(config.clients_bucket_s * NS),
+        )
         out["peak_clients"] = load.peak
         out["peak_hour"] = load.peak_hour
         out["mean_clients"] = load.mean
@@ -210,13 +226,20 @@ def _fields(members: list[_Device], level: str, start: int, end: int, config: Kp
     kinds = sorted({m.readings.place.kind for m in members if m.readings.place.kind != "ap"})
     for kind in kinds:
         # Network links by kind (school CPEs, aggregation switches): their figures do not mix.
-        _link_fields(out, "school" if kind == "cpe" else kind,
-                     [m for m in members if m.readings.place.kind == kind], start, end, config)  # fmt: skip
+        _link_fields(
+            out,
+            "school" if kind == "cpe" else kind,
+            [m for m in members if m.readings.place.kind == kind],
+            start,
+            end,
+            config,
+        )
     return out
 
 
-def _link_fields(out: dict[str, Value], prefix: str, links: list[_Device], start: int, end: int,
-                 config: KpiConfig) -> None:  # fmt: skip
+def _link_fields(
+    out: dict[str, Value], prefix: str, links: list[_Device], start: int, end: int, config: KpiConfig
+) -> None:
     length = end - start
     out[f"{prefix}_availability_pct"] = 100.0 * sum(m.up_ns for m in links) / (length * len(links))
     for name in ("in", "out"):
@@ -225,12 +248,16 @@ def _link_fields(out: dict[str, Value], prefix: str, links: list[_Device], start
         stats = utilisation([u for m in links for u in m.utilisation.get(name, ())])
         out[f"{prefix}_utilisation_{name}_mean_pct"] = stats.mean_pct if stats.samples else None
         out[f"{prefix}_utilisation_{name}_p95_pct"] = stats.p95_pct if stats.samples else None
-    out[f"{prefix}_volume_ambiguous"] = sum(m.volumes[n].ambiguous for m in links for n in ("in", "out")
-                                            if n in m.volumes)  # fmt: skip
+    out[f"{prefix}_volume_ambiguous"] = sum(
+        m.volumes[n].ambiguous for m in links for n in ("in", "out") if n in m.volumes
+    )
     for name in ("in_errors", "out_errors", "in_discards", "out_discards"):
         packets = f"{name.split('_')[0]}_pkts"
-        pairs = [(m.volumes[name].total, m.volumes[packets].total) for m in links
-                 if name in m.volumes and packets in m.volumes]  # fmt: skip
+        pairs = [
+            (m.volumes[name].total, m.volumes[packets].total)
+            for m in links
+            if name in m.volumes and packets in m.volumes
+        ]
         if pairs:  # errors (discards) per packet of the same direction
             out[f"{prefix}_{name}_rate_pct"] = ratio_pct(sum(e for e, _ in pairs), sum(p for _, p in pairs))
     probed = [m for m in links if m.readings.probes]
@@ -241,16 +268,24 @@ def _link_fields(out: dict[str, Value], prefix: str, links: list[_Device], start
         out[f"{prefix}_rtt_p95_ms"] = ps.rtt_p95_ms
         out[f"{prefix}_jitter_ms"] = ps.jitter_ms
         link_up = sum(
-            link_up_ns([(s.start_ns, s.end_ns) for s in m.spans if s.up],
-                       [Check(p.ts_ns, p.received > 0) for p in m.readings.probes], config.period_s, start, end)
+            link_up_ns(
+                [(s.start_ns, s.end_ns) for s in m.spans if s.up],
+                [Check(p.ts_ns, p.received > 0) for p in m.readings.probes],
+                config.period_s,
+                start,
+                end,
+            )
             for m in probed
-        )  # fmt: skip
+        )
         out[f"{prefix}_link_availability_pct"] = 100.0 * link_up / (length * len(probed))
 
 
 def _radio_fields(out: dict[str, Value], aps: list[_Device], start: int, end: int) -> None:
-    cu = {f"{m.readings.place.device}/{band}": [v for ts, v in samples if start <= ts < end]
-          for m in aps for band, samples in m.readings.channel_utilisation.items()}  # fmt: skip
+    cu = {
+        f"{m.readings.place.device}/{band}": [v for ts, v in samples if start <= ts < end]
+        for m in aps
+        for band, samples in m.readings.channel_utilisation.items()
+    }
     load = channel_load(cu)
     if load.radios:
         out["cu_p95_pct"] = load.p95_pct

@@ -10,7 +10,7 @@ from collector.kpi.pseudonym import PseudonymError, load_secret
 from collector.settings import PositiveSeconds, Section
 
 
-class KpiConfig(Section):
+class KpiSection(Section):
     enabled: bool = Field(True, description="compute KPIs live from what is stored")
     pseudonym_key_file: Path | None = Field(
         None,
@@ -20,6 +20,9 @@ class KpiConfig(Section):
     report_period_s: PositiveSeconds = Field(60.0, description="how often devices report")
     missed_reports: int = Field(3, ge=1, le=100, description="a device silent this many periods is down")
     clients_every_s: PositiveSeconds = Field(300.0, description="how often APs list their clients")
+    clients_bucket_s: PositiveSeconds = Field(
+        300.0, description="concurrent clients are summed over APs per bucket of this length (peak, mean)"
+    )
     every_s: PositiveSeconds = Field(30.0, description="how often touched days are recomputed")
     lateness_s: PositiveSeconds = Field(4 * 3600.0 + 600.0, description="a day is final this long after its end")
     state_file: Path | None = Field(None, description="the days still to recompute; default: in spool.folder")
@@ -29,7 +32,7 @@ class KpiConfig(Section):
     k_anonymity: int = Field(10, ge=1, description="unique-client figures below this are hidden in exports")
 
     @model_validator(mode="after")
-    def _key_readable(self) -> KpiConfig:
+    def _key_readable(self) -> KpiSection:
         if self.pseudonym_key_file is not None:
             try:
                 load_secret(self.pseudonym_key_file)

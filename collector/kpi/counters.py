@@ -241,11 +241,17 @@ def resolve_wraps(octets: CounterDeltas, packets: CounterDeltas, modulus: int) -
     plausible. The readings must come from the same messages (same intervals).
     """
     per_interval = {(d.start_ns, d.end_ns): d.value for d in packets.deltas if not d.alternatives and d.value > 0}
-    sizes = [d.value / per_interval[(d.start_ns, d.end_ns)] for d in octets.deltas
-             if not d.alternatives and (d.start_ns, d.end_ns) in per_interval]  # fmt: skip
+    sizes = [
+        d.value / per_interval[(d.start_ns, d.end_ns)]
+        for d in octets.deltas
+        if not d.alternatives and (d.start_ns, d.end_ns) in per_interval
+    ]
     if len(sizes) < 3:
-        sizes = [d.value / per_interval[(d.start_ns, d.end_ns)] for d in octets.deltas
-                 if d.value < modulus // 8 and d.value > 0 and (d.start_ns, d.end_ns) in per_interval]  # fmt: skip
+        sizes = [
+            d.value / per_interval[(d.start_ns, d.end_ns)]
+            for d in octets.deltas
+            if d.value < modulus // 8 and d.value > 0 and (d.start_ns, d.end_ns) in per_interval
+        ]
     if not sizes:
         return octets
     typical = statistics.median(sizes)
@@ -262,8 +268,9 @@ def resolve_wraps(octets: CounterDeltas, packets: CounterDeltas, modulus: int) -
             return abs(math.log(value / count / typical)) if value > 0 else math.inf
 
         k = min(range(d.alternatives + 1), key=distance)
-        out.append(replace(d, value=d.value + k * modulus, wraps=d.wraps + k, alternatives=d.alternatives - k,
-                           hinted=True))  # fmt: skip
+        out.append(
+            replace(d, value=d.value + k * modulus, wraps=d.wraps + k, alternatives=d.alternatives - k, hinted=True)
+        )
         hinted += 1
     counts = dict(octets.counts)
     if hinted:

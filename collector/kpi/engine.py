@@ -32,10 +32,10 @@ from pathlib import Path
 
 import structlog
 
-from collector.kpi.day import KpiRow, KpiSettings, compute_day, lookback_ns
+from collector.kpi.compute import KpiConfig, compute_window
 from collector.kpi.enrich import Places
-from collector.kpi.output import to_lines
-from collector.kpi.raw import read_raw
+from collector.kpi.output import KpiPoint, to_lines, to_point
+from collector.kpi.raw import read_raw, to_readings
 from collector.kpi.stage import KpiStage
 from collector.kpi.windows import NS, day_window
 from collector.sink.influxdb import InfluxWriter
@@ -47,7 +47,7 @@ log = structlog.get_logger("collector.kpi.engine")
 class KpiEngine:
     def __init__(
         self,
-        settings: KpiSettings,
+        settings: KpiConfig,
         places: Places,
         query: InfluxQuery,
         writer: InfluxWriter,
@@ -104,14 +104,17 @@ class KpiEngine:
         self._persisted = frozenset(self.dirty)
 
     # -- computing --------------------------------------------------------------------------
-    async def compute_day(self, day: date) -> list[KpiRow]:
+    async def compute_day(self, day: date) -> list[KpiPoint]:
+        """The day's KPI points at every level, from what is stored (compute.py does the arithmetic)."""
         window = day_window(day)
-        margin = lookback_ns(self.settings)
-        raw = await read_raw(self.query, window.start_ns - margin, window.end_ns + margin)
-        rows = compute_day(day, raw, self.places, self.settings)
+        before = int(self.settings.lookback_s * NS)
+        after = int(self.settings.lookahead_s * NS)
+        raw = await read_raw(self.query, window.start_ns - before, window.end_ns + after)
+        readings = [to_readings(d, self.places.place(d.device, d.tags)) for d in raw.devices.values()]
+        rows = compute_window(readings, window, self.settings)
         newest = self.stage.newest_ns if self.stage is not None else time.time_ns()
         final = newest >= window.end_ns + self.lateness_ns
-        return [KpiRow(r.measurement, r.tags, r.ts_ns, {**r.fields, "final": final}) for r in rows]
+        return [to_point(row, self.places, final=final) for row in rows]
 
     async def recompute_day(self, day: date) -> int:
         """Compute one day from storage and write its rows; returns how many were written."""

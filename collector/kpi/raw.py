@@ -17,21 +17,32 @@ from typing import Any
 
 from collector.kpi.availability import Report, StateMark
 from collector.kpi.clients import ClientCount, ClientsReport
+from collector.kpi.compute import DeviceReadings
 from collector.kpi.counters import CounterReading
+from collector.kpi.enrich import Place
 from collector.kpi.traffic import Check, Probe
 from collector.sink.query import InfluxQuery, Series
 
 TAGS = ("device", "kind", "nis", "site")
 
 
+IF_COUNTERS = {  # stored field -> the counter's name in compute.DeviceReadings
+    "in_octets": "in",
+    "out_octets": "out",
+    "in_ucast_pkts": "in_pkts",
+    "out_ucast_pkts": "out_pkts",
+    "in_errors": "in_errors",
+    "out_errors": "out_errors",
+    "in_discards": "in_discards",
+    "out_discards": "out_discards",
+}
+
+
 @dataclass(slots=True)
 class InterfaceRaw:
     bits: int = 64
     speed_mbps: int | None = None
-    in_octets: list[CounterReading] = field(default_factory=list)
-    out_octets: list[CounterReading] = field(default_factory=list)
-    in_packets: list[CounterReading] = field(default_factory=list)
-    in_errors: list[CounterReading] = field(default_factory=list)
+    counters: dict[str, list[CounterReading]] = field(default_factory=dict)
     oper: list[Check] = field(default_factory=list)
 
 
@@ -112,33 +123,31 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
         for ts, uptime in series.values:
             device.reports.append(Report(ts, _float(uptime)))
             uptimes[(device.device, ts)] = _float(uptime)
+    fields = ", ".join(f'"{name}"' for name in IF_COUNTERS)
     for series in await query.query(
-        'SELECT "in_octets", "out_octets", "in_ucast_pkts", "in_errors", "oper_up", "speed_mbps", "counter_bits" '
-        f'FROM "interface" WHERE {span} {_group("ifname")}'
+        f'SELECT {fields}, "oper_up", "speed_mbps", "counter_bits" FROM "interface" WHERE {span} {_group("ifname")}'
     ):
         device = raw.device(series)
         interface = device.interfaces.setdefault(series.tags.get("ifname", ""), InterfaceRaw())
-        for ts, in_octets, out_octets, in_packets, in_errors, oper_up, speed, bits in series.values:
+        for row in series.values:
+            ts, *values, oper_up, speed, bits = row
             uptime = uptimes.get((device.device, ts))
             if bits is not None:
                 interface.bits = int(bits)
             if speed is not None:
                 interface.speed_mbps = int(speed)
-            for value, target in (
-                (in_octets, interface.in_octets),
-                (out_octets, interface.out_octets),
-                (in_packets, interface.in_packets),
-                (in_errors, interface.in_errors),
-            ):
+            for name, value in zip(IF_COUNTERS.values(), values, strict=True):
                 if value is not None:
-                    target.append(CounterReading(ts, int(value), uptime))
+                    interface.counters.setdefault(name, []).append(CounterReading(ts, int(value), uptime))
             if oper_up is not None:
                 interface.oper.append(Check(ts, bool(oper_up)))
     for series in await query.query(
-        f'SELECT "state", "up", "stamped_on_receipt" FROM "device_state" WHERE {span} {_group()}'
+        f'SELECT "state", "up", "stamped_on_receipt", "estimated" FROM "device_state" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
-        for ts, _state, up, will in series.values:
+        for ts, _state, up, will, estimated in series.values:
+            if estimated:
+                continue  # a will from a backlog says only "gone after its last report": silence says that too
             device.marks.append(StateMark(ts, bool(up), bool(will)))
     for series in await query.query(f'SELECT "pids" FROM "ap_client_presence" WHERE {span} {_group()}'):
         device = raw.device(series)
@@ -169,3 +178,36 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
             samples.append(RadioSample(ts, _float(cu), _int(retries), _int(total)))
     raw.devices.pop("", None)  # a series without a device tag is not ours to count
     return raw
+
+
+def to_readings(raw: DeviceRaw, place: Place) -> DeviceReadings:
+    """What compute.py takes for one device. The link's counters are those of the interface the
+    inventory names as the device's link (a school CPE with one interface: that one)."""
+    counters: dict[str, list[CounterReading]] = {}
+    if raw.uplink_tx or raw.uplink_rx:
+        counters["rx"] = raw.uplink_tx  # bytes from the clients leave by the uplink
+        counters["tx"] = raw.uplink_rx
+    link = place.link if place.link in raw.interfaces else None
+    if link is None and place.kind != "ap" and len(raw.interfaces) == 1:
+        link = next(iter(raw.interfaces))
+    if link is not None:
+        counters.update(raw.interfaces[link].counters)
+    for band, samples in raw.radios.items():
+        counters[f"tx_retries:{band}"] = [
+            CounterReading(s.ts_ns, s.tx_retries) for s in samples if s.tx_retries is not None
+        ]
+        counters[f"tx_total:{band}"] = [CounterReading(s.ts_ns, s.tx_total) for s in samples if s.tx_total is not None]
+    return DeviceReadings(
+        place=place,
+        reports=raw.reports,
+        marks=raw.marks,
+        clients=raw.clients,
+        client_reports=raw.presence,
+        counters=counters,
+        probes=raw.probes,
+        channel_utilisation={
+            band: [(s.ts_ns, s.cu_total_pct) for s in samples if s.cu_total_pct is not None]
+            for band, samples in raw.radios.items()
+        },
+        rf=raw.rf_good,
+    )

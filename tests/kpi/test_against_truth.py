@@ -54,8 +54,9 @@ class Published:
 
 @pytest.fixture(scope="module")
 def published() -> Published:
-    simulation = Simulation(SimConfig(start_ms=MONDAY, scale=0.1, period_s=PERIOD_S, clients_every=1,
-                                      faults=FaultConfig.parse(FAULTS)))  # fmt: skip
+    simulation = Simulation(
+        SimConfig(start_ms=MONDAY, scale=0.1, period_s=PERIOD_S, clients_every=1, faults=FaultConfig.parse(FAULTS))
+    )
     items = list(simulation.items())
     (day,) = simulation.truth.result({})["days"]
     out = Published(simulation, day)
@@ -77,12 +78,17 @@ def published() -> Published:
             ts, uptime = _ts(body["ts"]), body["sys_uptime_s"]
             out.reports[item.device].append(Report(ts, uptime))
             link = body["interfaces"][-1 if item.device.startswith("sw-") else 0]  # uplink, wan0
-            for name, key in (("in", "in_octets"), ("out", "out_octets"), ("in_pkts", "in_ucast_pkts"),
-                              ("out_pkts", "out_ucast_pkts")):  # fmt: skip
+            for name, key in (
+                ("in", "in_octets"),
+                ("out", "out_octets"),
+                ("in_pkts", "in_ucast_pkts"),
+                ("out_pkts", "out_ucast_pkts"),
+            ):
                 counters[name].append(CounterReading(ts, link[key], uptime))
         elif item.message == "probe":
-            out.probes[item.device].append(Probe(_ts(body["ts"]), body["sent"], body["received"],
-                                                 body.get("rtt_avg_ms"), body.get("jitter_ms")))  # fmt: skip
+            out.probes[item.device].append(
+                Probe(_ts(body["ts"]), body["sent"], body["received"], body.get("rtt_avg_ms"), body.get("jitter_ms"))
+            )
         elif item.message == "state":
             if "ts" in body:
                 out.marks[item.device].append(StateMark(_ts(body["ts"]), body["state"] == "online"))
@@ -165,11 +171,17 @@ def test_compute_window_per_municipality(published: Published) -> None:
     window = day_window(datetime.fromisoformat(day["date"]).date())
     places = parse_places(published.simulation.inventory.to_json())
     devices = [
-        DeviceReadings(places.place(device), published.reports[device], published.marks[device],
-                       published.counts[device], published.client_reports[device], published.counters[device],
-                       published.probes[device])
+        DeviceReadings(
+            places.place(device),
+            published.reports[device],
+            published.marks[device],
+            published.counts[device],
+            published.client_reports[device],
+            published.counters[device],
+            published.probes[device],
+        )
         for device in day["devices"]
-    ]  # fmt: skip
+    ]
     config = KpiConfig(period_s=PERIOD_S, clients_period_s=PERIOD_S)
     rows = {(r.level, r.key): r for r in compute_window(devices, window, config)}
     assert {level for level, _ in rows} == {"device", "site", "municipality", "region"}

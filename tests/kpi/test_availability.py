@@ -52,8 +52,11 @@ def test_silent_outage_counts_half_the_uncertain_period() -> None:
     assert a.down_ns == (7600 - 4080) * S
     assert a.uncertain_ns == P * S
     spans, _ = timeline(rs, [], POLICY, T0, T0 + DAY * S)
-    assert spans == [Span(T0, T0 + 4080 * S, True), Span(T0 + 4080 * S, T0 + 7600 * S, False),
-                     Span(T0 + 7600 * S, T0 + DAY * S, True)]  # fmt: skip
+    assert spans == [
+        Span(T0, T0 + 4080 * S, True),
+        Span(T0 + 4080 * S, T0 + 7600 * S, False),
+        Span(T0 + 7600 * S, T0 + DAY * S, True),
+    ]
 
 
 def test_a_reboot_without_any_state_message_is_seen_from_the_uptime() -> None:

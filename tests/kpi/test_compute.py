@@ -33,8 +33,14 @@ def test_levels_unknown_devices_and_k_anonymity() -> None:
     stray = ap(places.place("a9", {"nis": "21004", "site": "s2", "kind": "ap"}), 2, frozenset({"p3"}), 10)
     config = KpiConfig(period_s=P, clients_period_s=P)
     rows = {(r.level, r.key): r for r in compute_window([known, stray], DAY, config)}
-    assert set(rows) == {("device", "a1"), ("device", "a9"), ("site", "21004/s1"), ("site", "21004/s2"),
-                         ("municipality", "21004"), ("region", "bxl")}  # fmt: skip
+    assert set(rows) == {
+        ("device", "a1"),
+        ("device", "a9"),
+        ("site", "21004/s1"),
+        ("site", "21004/s2"),
+        ("municipality", "21004"),
+        ("region", "bxl"),
+    }
     m = rows[("municipality", "21004")]
     assert (m.devices, m.unknown_devices, m.grain, m.start_ns) == (2, 1, "day", T0)
     assert m.fields["peak_clients"] == 5 and m.fields["mean_clients"] == 5.0

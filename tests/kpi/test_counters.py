@@ -56,8 +56,12 @@ def test_uptime_going_back_is_a_reset_even_when_the_value_grew() -> None:
     out = deltas([r(0, 1_000, uptime=5_000), r(900, 50_000, uptime=300)], CounterSpec(bits=64))
     lost, counted = out.lost[0], out.deltas[0]
     # Booted 300 s before the second reading: the 50,000 were counted since then; 0..600 s is unknown.
-    assert (counted.start_ns, counted.end_ns, counted.value, counted.kind) == (T0 + 600 * S, T0 + 900 * S, 50_000,
-                                                                              "reset")  # fmt: skip
+    assert (counted.start_ns, counted.end_ns, counted.value, counted.kind) == (
+        T0 + 600 * S,
+        T0 + 900 * S,
+        50_000,
+        "reset",
+    )
     assert (lost.start_ns, lost.end_ns, lost.reason) == (T0, T0 + 600 * S, "reset")
 
 

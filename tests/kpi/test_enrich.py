@@ -49,17 +49,29 @@ def test_a_device_missing_from_the_inventory_is_kept_with_its_topic_tags(invento
     [
         ({"format": "other"}, "not a city-telemetry.inventory/1 file"),
         ({"format": "city-telemetry.inventory/1"}, "'devices' must be a list of objects"),
-        ({"format": "city-telemetry.inventory/1", "devices": [{"device": "a", "kind": "ap", "nis": "1"}]},
-         r"devices\[0\]: 'site' must be a non-empty string"),
-        ({"format": "city-telemetry.inventory/1", "devices": [
-            {"device": "a", "kind": "ap", "nis": "1", "site": "s", "link_capacity_mbps": "fast"}]},
-         "'link_capacity_mbps' must be a positive integer"),
-        ({"format": "city-telemetry.inventory/1", "devices": [
-            {"device": "a", "kind": "ap", "nis": "1", "site": "s"},
-            {"device": "a", "kind": "ap", "nis": "1", "site": "s"}]},
-         "listed twice"),
+        (
+            {"format": "city-telemetry.inventory/1", "devices": [{"device": "a", "kind": "ap", "nis": "1"}]},
+            r"devices\[0\]: 'site' must be a non-empty string",
+        ),
+        (
+            {
+                "format": "city-telemetry.inventory/1",
+                "devices": [{"device": "a", "kind": "ap", "nis": "1", "site": "s", "link_capacity_mbps": "fast"}],
+            },
+            "'link_capacity_mbps' must be a positive integer",
+        ),
+        (
+            {
+                "format": "city-telemetry.inventory/1",
+                "devices": [
+                    {"device": "a", "kind": "ap", "nis": "1", "site": "s"},
+                    {"device": "a", "kind": "ap", "nis": "1", "site": "s"},
+                ],
+            },
+            "listed twice",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_inventory_is_refused_naming_the_mistake(data: object, message: str) -> None:
     with pytest.raises(InventoryError, match=message):
         parse_places(data)

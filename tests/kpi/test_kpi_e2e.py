@@ -109,7 +109,7 @@ def compare(truth_day: dict[str, Any], influxdb: InfluxDB) -> list[str]:
             if abs(got[mine] - expected[theirs]) > 0.001 * max(expected[theirs], 1):
                 problems.append(f"{nis}: {mine} {got[mine]} vs {expected[theirs]}")
         if "school_utilisation_in_p95_pct" in expected:
-            p95 = got.get("school_util_in_p95_pct")
+            p95 = got.get("school_utilisation_in_p95_pct")
             if p95 is None or abs(p95 - expected["school_utilisation_in_p95_pct"]) > 0.1:
                 problems.append(f"{nis}: school p95 {p95} vs {expected['school_utilisation_in_p95_pct']}")
     return problems

@@ -100,8 +100,12 @@ def test_probe_stats() -> None:
 
 def test_link_is_down_while_the_device_is_or_a_check_fails() -> None:
     up = [(T0, T0 + 3000 * S), (T0 + 3300 * S, T0 + 3600 * S)]
-    checks = [Check(T0 + 60 * S, True), Check(T0 + 960 * S, False), Check(T0 + 1860 * S, True),
-              Check(T0 + 2760 * S, False)]  # fmt: skip
+    checks = [
+        Check(T0 + 60 * S, True),
+        Check(T0 + 960 * S, False),
+        Check(T0 + 1860 * S, True),
+        Check(T0 + 2760 * S, False),
+    ]
     # Failed 960-1860 and 2760-3660 (held one period): up = 3300 - 900 - 240 (2760-3000) - 300 (3300-3600).
     assert link_up_ns(up, checks, 900, T0, T0 + 3600 * S) == (3300 - 900 - 240 - 300) * S
 
@@ -115,10 +119,15 @@ def test_channel_load_and_rf_quality() -> None:
 
 
 def test_grouping_and_k_anonymity() -> None:
-    places = [Place("a1", "ap", "s1", "21004", "Bruxelles"), Place("a2", "ap", "s2", "21004", "Bruxelles"),
-              Place("a3", "ap", "s1", "21001", "Anderlecht")]  # fmt: skip
+    places = [
+        Place("a1", "ap", "s1", "21004", "Bruxelles"),
+        Place("a2", "ap", "s2", "21004", "Bruxelles"),
+        Place("a3", "ap", "s1", "21001", "Anderlecht"),
+    ]
     assert {k: [p.device for p in v] for k, v in group(places, "municipality").items()} == {
-        "21004": ["a1", "a2"], "21001": ["a3"]}  # fmt: skip
+        "21004": ["a1", "a2"],
+        "21001": ["a3"],
+    }
     assert set(group(places, "site")) == {"21004/s1", "21004/s2", "21001/s1"}
     assert list(group(places, "region")) == ["bxl"]
     assert availability_pct([(90, 100), (50, 100)]) == 70.0

@@ -101,5 +101,7 @@ def test_closing_and_the_windows_a_late_reading_touches() -> None:
     assert [w.start_ns for w in got] == [utc(2026, 11, 23, h) for h in (9, 10, 11)]
     # 00:10 local on the 23rd: its interval may reach back into the 22nd, so both days are touched.
     assert [w.local_date() for w in touched(utc(2026, 11, 22, 23, 10), 3600 * NS, "day")] == [
-        date(2026, 11, 22), date(2026, 11, 23)]  # fmt: skip
+        date(2026, 11, 22),
+        date(2026, 11, 23),
+    ]
     assert [w.local_date() for w in touched(utc(2026, 11, 23, 11), 3600 * NS, "day")] == [date(2026, 11, 23)]
