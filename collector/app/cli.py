@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from collector.app.config import ConfigError, load_config
+from collector.app.kpi_cli import add_kpi_parser
 from simulators.cli import add_simulate_parser
 
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     add_simulate_parser(commands)
+    add_kpi_parser(commands)
     return parser
 
 

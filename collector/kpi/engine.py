@@ -35,7 +35,7 @@ import structlog
 from collector.kpi.compute import KpiConfig, compute_window
 from collector.kpi.enrich import Places
 from collector.kpi.output import KpiPoint, to_lines, to_point
-from collector.kpi.raw import read_raw, to_readings
+from collector.kpi.raw import DeviceRaw, read_raw, to_readings
 from collector.kpi.stage import KpiStage
 from collector.kpi.windows import NS, day_window
 from collector.sink.influxdb import InfluxWriter
@@ -110,15 +110,23 @@ class KpiEngine:
         before = int(self.settings.lookback_s * NS)
         after = int(self.settings.lookahead_s * NS)
         raw = await read_raw(self.query, window.start_ns - before, window.end_ns + after)
+        if not raw.any_within(window.start_ns, window.end_ns):
+            return []  # nothing was reported that day: nothing to say (not a day of zeros)
+        for device in self.places.devices:  # a device of the inventory that said nothing was down
+            raw.devices.setdefault(device, DeviceRaw(device))
         readings = [to_readings(d, self.places.place(d.device, d.tags)) for d in raw.devices.values()]
         rows = compute_window(readings, window, self.settings)
-        newest = self.stage.newest_ns if self.stage is not None else time.time_ns()
+        # Final once past the day's end by the allowed lateness, by the clock or by the readings' own time
+        # (a replayed backlog runs ahead of neither).
+        newest = max(self.stage.newest_ns if self.stage is not None else 0, time.time_ns())
         final = newest >= window.end_ns + self.lateness_ns
         return [to_point(row, self.places, final=final) for row in rows]
 
     async def recompute_day(self, day: date) -> int:
         """Compute one day from storage and write its rows; returns how many were written."""
         rows = await self.compute_day(day)
+        if not rows:
+            return 0
         report = await self.writer.write(to_lines(rows))
         if report.refused:
             raise QueryError(f"InfluxDB refused {len(report.refused)} KPI lines: {report.refused[0][1]}")

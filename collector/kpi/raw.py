@@ -76,6 +76,14 @@ class RawData:
     to_ns: int
     devices: dict[str, DeviceRaw] = field(default_factory=dict)
 
+    def any_within(self, from_ns: int, to_ns: int) -> bool:
+        """Whether any device reported (or changed state) in ``[from_ns, to_ns)``."""
+        for d in self.devices.values():
+            for times in ((r.ts_ns for r in d.reports), (m.ts_ns for m in d.marks), (c.ts_ns for c in d.clients)):
+                if any(from_ns <= ts < to_ns for ts in times):
+                    return True
+        return False
+
     def device(self, series: Series) -> DeviceRaw:
         name = series.tags.get("device", "")
         raw = self.devices.get(name)
