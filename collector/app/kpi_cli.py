@@ -90,6 +90,7 @@ def cmd_recompute(args: argparse.Namespace) -> int:
                     return 1
                 print(f"[{i}/{len(days)}] {day}: {written} KPI points written", flush=True)
         finally:
+            engine.close()
             await engine.query.close()
             await engine.writer.close()
         return 0

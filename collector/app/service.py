@@ -259,6 +259,7 @@ class Collector:
 
     async def kpi_query_close(self) -> None:
         if self.kpi is not None:
+            self.kpi.close()
             await self.kpi.query.close()
             await self.kpi.writer.close()
 

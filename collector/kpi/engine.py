@@ -24,9 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
 
@@ -38,6 +41,7 @@ from collector.kpi.output import KpiPoint, to_lines, to_point
 from collector.kpi.raw import DeviceRaw, read_raw, to_readings
 from collector.kpi.stage import KpiStage
 from collector.kpi.windows import NS, day_window
+from collector.sink.config import InfluxConfig
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
 
@@ -69,6 +73,7 @@ class KpiEngine:
         self.rows_written = 0
         self.failures = 0
         self.last_error: str | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
     # -- state: the touched days survive a crash --------------------------------------------
     def _load_state(self) -> set[date]:
@@ -105,22 +110,26 @@ class KpiEngine:
 
     # -- computing --------------------------------------------------------------------------
     async def compute_day(self, day: date) -> list[KpiPoint]:
-        """The day's KPI points at every level, from what is stored (compute.py does the arithmetic)."""
-        window = day_window(day)
-        before = int(self.settings.lookback_s * NS)
-        after = int(self.settings.lookahead_s * NS)
-        raw = await read_raw(self.query, window.start_ns - before, window.end_ns + after)
-        if not raw.any_within(window.start_ns, window.end_ns):
-            return []  # nothing was reported that day: nothing to say (not a day of zeros)
-        for device in self.places.devices:  # a device of the inventory that said nothing was down
-            raw.devices.setdefault(device, DeviceRaw(device))
-        readings = [to_readings(d, self.places.place(d.device, d.tags)) for d in raw.devices.values()]
-        rows = compute_window(readings, window, self.settings)
+        """The day's KPI points at every level, from what is stored (compute.py does the arithmetic).
+
+        Reading a day back and computing it takes seconds of CPU for a city: it runs in a process of
+        its own (one, reused), so that ingest keeps its event loop and the machine's other core."""
         # Final once past the day's end by the allowed lateness, by the clock or by the readings' own time
         # (a replayed backlog runs ahead of neither).
         newest = max(self.stage.newest_ns if self.stage is not None else 0, time.time_ns())
-        final = newest >= window.end_ns + self.lateness_ns
-        return [to_point(row, self.places, final=final) for row in rows]
+        job = (self.query.config, self.places, self.settings, day, newest, self.lateness_ns)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, compute_day_job, job)
+        except BrokenProcessPool as error:
+            self._pool = None
+            raise QueryError(f"the KPI process died: {error}") from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def recompute_day(self, day: date) -> int:
         """Compute one day from storage and write its rows; returns how many were written."""
@@ -173,8 +182,37 @@ class KpiEngine:
 
     def stats(self) -> dict[str, int]:
         return {
-            "kpi_days_pending": len(self.dirty),
+            "kpi_days_pending": len(self.dirty | (self.stage.touched if self.stage is not None else set())),
             "kpi_days_computed": self.days_computed,
             "kpi_rows_written": self.rows_written,
             "kpi_failures": self.failures,
         }
+
+
+Job = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
+
+
+def compute_day_job(job: Job) -> list[KpiPoint]:
+    """One day's KPI points (runs in the KPI process): read back, compute, mark final."""
+    return asyncio.run(_compute_day(*job))
+
+
+async def _compute_day(
+    influx: InfluxConfig, places: Places, settings: KpiConfig, day: date, newest_ns: int, lateness_ns: int
+) -> list[KpiPoint]:
+    window = day_window(day)
+    before = int(settings.lookback_s * NS)
+    after = int(settings.lookahead_s * NS)
+    query = InfluxQuery(influx)
+    try:
+        raw = await read_raw(query, window.start_ns - before, window.end_ns + after)
+    finally:
+        await query.close()
+    if not raw.any_within(window.start_ns, window.end_ns):
+        return []  # nothing was reported that day: nothing to say (not a day of zeros)
+    for device in places.devices:  # a device of the inventory that said nothing was down
+        raw.devices.setdefault(device, DeviceRaw(device))
+    readings = [to_readings(d, places.place(d.device, d.tags)) for d in raw.devices.values()]
+    rows = compute_window(readings, window, settings)
+    final = newest_ns >= window.end_ns + lateness_ns
+    return [to_point(row, places, final=final) for row in rows]

@@ -139,6 +139,7 @@ async def recompute(config: Config, days: list[date]) -> None:
         for day in days:
             await engine.recompute_day(day)
     finally:
+        engine.close()
         await engine.query.close()
         await engine.writer.close()
 
