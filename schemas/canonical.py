@@ -235,12 +235,17 @@ class DeviceState(_Strict):
 
 # An attribute keeps the JSON type it was sent with (true stays a boolean, 5 an integer, 5.0 a float);
 # each type is stored in a field of its own (docs/data-model.md), so devices cannot conflict.
-EventAttribute = (
-    Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
-    | Annotated[int, Field(ge=-(2**63), le=INT64_MAX)]
-    | float
-    | bool
-)
+def _int64(value: object) -> object:
+    """An integer attribute beyond 64 bits would otherwise be taken by the float option, altered."""
+    if value.__class__ is int and not -(2**63) <= value <= INT64_MAX:
+        raise ValueError("an integer attribute must fit 64 bits")
+    return value
+
+
+EventAttribute = Annotated[
+    Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")] | int | float | bool,
+    BeforeValidator(_int64),
+]
 
 
 class DeviceEvent(Envelope):

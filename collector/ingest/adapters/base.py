@@ -244,9 +244,10 @@ _SCALE = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 def from_epoch(value: Any, where: str, unit: str = "s") -> EpochNs:
     """A JSON number of ``unit`` (s, ms, us, ns) since the epoch; ``auto`` tells the unit from the
-    magnitude. A float is taken as the decimal it was written as (``1764338400.123456789`` s is
-    exactly ...123456789 ns, not the nearest binary float times 10**9); digits past the nanosecond
-    are rounded. Not a string or a boolean."""
+    magnitude. A float is taken as its shortest decimal, which is what the sender wrote whenever a
+    double can hold it (``1780271974.134364`` s is ...134364000 ns, where the float times 10**9 is
+    ...134363904); a double holds about 16 digits, so epoch seconds keep microseconds at best:
+    senders that need nanoseconds send an integer. Not a string or a boolean."""
     number: int | float = as_int(value, where) if value.__class__ is int else as_float(value, where)
     if unit == "auto":
         magnitude = abs(number)
