@@ -23,8 +23,12 @@ NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The shape is checked here; the calendar (day of month, hours, offset) by datetime.fromisoformat.
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]+))?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+# The whole seconds of recent times, by their text without the fraction: devices report on the same
+# seconds, so most messages skip the calendar arithmetic. Bounded: cleared when full.
+_SECONDS: dict[str, int] = {}
+_SECONDS_MAX = 4096
 
 
 class EpochNs(int):
@@ -61,13 +65,18 @@ def parse_rfc3339(text: str) -> EpochNs:
     fraction = found.group(1)
     if fraction is not None and len(fraction) > 9:
         raise ValueError(f"{len(fraction)} fractional digits: at most 9 (nanoseconds) can be stored")
-    try:
-        # C speed for the calendar; it keeps microseconds only, so the fraction is added from the text.
-        moment = datetime.fromisoformat(text if text[10] == "T" and text[-1] != "z" else text.upper())
-    except ValueError as error:
-        raise ValueError(f"not a valid time: {error}") from None
-    delta = moment - _EPOCH
-    ns = (delta.days * 86_400 + delta.seconds) * NS_PER_S
+    whole = text[:19] + found.group(2)
+    ns = _SECONDS.get(whole)
+    if ns is None:
+        try:
+            moment = datetime.fromisoformat(whole.upper())  # the calendar, at C speed, to the second
+        except ValueError as error:
+            raise ValueError(f"not a valid time: {error}") from None
+        delta = moment - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * NS_PER_S
+        if len(_SECONDS) >= _SECONDS_MAX:
+            _SECONDS.clear()
+        _SECONDS[whole] = ns
     if fraction is not None:
         ns += int(fraction.ljust(9, "0"))
     return EpochNs(ns)
