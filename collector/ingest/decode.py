@@ -26,7 +26,7 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from collector.ingest.adapters.base import AdapterError, Source, load_json
+from collector.ingest.adapters.base import DUPLICATE_KEY, AdapterError, Source, load_json
 from collector.ingest.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
 from collector.ingest.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
 from schemas.canonical import ApClients, ApMetrics, CanonicalMessage, DeviceEvent, DeviceState, IfCounters
@@ -129,6 +129,15 @@ def _key_count(message: CanonicalMessage) -> int:
     return count
 
 
+def _duplicate_key(payload: bytes | bytearray) -> Rejection | None:
+    try:
+        load_json(payload)
+    except AdapterError as error:
+        if error.detail.startswith(DUPLICATE_KEY):
+            return Rejection(error.reason, error.detail)
+    return None
+
+
 def _known_schemas() -> set[str]:
     return set().union(*MESSAGE_SCHEMAS.values())
 
@@ -226,7 +235,8 @@ class Decoder:
         try:
             message = _CANONICAL.validate_json(payload)
         except ValidationError as error:
-            return describe_validation_error(error)
+            # A key given twice is refused as such whichever of its values pydantic looked at.
+            return _duplicate_key(payload) or describe_validation_error(error)
         if payload.count(b'":') != _key_count(message) or _MAYBE_SPACED_KEY(payload):
             try:  # a key given twice, or a payload the count cannot vouch for: read it exactly
                 load_json(payload)

@@ -536,3 +536,23 @@ def test_what_is_stored_is_what_influxdb_keeps(store: Store, route: str, data: s
     position = data.draw(st.sampled_from(ROUTES[route][1]))
     result, sent = json_case(route, position, data.draw(plausible))
     check(position, sent, result, store)
+
+
+# --- a key given twice ----------------------------------------------------------------------------
+KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
+JSON_SEEDS = sorted(name for name, seed in SEEDS.items() if seed.is_json)
+
+
+@settings(max_examples=scaled(300))
+@given(data=st.data())
+def test_a_key_given_twice_anywhere_on_any_json_route_is_refused_naming_it(data: st.DataObject) -> None:
+    """Any key of any JSON payload (canonical or vendor), at any depth, written a second time with
+    any value before its first occurrence: refused as bad_json, naming the key."""
+    seed = SEEDS[data.draw(st.sampled_from(JSON_SEEDS))]
+    keys = list(KEY.finditer(seed.payload))
+    found = data.draw(st.sampled_from(keys))
+    value = json.dumps(data.draw(values), ensure_ascii=False).encode()
+    payload = seed.payload[: found.start()] + found.group(0) + b" " + value + b", " + seed.payload[found.start() :]
+    result = PIPELINE.process(seed.topic, payload, False, RECEIVED_NS)
+    assert isinstance(result, Rejection) and result.reason == "bad_json", (seed.name, found.group(0), result)
+    assert json.loads(b'"' + found.group(1) + b'"') in result.detail, result.detail

@@ -87,6 +87,9 @@ class AdapterInfo:
 
 
 # --- decoding ------------------------------------------------------------------------------------
+DUPLICATE_KEY = "a key given twice"
+
+
 def load_json(payload: bytes | bytearray) -> Any:
     """The JSON document, or AdapterError(bad_json). Refused besides what RFC 8259 refuses: a key
     given twice in one object, at any depth (a reader that keeps the last would store a value the
@@ -99,7 +102,7 @@ def load_json(payload: bytes | bytearray) -> Any:
     except ValueError as error:
         text = str(error)
         if text.startswith("Detected duplicate key"):
-            raise AdapterError("bad_json", f"a key given twice: {mask(text.removeprefix('Detected '))}") from None
+            raise AdapterError("bad_json", f"{DUPLICATE_KEY}: {mask(text.removeprefix('Detected '))}") from None
         raise AdapterError("bad_json", f"not JSON: {mask(text)}") from None
 
 
