@@ -457,6 +457,7 @@ class Simulation:
         if not ap.up:
             return
         snap = self._ap_snapshot(ap, b, active, clients_tick)
+        self.truth.report_counters(d, snap.ts_ms, snap.uptime_s, snap.uplink_tx_bytes, snap.uplink_rx_bytes)
         if d.flavour == "canonical":
             self._emit(b, ap, "metrics", p.ap_metrics(snap))
             if clients_tick:
@@ -699,6 +700,8 @@ class Simulation:
         snap = p.NetSnap(
             d.device, b + net.skew_ms, net.next_seq(), int((b - net.boot_ms) / 1000), d.counter_bits, interfaces
         )
+        link = snap.interfaces[-1 if d.kind == "switch" else 0]  # the uplink, the school's wan0
+        self.truth.report_counters(d, snap.ts_ms, snap.sys_uptime_s, link.in_octets, link.out_octets)
         labels: list[str] = []
         if d.counter_bits == 32:
             for i in interfaces:

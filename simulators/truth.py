@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from simulators.inventory import Device, Inventory
 
 TZ = ZoneInfo("Europe/Brussels")
+REBOOT_SLACK_MS = 2000  # uptime is whole seconds: a boot is later than the previous report by more
 
 
 def local_days(start_ms: int, end_ms: int) -> list[tuple[str, int, int]]:
@@ -60,6 +61,13 @@ class DayAcc:
     tx: float = 0.0
     util_in: list[float] = field(default_factory=list)
     util_out: list[float] = field(default_factory=list)
+    # What the reports can observe (docs/simulator.md "Ground truth"): counter increases between
+    # consecutive reports, strictly inside the day (obs_*) and shared pro rata of time (prorata_*).
+    obs_a: int = 0
+    obs_b: int = 0
+    prorata_a: float = 0.0
+    prorata_b: float = 0.0
+    multiwrap: int = 0
 
 
 class TruthBook:
@@ -75,6 +83,7 @@ class TruthBook:
         # clients summed over a municipality's APs, per report tick: day -> nis -> tick -> clients
         self.ticks: list[dict[str, dict[int, int]]] = [{} for _ in self.days]
         self.unseen_sessions = 0
+        self.last_report: dict[str, tuple[int, int, int]] = {}  # device -> (ts, counter a, counter b)
 
     def day_of(self, t_ms: float) -> int:
         """Index of the local day containing t (clamped to the run)."""
@@ -126,6 +135,45 @@ class TruthBook:
                 acc = self.acc[device][day]
                 acc.rx += rx * share
                 acc.tx += tx * share
+
+    def report_counters(self, device: Device, ts_ms: int, uptime_s: int, a: int, b: int) -> None:
+        """A report of the device's volume counters: AP ``a``/``b`` = bytes from/to clients (its uplink
+        tx/rx), link ``a``/``b`` = in/out octets. Values are the true running totals (a 32-bit device
+        reports them modulo 2**32), ``ts_ms`` and ``uptime_s`` as the report carries them (device
+        clock). A boot after the previous report means the counters restarted from zero."""
+        previous = self.last_report.get(device.device)
+        self.last_report[device.device] = (ts_ms, a, b)
+        if previous is None:
+            return
+        t0, a0, b0 = previous
+        boot = ts_ms - uptime_s * 1000
+        if boot > t0 + REBOOT_SLACK_MS:
+            da, db, start = a, b, boot
+        else:
+            da, db, start = a - a0, b - b0, t0
+        first, last = self._report_day(t0), self._report_day(ts_ms)
+        if last is not None and first == last:
+            acc = self.acc[device.device][last]
+            acc.obs_a += da
+            acc.obs_b += db
+            if device.counter_bits == 32 and max(da, db) >= 2**32:
+                acc.multiwrap += 1
+        for day, (_, d0, d1) in enumerate(self.days):
+            if ts_ms == start:
+                part = 1.0 if d0 <= ts_ms < d1 else 0.0
+            else:
+                part = overlap(start, ts_ms, d0, d1) / (ts_ms - start)
+            if part > 0:
+                acc = self.acc[device.device][day]
+                acc.prorata_a += da * part
+                acc.prorata_b += db * part
+
+    def _report_day(self, t_ms: int) -> int | None:
+        """The day of the run a report's timestamp falls in (None outside the run)."""
+        for day, (_, d0, d1) in enumerate(self.days):
+            if d0 <= t_ms < d1:
+                return day
+        return None
 
     def utilisation(self, device: str, t_ms: int, util_in: float, util_out: float) -> None:
         if self.in_run(t_ms):
@@ -179,6 +227,10 @@ class TruthBook:
                 sessions=acc.sessions,
                 rx_bytes=round(acc.rx),
                 tx_bytes=round(acc.tx),
+                observable_rx_bytes=acc.obs_a,
+                observable_tx_bytes=acc.obs_b,
+                prorata_rx_bytes=round(acc.prorata_a),
+                prorata_tx_bytes=round(acc.prorata_b),
             )
         else:
             port = device.ports[-1] if device.kind == "switch" else device.ports[0]
@@ -192,6 +244,11 @@ class TruthBook:
                 utilisation_in_max_pct=round(100 * max(acc.util_in, default=0.0), 4),
                 utilisation_out_mean_pct=_mean_pct(acc.util_out),
                 utilisation_out_p95_pct=round(100 * percentile(acc.util_out, 95), 4),
+                observable_in_bytes=acc.obs_a,
+                observable_out_bytes=acc.obs_b,
+                prorata_in_bytes=round(acc.prorata_a),
+                prorata_out_bytes=round(acc.prorata_b),
+                multiwrap_intervals=acc.multiwrap,
             )
         return entry
 
@@ -219,6 +276,11 @@ class TruthBook:
                 "sessions": sum(devices[d.device]["sessions"] for d in aps),
                 "rx_bytes": sum(devices[d.device]["rx_bytes"] for d in aps),
                 "tx_bytes": sum(devices[d.device]["tx_bytes"] for d in aps),
+                **{
+                    f"{kind}_{way}_bytes": sum(devices[d.device][f"{kind}_{way}_bytes"] for d in aps)
+                    for kind in ("observable", "prorata")
+                    for way in ("rx", "tx")
+                },
                 "school_links": len(schools),
             }
             if schools:
@@ -229,6 +291,10 @@ class TruthBook:
                     ),
                     school_in_bytes=sum(devices[d.device]["in_bytes"] for d in schools),
                     school_out_bytes=sum(devices[d.device]["out_bytes"] for d in schools),
+                    school_observable_in_bytes=sum(devices[d.device]["observable_in_bytes"] for d in schools),
+                    school_observable_out_bytes=sum(devices[d.device]["observable_out_bytes"] for d in schools),
+                    school_prorata_in_bytes=sum(devices[d.device]["prorata_in_bytes"] for d in schools),
+                    school_prorata_out_bytes=sum(devices[d.device]["prorata_out_bytes"] for d in schools),
                     school_utilisation_in_mean_pct=_mean_pct(util),
                     school_utilisation_in_p95_pct=round(100 * percentile(util, 95), 4),
                 )

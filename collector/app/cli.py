@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 from collector.app.config import ConfigError, load_config
+from collector.app.kpi_cli import add_kpi_parser
 from simulators.cli import add_simulate_parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from collector.app.service import Collector
+    from collector.ops.health import HealthPortUnavailable
     from collector.ops.logs import configure_logging
 
     try:
@@ -32,10 +34,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         collector = Collector(config)
         # SIGUSR1: log the statistics and what every task is waiting for (for an operator's "why?").
         loop.add_signal_handler(signal.SIGUSR1, collector.log_diagnostics)
+        # SIGHUP: reopen the dead-letter file (after an external logrotate moved it away).
+        loop.add_signal_handler(signal.SIGHUP, collector.dead_letters.request_reopen)
         return await collector.run(stop, grace_s=args.grace)
 
     # Non-zero after an internal failure, so that systemd's Restart= starts a fresh process.
-    return 0 if asyncio.run(main()) else 1
+    try:
+        return 0 if asyncio.run(main()) else 1
+    except HealthPortUnavailable as error:  # checked before connecting to the broker
+        print(f"city-telemetry run: {error}", file=sys.stderr)
+        return 2
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -96,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     add_simulate_parser(commands)
+    add_kpi_parser(commands)
     return parser
 
 

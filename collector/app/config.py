@@ -23,6 +23,7 @@ from collector.delivery.config import BatchConfig, DeadLetterConfig, SpoolConfig
 from collector.ingest.config import InventoryConfig, LimitsConfig, TopicConfig
 from collector.ingest.routing import RoutingConfig, subscriptions
 from collector.ingest.topics import TopicPattern
+from collector.kpi.config import KpiSection
 from collector.ops.config import HealthConfig, LogConfig
 from collector.settings import Section
 from collector.sink.config import InfluxConfig
@@ -47,6 +48,7 @@ class Config(Section):
     health: HealthConfig = HealthConfig()
     log: LogConfig = LogConfig()
     routing: RoutingConfig = RoutingConfig()
+    kpi: KpiSection = KpiSection()
 
     @property
     def subscriptions(self) -> list[str]:

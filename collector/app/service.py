@@ -12,6 +12,7 @@ unacknowledged, and the broker keeps the rest (docs/delivery.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -21,18 +22,50 @@ import structlog
 
 from collector.app.config import Config
 from collector.delivery.committer import Committer
-from collector.delivery.deadletter import DeadLetters, make_record
+from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline, Stage
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
-from collector.ops.health import HealthServer
+from collector.kpi.compute import KpiConfig
+from collector.kpi.engine import KpiEngine
+from collector.kpi.enrich import Places, load_places
+from collector.kpi.pseudonym import Pseudonymiser
+from collector.kpi.stage import KpiStage
+from collector.ops.health import HealthServer, Status, assess, bind_listener
 from collector.sink.influxdb import InfluxWriter
+from collector.sink.query import InfluxQuery, QueryError
 from collector.source.mqtt import MqttSource
 
 log = structlog.get_logger("collector.app.service")
 
 DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
+SEED_TIMEOUT_S = 5.0
+KPI_READY_WAIT_S = 30.0
+KPI_FINAL_S = 10.0  # at stop, for the last days' KPIs
+
+
+def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
+    """The KPI engine the config describes (the live collector's, or ``kpi recompute``'s)."""
+    inventory = config.inventory.file
+    kpi = config.kpi
+    return KpiEngine(
+        KpiConfig(
+            period_s=kpi.report_period_s,
+            clients_period_s=kpi.clients_every_s,
+            missed_reports=kpi.missed_reports,
+            will_delay_s=config.limits.will_delay_s,
+            k_anonymity=kpi.k_anonymity,
+            clients_bucket_s=kpi.clients_bucket_s,
+            restarts_as_idle=True,
+        ),
+        load_places(inventory) if inventory is not None else Places(),
+        InfluxQuery(config.influxdb),
+        InfluxWriter(config.influxdb),
+        stage=stage,
+        state_file=(kpi.state_file or config.spool.folder / "kpi-state.json") if stage is not None else None,
+        lateness_s=kpi.lateness_s,
+    )
 
 
 def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
@@ -47,6 +80,8 @@ def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
         max_devices=config.limits.max_devices,
         max_series=config.limits.max_series,
         known_devices=inventory.device_ids if inventory.require_known else None,
+        will_delay_s=config.limits.will_delay_s,
+        will_max_lag_s=config.limits.will_max_lag_s,
         stages=stages,
     )
 
@@ -63,21 +98,24 @@ class Collector:
         dead_letters: DeadLetters | None = None,
     ) -> None:
         self.config = config
-        self.pipeline = pipeline or build_pipeline(config)
+        self.kpi_stage: KpiStage | None = None
+        if config.kpi.enabled:
+            self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file))
+        self.pipeline = pipeline or build_pipeline(config, [self.kpi_stage] if self.kpi_stage else [])
         self.source = source or MqttSource(config.mqtt, config.subscriptions)
         self.writer = writer or InfluxWriter(config.influxdb)
         if dead_letters is None:
             topic = config.dead_letter.topic
-            dead_letters = DeadLetters(
-                config.dead_letter.file,
+            dead_letters = DeadLetters.from_config(
+                config.dead_letter,
                 publish=(lambda payload: self.source.publish(topic, payload)) if topic else None,
-                log_every_s=config.dead_letter.log_every_s,
             )
         self.dead_letters = dead_letters
         if spool is None and config.spool.enabled:
             spool = Spool(config.spool.folder, config.spool.max_bytes, config.spool.segment_bytes)
         self.spool = spool
         self.counters: Counter[str] = Counter()
+        self.kpi = build_kpi_engine(config, self.kpi_stage) if self.kpi_stage is not None else None
         self.committer = Committer(
             config.batch,
             config.spool,
@@ -86,6 +124,7 @@ class Collector:
             dead_letters=self.dead_letters,
             acknowledger=self.source,
             counters=self.counters,
+            before_ack=self.kpi.before_ack if self.kpi is not None else None,
         )
         self.health_port: int | None = None  # where /healthz and /metrics listen, once started
         self._stopping = False
@@ -112,17 +151,21 @@ class Collector:
             influxdb=self.config.influxdb.url,
             api=self.config.influxdb.api,
         )
-        self.source.start()
         health = None
-        if self.config.health.listen is not None:
-            host, port = self.config.health.listen.rsplit(":", 1)
-            health = HealthServer(host, int(port), self.stats, self.health)
+        if self.config.health.listen is not None:  # bound before connecting: a taken port stops us here
+            health = HealthServer(bind_listener(self.config.health.listen), self.stats, self.health)
+        await self._seed_last_seen()
+        self.source.start()
+        if health is not None:
             await health.start()
             self.health_port = health.port
         consumer = asyncio.create_task(self._consume(), name="consume")
         flusher = asyncio.create_task(self.committer.run_flusher(), name="flush")
         drainer = asyncio.create_task(self.committer.run_drainer(), name="drain-spool")
         reporter = asyncio.create_task(self._report_loop(), name="report")
+        kpi = None
+        if self.kpi is not None:
+            kpi = asyncio.create_task(self.kpi.run(self.config.kpi.every_s, self._stored), name="kpi")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({consumer, flusher, drainer, stopper}, return_when=asyncio.FIRST_COMPLETED)
         failed = False
@@ -135,6 +178,8 @@ class Collector:
         self._stopping = True
         consumer.cancel()
         reporter.cancel()
+        if kpi is not None:
+            kpi.cancel()
         try:
             async with asyncio.timeout(grace_s):
                 self._take_messages()  # what paho already received
@@ -145,10 +190,18 @@ class Collector:
                 unwritten_lines=len(self.committer.batch.lines),
                 note="unacknowledged messages stay in the broker session",
             )
+        if self.kpi is not None and not failed:
+            # The last readings' days, if they are all stored; else the state file keeps them pending.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(KPI_FINAL_S):
+                    await self.kpi.cycle(self._stored_now)
         self.committer.abandon()
         flusher.cancel()
         drainer.cancel()
         await asyncio.gather(consumer, flusher, reporter, drainer, stopper, return_exceptions=True)
+        if kpi is not None:
+            await asyncio.gather(kpi, return_exceptions=True)
+            await self.kpi_query_close()
         self.source.stop()
         if health is not None:
             await health.stop()
@@ -158,6 +211,56 @@ class Collector:
             self.spool.close()
         self._log_stats("collector_stopped")
         return not failed
+
+    async def _seed_last_seen(self) -> None:
+        """Each device's newest stored timestamp, so that a will queued while the collector was away
+        is not stored after the state that followed it (ingest/decode.py, ``_stamp_will``)."""
+        statement = (
+            f'SELECT last("seq") FROM /.*/ WHERE time > now() - {int(self.config.limits.max_past_s)}s GROUP BY "device"'
+        )
+        query = InfluxQuery(self.config.influxdb)
+        try:
+            async with asyncio.timeout(SEED_TIMEOUT_S):
+                found = await query.query(statement)
+        except (QueryError, TimeoutError) as error:
+            if "database not found" in str(error):
+                return  # a new database: no device has a past yet
+            log.warning(
+                "last_seen_not_loaded",
+                error=str(error) or type(error).__name__,
+                hint="InfluxDB did not answer at start: a last will queued while the collector was away "
+                "is stored at its receipt, which may be after the device's next state",
+            )
+            return
+        finally:
+            await query.close()
+        last_seen = self.pipeline.decoder.last_seen_ns
+        for series in found:
+            device = series.tags.get("device")
+            if device and series.values:
+                last_seen[device] = max(last_seen.get(device, 0), int(series.values[-1][0]))
+        log.info("last_seen_loaded", devices=len(last_seen))
+
+    async def _stored(self) -> bool:
+        """True once everything received so far is in InfluxDB (committed, nothing left in the spool):
+        the KPI engine reads it back, so it waits for this (at most KPI_READY_WAIT_S)."""
+        target = self.counters["received"]
+        deadline = time.monotonic() + KPI_READY_WAIT_S
+        while time.monotonic() < deadline:
+            committed = self.counters["messages_committed"] >= target
+            if committed and (self.spool is None or self.spool.empty) and self.writer.last_error is None:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _stored_now(self) -> bool:
+        stored = self.counters["messages_committed"] >= self.counters["received"]
+        return stored and (self.spool is None or self.spool.empty) and self.writer.last_error is None
+
+    async def kpi_query_close(self) -> None:
+        if self.kpi is not None:
+            await self.kpi.query.close()
+            await self.kpi.writer.close()
 
     # -- consuming --------------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -182,9 +285,10 @@ class Collector:
             if isinstance(result, list):
                 batch.lines.extend(result)
             else:
-                record = make_record(result.reason, result.detail, topic, message.payload, received_ns)
-                self.dead_letters.note(record)
-                batch.dead.append(record)
+                dead = self.dead_letters
+                record = dead.record(result.reason, result.detail, topic, message.payload, received_ns, message.retain)
+                if dead.note(record):  # False: a refused retained message already dead-lettered
+                    batch.dead.append(record)
             if message.qos:
                 batch.acks.append((generation, message.mid))
         if taken:
@@ -202,6 +306,7 @@ class Collector:
         return {
             **self.counters,
             "rejected_by_reason": dict(self.dead_letters.counts),
+            **self.dead_letters.stats(),
             "pending_lines": len(self.committer.batch.lines),
             "write_requests": self.writer.requests,
             "write_retries": self.writer.retries,
@@ -211,22 +316,25 @@ class Collector:
             "mqtt_read_pauses": self.source.read_pauses,
             "mqtt_connect_failures": self.source.connect_failures,
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
+            "wills_stamped_early": self.pipeline.decoder.wills_stamped_early,
+            **(self.kpi.stats() if self.kpi is not None else {}),
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
+            "spool_lost_records": self.spool.lost_records if self.spool is not None else 0,
+            "spool_lost_bytes": self.spool.lost_bytes if self.spool is not None else 0,
             "drain_rate_lines_s": round(self.committer.drain_rate_lines_s),
             "backpressure": self.committer.backpressure,
+            "health": self.health()[0],
         }
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy: connected to the broker and able to make what arrives durable."""
-        connected = self.source.connected.is_set()
-        detail = {
-            "mqtt_connected": connected,
-            "backpressure": self.committer.backpressure,
-            "influxdb_error": self.writer.last_error,
-            "spool_lines": self.spool.lines if self.spool else 0,
-        }
-        return connected and not self.committer.backpressure, detail
+    def health(self) -> tuple[Status, dict[str, Any]]:
+        """healthy, degraded (InfluxDB away or spool not drained) or unhealthy (collector/ops/health.py)."""
+        return assess(
+            mqtt_connected=self.source.connected.is_set(),
+            backpressure=self.committer.backpressure,
+            influxdb_error=self.writer.last_error,
+            spool_lines=self.spool.lines if self.spool else 0,
+        )
 
     def log_diagnostics(self) -> None:
         tasks = {

@@ -28,14 +28,14 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
 from collector.delivery.config import BatchConfig, SpoolConfig
-from collector.delivery.deadletter import DeadLetters, make_record
+from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
 from collector.sink.influxdb import WriteAborted, WriteReport, WriteStalled
 
@@ -101,6 +101,7 @@ class Committer:
         dead_letters: DeadLetters,
         acknowledger: Acknowledger,
         counters: Counter[str] | None = None,
+        before_ack: Callable[[], None] | None = None,
     ) -> None:
         self.max_lines = batch_config.max_lines
         self.max_interval_s = batch_config.max_interval_s
@@ -110,6 +111,7 @@ class Committer:
         self.dead_letters = dead_letters
         self.acknowledger = acknowledger
         self.counters: Counter[str] = Counter() if counters is None else counters
+        self.before_ack = before_ack  # e.g. the KPI engine making its touched days durable
         self.batch = Batch()
         self.backpressure = False  # spool full: messages are not acknowledged until it drains
         self.drain_rate_lines_s = 0.0
@@ -188,6 +190,7 @@ class Committer:
             if unwritten:
                 await self._spool_lines(unwritten)
             await self._write_dead_letters(refused)
+            await self._run_before_ack()
         except WriteAborted:
             self.counters["batches_abandoned"] += 1
             return  # not acknowledged: the broker redelivers these messages to the next run
@@ -200,10 +203,27 @@ class Committer:
         self.counters["lines_written"] += report.accepted
         records = []
         for line, reason in report.refused:
-            record = make_record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
+            record = self.dead_letters.record("influxdb_rejected", reason, None, None, time.time_ns(), line=line)
             self.dead_letters.note(record)
             records.append(record)
         return records
+
+    async def _run_before_ack(self) -> None:
+        """What must be durable before an acknowledgement besides the data (a failure is retried)."""
+        while self.before_ack is not None:
+            try:
+                self.before_ack()
+                return
+            except OSError as error:
+                log.error(
+                    "before_ack_failed",
+                    error=str(error),
+                    retry_in_s=DEAD_LETTER_RETRY_S,
+                    hint="the KPI state file cannot be written: check its disk",
+                )
+                if self.abandoned:
+                    raise WriteAborted() from None
+                await _wait(self._abandon, DEAD_LETTER_RETRY_S)
 
     # -- spooling ---------------------------------------------------------------------------
     async def _spool_lines(self, lines: list[str]) -> None:

@@ -15,15 +15,37 @@ class BatchConfig(Section):
 
 
 class DeadLetterConfig(Section):
+    """Where refusals are kept, and how much of them (docs/delivery.md, "Dead letters")."""
+
     file: Path | None = Path("dead-letter.jsonl")
     topic: str | None = Field(None, description="also publish rejections here (QoS 1)")
     log_every_s: PositiveSeconds = Field(10.0, description="at most one log line per reason in this time")
+    excerpt_bytes: int = Field(
+        4096, ge=64, le=1024**2, description="keep at most this much of a payload, topic or line (start and end)"
+    )
+    max_file_bytes: int = Field(
+        64 * 1024**2, ge=0, description="rotate the file beyond this size; 0: never by size (external logrotate)"
+    )
+    max_file_age_s: float = Field(
+        86_400.0, ge=0, description="rotate the file once its oldest record is this old; 0: never by age"
+    )
+    keep_files: int = Field(7, ge=0, le=1000, description="rotated files kept (file.1 newest); older ones deleted")
+    retained_memory: int = Field(
+        10_000, ge=0, le=1_000_000, description="refused retained messages remembered, so each is dead-lettered once"
+    )
 
     @field_validator("topic")
     @classmethod
     def _plain_topic(cls, value: str | None) -> str | None:
         if value is not None and (not value or "+" in value or "#" in value):
             raise ValueError("must be a topic name without wildcards")
+        return value
+
+    @field_validator("max_file_bytes")
+    @classmethod
+    def _room_for_records(cls, value: int) -> int:
+        if 0 < value < 4096:
+            raise ValueError("must be 0 (no rotation by size) or at least 4096")
         return value
 
 

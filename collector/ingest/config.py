@@ -50,3 +50,11 @@ class LimitsConfig(Section):
     max_payload_bytes: int = Field(256 * 1024, ge=64)
     max_future_s: PositiveSeconds = Field(600.0, description="reject timestamps further ahead than this")
     max_past_s: PositiveSeconds = Field(30 * 86_400.0, description="reject timestamps older than this")
+    will_delay_s: PositiveSeconds = Field(
+        45.0, description="how long after a device's last packet the broker fires its will (1.5 keepalives)"
+    )
+    will_max_lag_s: PositiveSeconds = Field(
+        120.0,
+        description="a will received later than this after the device's newest reading comes from a backlog "
+        "and is stored will_delay_s after that reading (a report period + will_delay_s)",
+    )

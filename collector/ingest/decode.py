@@ -30,6 +30,7 @@ from collector.ingest.adapters.base import DUPLICATE_KEY, AdapterError, Source, 
 from collector.ingest.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
 from collector.ingest.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
 from schemas.canonical import ApClients, ApMetrics, CanonicalMessage, DeviceEvent, DeviceState, IfCounters
+from schemas.stored import ClientPresence
 
 _CANONICAL = TypeAdapter[CanonicalMessage](Annotated[CanonicalMessage, Field(discriminator="schema_id")])
 
@@ -75,10 +76,16 @@ REASONS = (
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A validated canonical message and the tags (sorted; from the topic) it is stored under."""
+    """A validated canonical message and the tags (sorted; from the topic) it is stored under.
 
-    message: CanonicalMessage
+    ``stamp_ns`` is the time the collector estimated for a last will from a backlog (see
+    :meth:`Decoder._stamp_will`); 0 otherwise: a message with a timestamp of its own is stored at it,
+    a live will at its receipt.
+    """
+
+    message: CanonicalMessage | ClientPresence
     tags: Tags
+    stamp_ns: int = 0
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> Rejection:
@@ -157,6 +164,8 @@ class Decoder:
         cache_bytes: int = 64 * 1024**2,
         max_devices: int = 200_000,
         known_devices: frozenset[str] | None = None,
+        will_delay_s: float = 45.0,
+        will_max_lag_s: float = 120.0,
     ) -> None:
         self.topics = topic_pattern
         self.routes = list(build_routes(RoutingConfig()) if routes is None else routes)
@@ -167,6 +176,11 @@ class Decoder:
         self._max_future_ns = int(max_future_s * 1e9)
         self._max_past_ns = int(max_past_s * 1e9)
         self.retained_wills_skipped = 0
+        self.wills_stamped_early = 0
+        self._will_delay_ns = int(will_delay_s * 1e9)
+        self._will_max_lag_ns = int(will_max_lag_s * 1e9)
+        # The newest timestamp each device has sent (state per device; the app may seed it from storage).
+        self.last_seen_ns: dict[str, int] = {}
         self._targets: dict[str, TopicMatch | AdapterTarget] = {}
         self._cache_size = cache_size
         self._cache_bytes = cache_bytes
@@ -251,12 +265,31 @@ class Decoder:
                 "topic_mismatch",
                 f"device_id {message.device_id!r} differs from topic device {where.device!r}",
             )
-        if message.ts is None and retained and isinstance(message, DeviceState):
-            # A retained will replayed on subscribe is an old event with no time of its own: storing it
-            # again would invent a new state change at "now".
-            self.retained_wills_skipped += 1
-            return []
+        if message.ts is None and isinstance(message, DeviceState):
+            if retained:
+                # A retained will replayed on subscribe is an old event with no time of its own: storing
+                # it again would invent a new state change at "now".
+                self.retained_wills_skipped += 1
+                return []
+            return [Decoded(message, where.tags, self._stamp_will(where.device, received_ns))]
         return self._in_window([Decoded(message, where.tags)], received_ns)
+
+    def _stamp_will(self, device: str, received_ns: int) -> int:
+        """When a last will (no time of its own) is stored: 0 for on receipt, else an earlier estimate.
+
+        The broker publishes a will about 1.5 keepalives after the device's last packet. Received live,
+        the receipt time is close to that. Received from a backlog (the collector was away), the
+        receipt time is arbitrarily late, later even than the ``online`` the device sent when it came
+        back, which the broker queued behind the will; stored at receipt, the will would undo it. So a
+        will received more than ``will_max_lag_s`` (a report period and 1.5 keepalives) after the
+        newest reading of the device cannot be a live one, and is stored ``will_delay_s`` after that
+        reading: never after anything the device reported once it was back.
+        """
+        last = self.last_seen_ns.get(device)
+        if last is None or received_ns - last <= self._will_max_lag_ns:
+            return 0  # a will received live (within a report period and 1.5 keepalives): at receipt
+        self.wills_stamped_early += 1
+        return last + self._will_delay_ns
 
     def _adapted(self, where: AdapterTarget, payload: bytes | bytearray, received_ns: int) -> list[Decoded] | Rejection:
         adapter = where.route.adapter
@@ -270,12 +303,19 @@ class Decoder:
 
     def _in_window(self, decoded: list[Decoded], received_ns: int) -> list[Decoded] | Rejection:
         """All of a message's readings, or a Rejection if one is stamped too far from its receipt."""
+        newest = 0
         for reading in decoded:
-            ts = reading.message.ts
-            if ts is not None and (ts > received_ns + self._max_future_ns or ts < received_ns - self._max_past_ns):
-                return Rejection(
-                    "timestamp_out_of_range",
-                    f"ts {ts.isoformat()} is outside [now - {self._max_past_ns // 10**9} s, "
-                    f"now + {self._max_future_ns // 10**9} s]",
-                )
+            ts = reading.message.ts  # type: ignore[union-attr]  # decode makes canonical readings only
+            if ts is not None:
+                if ts > received_ns + self._max_future_ns or ts < received_ns - self._max_past_ns:
+                    return Rejection(
+                        "timestamp_out_of_range",
+                        f"ts {ts.isoformat()} is outside [now - {self._max_past_ns // 10**9} s, "
+                        f"now + {self._max_future_ns // 10**9} s]",
+                    )
+                newest = max(newest, ts)
+        if newest:
+            device = decoded[0].message.device_id
+            if newest > self.last_seen_ns.get(device, 0):
+                self.last_seen_ns[device] = newest
         return decoded

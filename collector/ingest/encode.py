@@ -25,7 +25,9 @@ class Encoder:
         keys = self.keys
         try:
             for reading in readings:
-                lines += to_lines(reading.message, reading.tags, received_ns, keys)
+                lines += to_lines(
+                    reading.message, reading.tags, reading.stamp_ns or received_ns, keys, reading.stamp_ns != 0
+                )
         except EncodeError as error:
             return Rejection("unencodable", str(error))
         except TooManySeries as error:

@@ -16,6 +16,7 @@ from schemas.canonical import (
     IfCounters,
     LinkProbe,
 )
+from schemas.stored import ClientPresence
 
 Tags = tuple[tuple[str, str], ...]
 Fields = list[tuple[str, FieldValue | None]]
@@ -112,7 +113,9 @@ def _pick(obj: object, names: tuple[str, ...]) -> Fields:
     return [(name, getattr(obj, name)) for name in names]
 
 
-def to_lines(message: CanonicalMessage, tags: Tags, received_ns: int, keys: SeriesKeys) -> list[str]:
+def to_lines(
+    message: CanonicalMessage | ClientPresence, tags: Tags, received_ns: int, keys: SeriesKeys, estimated: bool = False
+) -> list[str]:
     """The lines for one validated message. ``tags`` come from the topic (sorted by key)."""
     if isinstance(message, ApMetrics):
         ts = message.ts
@@ -154,6 +157,8 @@ def to_lines(message: CanonicalMessage, tags: Tags, received_ns: int, keys: Seri
             ("seq", message.seq),
             ("stamped_on_receipt", is_will),
         ]
+        if estimated:  # a will from a backlog: its time is the collector's estimate (docs/data-model.md)
+            state_fields.append(("estimated", True))
         stamp = received_ns if message.ts is None else message.ts
         return [encode_line(keys.get("device_state", tags), state_fields, stamp)]
     if isinstance(message, DeviceEvent):
@@ -166,4 +171,7 @@ def to_lines(message: CanonicalMessage, tags: Tags, received_ns: int, keys: Seri
         event_fields.extend((f"attr_{key}_{_ATTRIBUTE_SUFFIX[value.__class__]}", value) for key, value in attributes)
         event_key = keys.get("device_event", tags, (("type", message.type),))
         return [encode_line(event_key, event_fields, message.ts)]
+    if isinstance(message, ClientPresence):
+        presence: Fields = [("pids", ",".join(message.pids)), ("clients", len(message.pids))]
+        return [encode_line(keys.get("ap_client_presence", tags), presence, message.ts_ns)]
     raise TypeError(f"no normaliser for {type(message).__name__}")  # pragma: no cover - exhaustive above

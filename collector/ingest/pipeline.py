@@ -35,6 +35,8 @@ class Pipeline:
         max_devices: int = 200_000,
         max_series: int = 500_000,
         known_devices: frozenset[str] | None = None,
+        will_delay_s: float = 45.0,
+        will_max_lag_s: float = 120.0,
         stages: Sequence[Stage] = (),
     ) -> None:
         self.decoder = Decoder(
@@ -46,6 +48,8 @@ class Pipeline:
             cache_size=cache_size,
             max_devices=max_devices,
             known_devices=known_devices,
+            will_delay_s=will_delay_s,
+            will_max_lag_s=will_max_lag_s,
         )
         self.encoder = Encoder(max_series)
         self.stages = list(stages)

@@ -1,14 +1,32 @@
-"""``/healthz`` and ``/metrics`` (Prometheus text format) over HTTP, for systemd, Grafana and alerting."""
+"""``/healthz`` and ``/metrics`` (Prometheus text format) over HTTP, for systemd, Grafana and alerting.
+
+Three states, so that an operator can tell "the database is away but nothing is lost" from "working"
+and from "not working" (docs/delivery.md, "Health"):
+
+- ``healthy`` (HTTP 200): connected to the broker, readings reach InfluxDB, nothing waits on disk;
+- ``degraded`` (HTTP 200): readings are safe but not in InfluxDB yet: its last write failed, or the
+  spool still holds readings (spooling, or draining after an outage). Dashboards are behind;
+- ``unhealthy`` (HTTP 503): not connected to the broker, or the spool is full (backpressure).
+
+Degraded answers 200 because restarting the collector would not bring InfluxDB back; it is shown in
+the body, in the ``city_telemetry_degraded`` gauge and in the statistics log line.
+
+The listening socket is bound by :func:`bind_listener` before the collector connects to the broker,
+so a port already taken stops the start with one clear line instead of a traceback after subscribing;
+aiohttp then serves that socket (``SockSite``, its public API), which also tells us the port.
+"""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
+Status = Literal["healthy", "degraded", "unhealthy"]
 Stats = Callable[[], dict[str, Any]]
-Health = Callable[[], tuple[bool, dict[str, Any]]]
+Health = Callable[[], tuple[Status, dict[str, Any]]]
 
 _HELP = {
     "received": "MQTT messages received",
@@ -31,34 +49,104 @@ _HELP = {
     "drain_rate_lines_s": "lines per second of the last spool drain",
     "series_keys": "series keys cached",
     "retained_wills_skipped": "retained last wills not stored again",
+    "spool_lost_records": "spool records found unreadable at start-up and quarantined",
+    "spool_lost_bytes": "bytes of the spool found unreadable at start-up and quarantined",
+    "dead_letter_bytes_cut": "payload and topic bytes left out of dead-letter excerpts",
+    "dead_letter_records_cut": "dead letters whose payload, topic or line was cut to an excerpt",
+    "dead_letter_rotations": "times the dead-letter file was rotated",
+    "dead_letter_files_deleted": "old dead-letter files deleted (keep_files)",
+    "dead_letter_bytes_deleted": "bytes of old dead-letter files deleted",
+    "dead_letter_reopens": "times the dead-letter file was reopened (SIGHUP, or moved away)",
+    "dead_letter_file_bytes": "bytes in the current dead-letter file",
+    "retained_rejections_repeated": "refused retained messages seen again and not dead-lettered again",
 }
-_GAUGES = {"pending_lines", "spool_bytes", "spool_lines", "drain_rate_lines_s", "series_keys"}
+_GAUGES = {
+    "pending_lines",
+    "spool_bytes",
+    "spool_lines",
+    "drain_rate_lines_s",
+    "series_keys",
+    "backpressure",
+    "dead_letter_file_bytes",
+}
 
 
-def render_metrics(stats: dict[str, Any], healthy: bool) -> str:
+def assess(
+    *, mqtt_connected: bool, backpressure: bool, influxdb_error: str | None, spool_lines: int
+) -> tuple[Status, dict[str, Any]]:
+    """The health state and the facts behind it (the body of ``/healthz``)."""
+    status: Status
+    if not mqtt_connected or backpressure:
+        status = "unhealthy"
+    elif influxdb_error is not None or spool_lines > 0:
+        status = "degraded"
+    else:
+        status = "healthy"
+    detail = {
+        "mqtt_connected": mqtt_connected,
+        "backpressure": backpressure,
+        "influxdb_error": influxdb_error,
+        "spool_lines": spool_lines,
+    }
+    return status, detail
+
+
+def render_metrics(stats: dict[str, Any], status: Status) -> str:
     out = []
     for key, value in sorted(stats.items()):
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, int | float):
-            name = f"city_telemetry_{key}" + ("" if key in _GAUGES or key == "backpressure" else "_total")
-            kind = "gauge" if key in _GAUGES or key == "backpressure" else "counter"
+            name = f"city_telemetry_{key}" + ("" if key in _GAUGES else "_total")
+            kind = "gauge" if key in _GAUGES else "counter"
             out.append(f"# HELP {name} {_HELP.get(key, key.replace('_', ' '))}")
             out.append(f"# TYPE {name} {kind}")
             out.append(f"{name} {value}")
-    out.append("# HELP city_telemetry_rejected_by_reason_total messages dead-lettered, by reason")
-    out.append("# TYPE city_telemetry_rejected_by_reason_total counter")
-    for reason, count in sorted(stats.get("rejected_by_reason", {}).items()):
-        out.append(f'city_telemetry_rejected_by_reason_total{{reason="{reason}"}} {count}')
-    out.append("# HELP city_telemetry_up 1 when connected to the broker and not pushing back")
+    for name, label, help_text in (
+        ("rejected_by_reason", "reason", "messages dead-lettered, by reason"),
+        ("retained_repeats_by_reason", "reason", "refused retained messages seen again, not dead-lettered again"),
+    ):
+        out.append(f"# HELP city_telemetry_{name}_total {help_text}")
+        out.append(f"# TYPE city_telemetry_{name}_total counter")
+        for reason, count in sorted(stats.get(name, {}).items()):
+            out.append(f'city_telemetry_{name}_total{{{label}="{reason}"}} {count}')
+    out.append("# HELP city_telemetry_up 1 when connected to the broker and not pushing back (healthy or degraded)")
     out.append("# TYPE city_telemetry_up gauge")
-    out.append(f"city_telemetry_up {int(healthy)}")
+    out.append(f"city_telemetry_up {int(status != 'unhealthy')}")
+    out.append(
+        "# HELP city_telemetry_degraded 1 while readings wait for InfluxDB (its writes fail, or the spool holds some)"
+    )
+    out.append("# TYPE city_telemetry_degraded gauge")
+    out.append(f"city_telemetry_degraded {int(status == 'degraded')}")
     return "\n".join(out) + "\n"
 
 
+class HealthPortUnavailable(Exception):
+    """``health.listen`` cannot be bound; the message is one line for the operator."""
+
+
+def bind_listener(listen: str) -> socket.socket:
+    """Bind and listen on ``host:port`` now (port 0: any free one), or raise HealthPortUnavailable."""
+    host, port_text = listen.rsplit(":", 1)
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.create_server(address, family=family)  # SO_REUSEADDR: a restart is not refused
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise HealthPortUnavailable(
+            f"cannot listen on health.listen {listen}: {reason}; is another process (or collector) using it? "
+            f"(check: ss -ltnp 'sport = :{port_text}'), or set another port"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
 class HealthServer:
-    def __init__(self, host: str, port: int, stats: Stats, health: Health) -> None:
-        self.host, self.port = host, port
+    def __init__(self, sock: socket.socket, stats: Stats, health: Health) -> None:
+        self._sock = sock
+        self.port: int = sock.getsockname()[1]
         self._stats, self._health = stats, health
         self._runner: web.AppRunner | None = None
 
@@ -68,18 +156,18 @@ class HealthServer:
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await web.SockSite(self._runner, self._sock).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        self._sock.close()
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        healthy, detail = self._health()
-        return web.json_response({"healthy": healthy, **detail}, status=200 if healthy else 503)
+        status, detail = self._health()
+        body = {"status": status, "healthy": status != "unhealthy", "degraded": status == "degraded", **detail}
+        return web.json_response(body, status=503 if status == "unhealthy" else 200)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        healthy, _ = self._health()
-        return web.Response(text=render_metrics(self._stats(), healthy), content_type="text/plain", charset="utf-8")
+        status, _ = self._health()
+        return web.Response(text=render_metrics(self._stats(), status), content_type="text/plain", charset="utf-8")

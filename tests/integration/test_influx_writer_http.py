@@ -56,7 +56,7 @@ async def fake_influx() -> AsyncIterator[FakeInflux]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]  # the one site's bound address (aiohttp's public API)
     fake.url = f"http://127.0.0.1:{port}"
     yield fake
     await runner.cleanup()

@@ -111,3 +111,26 @@ def test_series_keys_are_built_once_per_series(pipeline: Pipeline) -> None:
         topic, payload, _ = samples.ap_metrics(7, samples.recent(offset_s=i))
         assert isinstance(pipeline.process(topic, json.dumps(payload).encode(), False, NOW), list)
     assert len(pipeline.keys) == 3  # ap + two radios
+
+
+def test_a_will_from_a_backlog_is_not_stored_after_the_devices_next_state(pipeline: Pipeline) -> None:
+    """The collector was away: the broker queued the will, then the device's ``online``. Stamped at
+    receipt, the will was later than the online and made last(up) say down."""
+    t0 = samples.recent(-3600)  # the device's last report, an hour before the collector got the backlog
+    assert len(pipeline.process(TOPIC, state(state="online", ts=samples.iso(t0), seq=1), False, NOW)) == 1
+    will = pipeline.process(TOPIC, state(state="lost"), False, NOW)
+    back_at = samples.recent(-3000)  # back ten minutes after its last report
+    back = pipeline.process(TOPIC, state(state="online", ts=samples.iso(back_at), seq=1), False, NOW + 1000)
+    assert isinstance(will, list) and isinstance(back, list)
+    will_ns = int(will[0].rsplit(" ", 1)[1])
+    assert will_ns == samples.ns(t0) + 45 * 10**9 < samples.ns(back_at)  # 1.5 keepalives after its last report
+    assert int(back[0].rsplit(" ", 1)[1]) == samples.ns(back_at)
+    assert pipeline.decoder.wills_stamped_early == 1
+
+
+def test_a_live_will_is_stored_on_receipt(pipeline: Pipeline) -> None:
+    recent = samples.recent()
+    received = samples.ns(recent) + 20 * 10**9  # the will arrives 20 s after the device's last report
+    pipeline.process(TOPIC, state(state="online", ts=samples.iso(recent), seq=1), False, received)
+    will = pipeline.process(TOPIC, state(state="lost"), False, received)
+    assert isinstance(will, list) and int(will[0].rsplit(" ", 1)[1]) == received

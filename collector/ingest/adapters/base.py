@@ -245,6 +245,12 @@ def opt_float(obj: dict[str, Any], key: str, where: str = "") -> float | None:
 _SCALE = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
+def timestamp_ns(moment: EpochNs) -> int:
+    """A reading's time as a plain int of nanoseconds. An EpochNs already is one: this stays for the
+    callers written when timestamps were datetimes (the KPI stage); new code uses ``message.ts``."""
+    return int(moment)
+
+
 def from_epoch(value: Any, where: str, unit: str = "s") -> EpochNs:
     """A JSON number of ``unit`` (s, ms, us, ns) since the epoch; ``auto`` tells the unit from the
     magnitude. A float is taken as its shortest decimal, which is what the sender wrote whenever a

@@ -1,0 +1,177 @@
+"""``city-telemetry kpi recompute`` and ``kpi show``: the KPI engine from the command line.
+
+``recompute`` derives the KPIs of a range of local days from the raw readings in InfluxDB, with
+the code the running collector uses (collector/kpi/engine.py), and writes them over what is there:
+after an outage of the collector, a fix, or a new KPI. It is idempotent (a KPI point is identified
+by its tags and day) and says how far it is. ``show`` prints one day's stored KPIs at one level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from collector.app.config import Config, ConfigError, load_config
+from collector.kpi.aggregate import suppress
+from collector.kpi.output import KpiPoint, read_points
+from collector.kpi.windows import day_window
+from collector.sink.query import InfluxQuery, QueryError
+
+COLUMNS: dict[str, list[tuple[str, str]]] = {  # level -> (field, heading)
+    "municipality": [
+        ("aps", "APs"),
+        ("ap_availability_pct", "avail %"),
+        ("hotspots", "hotspots"),
+        ("peak_clients", "peak"),
+        ("peak_hour", "at h"),
+        ("mean_clients", "mean"),
+        ("unique_clients", "unique"),
+        ("sessions", "sessions"),
+        ("rx_bytes", "rx GB"),
+        ("tx_bytes", "tx GB"),
+        ("school_availability_pct", "school %"),
+        ("school_utilisation_in_p95_pct", "school p95 %"),
+    ],
+}
+COLUMNS["region"] = COLUMNS["municipality"]
+COLUMNS["site"] = [c for c in COLUMNS["municipality"] if c[0] != "hotspots"]
+COLUMNS["device"] = [
+    ("availability_pct", "avail %"),
+    ("peak_clients", "peak"),
+    ("mean_clients", "mean"),
+    ("unique_clients", "unique"),
+    ("rx_bytes", "rx GB"),
+    ("tx_bytes", "tx GB"),
+    ("school_utilisation_in_p95_pct", "p95 %"),
+    ("school_probe_loss_pct", "loss %"),
+]
+KEY = {"device": "device", "site": "site", "municipality": "municipality", "region": "region"}
+
+
+def _load(args: argparse.Namespace) -> Config | None:
+    try:
+        return load_config(args.config)
+    except ConfigError as error:
+        print(f"config error:\n{error}", file=sys.stderr)
+        return None
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_recompute(args: argparse.Namespace) -> int:
+    from collector.app.service import build_kpi_engine
+
+    config = _load(args)
+    if config is None:
+        return 2
+    last = args.to or args.from_
+    if last < args.from_:
+        print("kpi recompute: --to is before --from", file=sys.stderr)
+        return 2
+    days = [args.from_ + timedelta(days=i) for i in range((last - args.from_).days + 1)]
+
+    async def run() -> int:
+        engine = build_kpi_engine(config, None)
+        try:
+            for i, day in enumerate(days, 1):
+                try:
+                    written = await engine.recompute_day(day)
+                except QueryError as error:
+                    print(f"kpi recompute: {day}: {error}", file=sys.stderr)
+                    return 1
+                print(f"[{i}/{len(days)}] {day}: {written} KPI points written", flush=True)
+        finally:
+            await engine.query.close()
+            await engine.writer.close()
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+
+    async def run() -> list[KpiPoint]:
+        query = InfluxQuery(config.influxdb)
+        try:
+            return await read_points(query, args.level, day_window(args.day).start_ns)
+        finally:
+            await query.close()
+
+    try:
+        points = asyncio.run(run())
+    except QueryError as error:
+        print(f"kpi show: {error}", file=sys.stderr)
+        return 1
+    if not points:
+        print(f"no {args.level} KPIs stored for {args.day} (run `city-telemetry kpi recompute --from {args.day}`)")
+        return 1
+    k = config.kpi.k_anonymity if args.public else None
+    print(render(points, args.level, k))
+    return 0
+
+
+def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
+    """A text table; ``k``: unique-client figures below k shown as "<k" (for what leaves the team)."""
+    columns = [(f, h) for f, h in COLUMNS[level] if any(f in p.fields for p in points)]
+    header = [KEY[level], *(h for _, h in columns), "final"]
+    rows = []
+    for point in sorted(points, key=lambda p: p.tag(KEY[level]) or ""):
+        name = point.tag(KEY[level]) or ""
+        if level == "municipality":
+            name = f"{point.tag('nis')} {name}"
+        cells = [name]
+        for field, _ in columns:
+            cells.append(_cell(field, point.fields.get(field), k))
+        cells.append("yes" if point.fields.get("final") else "no (more may come)")
+        rows.append(cells)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _cell(field: str, value: Any, k: int | None) -> str:
+    if value is None:
+        return "-"
+    if field.endswith("_bytes"):
+        return f"{value / 1e9:.2f}"
+    if field == "unique_clients" and k is not None:
+        shown = suppress(int(value), k)
+        return f"<{k}" if shown is None else str(shown)
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def add_kpi_parser(commands: Any) -> None:
+    kpi = commands.add_parser("kpi", help="compute and show the city's KPIs (docs/kpis.md)")
+    actions = kpi.add_subparsers(dest="kpi_command", required=True, metavar="ACTION")
+    recompute = actions.add_parser("recompute", help="derive the KPIs of local days from the stored readings")
+    recompute.add_argument("-c", "--config", type=Path)
+    recompute.add_argument(
+        "--from", dest="from_", metavar="DAY", type=_day, required=True, help="first local day, YYYY-MM-DD"
+    )
+    recompute.add_argument("--to", metavar="DAY", type=_day, help="last local day (default: --from)")
+    recompute.set_defaults(func=cmd_recompute)
+    show = actions.add_parser("show", help="print one day's stored KPIs at one level")
+    show.add_argument("-c", "--config", type=Path)
+    show.add_argument("--day", type=_day, required=True, help="local day, YYYY-MM-DD")
+    show.add_argument("--level", choices=list(COLUMNS), default="municipality")
+    show.add_argument("--public", action="store_true", help="hide unique-client counts below kpi.k_anonymity")
+    show.set_defaults(func=cmd_show)

@@ -1,0 +1,165 @@
+"""Wi-Fi client KPIs: concurrent clients (peak, its hour, mean), unique clients, sessions.
+
+Contract, all pure functions of the readings given:
+
+- ``concurrent(samples, from_ns, to_ns, valid_s)``: the number of associated clients summed over
+  the APs given, at the end of every 5-minute bucket of ``[from_ns, to_ns)``: each AP counts with its
+  latest ``num_clients`` report at or before the bucket's end if that report is less than
+  ``valid_s`` old (its report period), else 0 (down or silent). Peak (and the local hour of the
+  first bucket that reaches it) and mean are over those buckets. With 15-minute reports each report
+  holds for three buckets, so the peak and mean equal the peak and mean over report ticks.
+- ``unique_clients(reports)``: distinct client pseudonyms (a day's pseudonyms: see pseudonym.py).
+- ``sessions(reports, gap_s)``: a session is a pseudonym's run of sightings (at client reports of
+  the APs given, so a roam between APs of one site continues it) with no two consecutive sightings
+  more than ``gap_s`` apart. ``gap_s`` is 10 minutes, or 1.5 report periods if the reports are
+  sparser (a client present at consecutive 15-minute reports is one session). A session's
+  duration is from its first to its last sighting: a lower bound, 0 for a client seen once; a
+  session shorter than a report period may not be seen at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from collector.kpi.windows import NS, TZ
+
+BUCKET_NS = 300 * NS
+SESSION_GAP_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCount:
+    ts_ns: int
+    num_clients: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientsReport:
+    """The pseudonyms of the clients one AP listed at one report (never a MAC)."""
+
+    ts_ns: int
+    device: str
+    pids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    peak: int
+    peak_at_ns: int | None  # start of the first 5-minute bucket that reached the peak
+    peak_hour: int | None  # its local (Brussels) hour, 0-23
+    mean: float
+    buckets: int
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    pid: str
+    start_ns: int
+    end_ns: int
+    sightings: int
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / NS
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    count: int
+    p50_s: float
+    p90_s: float
+    mean_s: float
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0-100) of unsorted values; 0.0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def concurrent(
+    samples: Mapping[str, Iterable[ClientCount]], from_ns: int, to_ns: int, valid_s: float, bucket_ns: int = BUCKET_NS
+) -> Load:
+    """Concurrent clients over the APs in ``samples`` (device -> its reports; see the module docstring).
+    Give each AP's reports from ``valid_s`` before ``from_ns`` so the first buckets are complete."""
+    valid = int(valid_s * NS)
+    series = []
+    for reports in samples.values():
+        by_ts = {c.ts_ns: c.num_clients for c in reports}  # a repeated report counts once
+        series.append(sorted(by_ts.items()))
+    cursors = [0] * len(series)
+    totals: list[tuple[int, int]] = []
+    for start, end in _buckets(from_ns, to_ns, bucket_ns):
+        total = 0
+        for i, s in enumerate(series):
+            k = cursors[i]
+            while k < len(s) and s[k][0] < end:
+                k += 1
+            cursors[i] = k
+            if k and end - s[k - 1][0] <= valid:
+                total += s[k - 1][1]
+        totals.append((start, total))
+    if not totals:
+        return Load(0, None, None, 0.0, 0)
+    peak_at, peak = max(totals, key=lambda x: (x[1], -x[0]))
+    hour = datetime.fromtimestamp(peak_at // NS, TZ).hour
+    return Load(peak, peak_at, hour, sum(t for _, t in totals) / len(totals), len(totals))
+
+
+def _buckets(from_ns: int, to_ns: int, bucket_ns: int) -> Iterable[tuple[int, int]]:
+    """Epoch-aligned buckets overlapping the range (local days start on whole hours, so a day has
+    exactly 276, 288 or 300 five-minute buckets)."""
+    start = from_ns - from_ns % bucket_ns
+    while start < to_ns:
+        yield (start, start + bucket_ns)
+        start += bucket_ns
+
+
+def unique_clients(reports: Iterable[ClientsReport]) -> int:
+    seen: set[str] = set()
+    for r in reports:
+        seen.update(r.pids)
+    return len(seen)
+
+
+def session_gap_s(report_period_s: float) -> float:
+    """The gap that ends a session: 10 minutes, or 1.5 report periods for sparser reports."""
+    return max(SESSION_GAP_S, 1.5 * report_period_s)
+
+
+def sessions(reports: Iterable[ClientsReport], gap_s: float = SESSION_GAP_S) -> list[Session]:
+    """Sessions of the pseudonyms in ``reports`` (all APs of a site, for roams), by start then pid."""
+    gap = int(gap_s * NS)
+    sightings: dict[str, set[int]] = {}
+    for r in reports:
+        for pid in r.pids:
+            sightings.setdefault(pid, set()).add(r.ts_ns)
+    out: list[Session] = []
+    for pid, times in sightings.items():
+        ordered = sorted(times)
+        start = prev = ordered[0]
+        count = 1
+        for t in ordered[1:]:
+            if t - prev > gap:
+                out.append(Session(pid, start, prev, count))
+                start, count = t, 0
+            prev = t
+            count += 1
+        out.append(Session(pid, start, prev, count))
+    out.sort(key=lambda s: (s.start_ns, s.pid))
+    return out
+
+
+def session_stats(found: Sequence[Session], from_ns: int, to_ns: int) -> SessionStats:
+    """Sessions that started in ``[from_ns, to_ns)`` and their duration p50, p90 and mean."""
+    durations = [s.duration_s for s in found if from_ns <= s.start_ns < to_ns]
+    if not durations:
+        return SessionStats(0, 0.0, 0.0, 0.0)
+    return SessionStats(
+        len(durations), percentile(durations, 50), percentile(durations, 90), sum(durations) / len(durations)
+    )

@@ -1,0 +1,303 @@
+"""One window's KPIs at every level, from the readings of its devices: the engine's single entry point.
+
+Contract: ``compute_window(devices, window, config)`` takes, for each device, its readings from
+``config.lookback_s`` before the window to ``config.lookahead_s`` after it (so that the state at
+the window's edges and the intervals crossing them are known) and returns ``KpiRow`` values for
+every device, site, municipality and the region. It is pure: the live engine (on a closed or dirty
+window re-read from storage) and ``kpi recompute`` call it with the same stored readings and get the
+same rows, which are idempotent points (level, key, grain, window start). Figures that add up are
+summed from the devices; peaks, percentiles and distinct counts are recomputed from the group's
+readings. A figure that cannot be computed is None (no capacity for an unknown device, no probe).
+Definitions: docs/kpis.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from collector.kpi.aggregate import LEVELS, group, suppress
+from collector.kpi.availability import AvailabilityPolicy, Report, Span, StateMark, any_up, hotspots, timeline
+from collector.kpi.clients import (
+    ClientCount,
+    ClientsReport,
+    Session,
+    concurrent,
+    session_gap_s,
+    session_stats,
+    sessions,
+    unique_clients,
+)
+from collector.kpi.counters import CounterReading, CounterSpec, deltas, resolve_wraps
+from collector.kpi.enrich import Place
+from collector.kpi.traffic import (
+    Check,
+    Probe,
+    Volume,
+    interval_utilisation,
+    link_up_ns,
+    probe_stats,
+    ratio_pct,
+    utilisation,
+    volume,
+)
+from collector.kpi.wifi import channel_load, rf_quality_from_counts
+from collector.kpi.windows import NS, Window
+
+Value = int | float | None
+
+
+@dataclass(frozen=True, slots=True)
+class KpiConfig:
+    period_s: float = 60.0  # periodic reports (metrics, interfaces)
+    clients_period_s: float = 300.0  # client reports
+    missed_reports: int = 3
+    will_delay_s: float = 45.0  # keepalive x 1.5
+    guard: float = 1.1
+    wraps_from_packets: bool = True  # resolve ambiguous 32-bit octet deltas with the packet counter
+    k_anonymity: int = 10
+    suppress_small_counts: bool = False  # True for what leaves the operator's hands
+    clients_bucket_s: float = 300.0  # concurrent clients: the 5-minute buckets of the reference definition
+    restarts_as_idle: bool = False  # down time counts as idle link time in utilisation (see _prepare)
+
+    @property
+    def lookback_s(self) -> float:
+        """How much before (and after) a window its readings are needed."""
+        return (self.missed_reports + 1) * max(self.period_s, self.clients_period_s)
+
+    @property
+    def lookahead_s(self) -> float:
+        return self.lookback_s
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReadings:
+    """Everything stored about one device around one window, as the query side reads it back.
+
+    ``counters``: ``rx``/``tx`` (AP: bytes from/to clients), ``in``/``out`` (the link's octets),
+    ``in_pkts``/``out_pkts`` (the link's packets), ``in_errors``/``out_errors``/``in_discards``/
+    ``out_discards``, ``tx_retries:<band>``/``tx_total:<band>`` (an AP radio's frames), each a series
+    of readings. ``channel_utilisation``: band -> (ts, cu_total_pct). ``rf``: (ts, good_rf_clients,
+    num_clients) from client reports.
+    """
+
+    place: Place
+    reports: Sequence[Report] = ()
+    marks: Sequence[StateMark] = ()
+    clients: Sequence[ClientCount] = ()
+    client_reports: Sequence[ClientsReport] = ()
+    counters: Mapping[str, Sequence[CounterReading]] = field(default_factory=dict)
+    probes: Sequence[Probe] = ()
+    channel_utilisation: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
+    rf: Sequence[tuple[int, int, int]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KpiRow:
+    level: str  # device, site, municipality, region
+    key: str  # device id, nis/site, nis, region
+    grain: str
+    start_ns: int
+    fields: dict[str, Value]
+    devices: int  # how many devices the row is computed from
+    unknown_devices: int  # of which not in the inventory
+
+
+@dataclass(slots=True)
+class _Device:
+    """One device's figures for the window, computed once and shared by every level."""
+
+    readings: DeviceReadings
+    spans: list[Span]
+    up_ns: int
+    uncertain_ns: int
+    volumes: dict[str, Volume]
+    utilisation: dict[str, list[float]]  # per-interval samples, in and out
+
+
+OCTETS = frozenset({"rx", "tx", "in", "out"})
+PACKETS = frozenset({"in_pkts", "out_pkts"})
+LINK_COUNTERS = OCTETS | PACKETS | {"in_errors", "out_errors", "in_discards", "out_discards"}
+
+
+def _spec(place: Place, name: str, config: KpiConfig) -> CounterSpec:
+    """An interface counter of a 32-bit device is 32 bits (ifTable); AP counters are 64. Line rate
+    bounds octets and packets (at most one 64-byte frame per 64 octets); nothing bounds the others."""
+    bits: Literal[32, 64] = 32 if place.counter_bits == 32 and name in LINK_COUNTERS else 64
+    capacity = None
+    if place.capacity_mbps is not None and name in OCTETS | PACKETS:
+        octets = place.capacity_mbps * 1e6 / 8
+        capacity = octets / 64 if name in PACKETS else octets
+    return CounterSpec(bits=bits, capacity_per_s=capacity, guard=config.guard)
+
+
+def _prepare(d: DeviceReadings, window: Window, config: KpiConfig) -> _Device:
+    policy = AvailabilityPolicy(
+        period_s=config.period_s, missed=config.missed_reports, will_delay_s=config.will_delay_s
+    )
+    spans, uncertain = timeline(d.reports, d.marks, policy, window.start_ns, window.end_ns)
+    up = sum(s.end_ns - s.start_ns for s in spans if s.up)
+    results = {name: deltas(series, _spec(d.place, name, config)) for name, series in d.counters.items()}
+    if config.wraps_from_packets:
+        for name in ("in", "out"):
+            if name in results and f"{name}_pkts" in results and results[name].ambiguous:
+                bits = _spec(d.place, name, config).modulus
+                results[name] = resolve_wraps(results[name], results[f"{name}_pkts"], bits)
+    volumes = {name: volume(r, window.start_ns, window.end_ns) for name, r in results.items()}
+    samples: dict[str, list[float]] = {}
+    if d.place.capacity_mbps:
+        for name in ("in", "out"):
+            if name in results:
+                period_ns = int(config.period_s * NS) if config.restarts_as_idle else 0
+                samples[name] = interval_utilisation(
+                    results[name].deltas, d.place.capacity_mbps * 1e6, window.start_ns, window.end_ns, period_ns
+                )
+                if period_ns:
+                    # A link that is down carries nothing: each report period it was down is a 0 % sample,
+                    # as in a 5-minute graph of the link (the device sends no counters then).
+                    down = (window.end_ns - window.start_ns) - up
+                    samples[name].extend([0.0] * round(down / period_ns))
+    return _Device(d, spans, up, uncertain, volumes, samples)
+
+
+def compute_window(devices: Sequence[DeviceReadings], window: Window, config: KpiConfig) -> list[KpiRow]:
+    start, end = window.start_ns, window.end_ns
+    prepared = {d.place.device: _prepare(d, window, config) for d in devices}
+    # Sessions are joined across the APs of a site (roams), once per site, and counted at every level.
+    gap = session_gap_s(config.clients_period_s)
+    site_sessions: dict[str, list[Session]] = {}
+    for site, places in group((d.place for d in devices if d.place.kind == "ap"), "site").items():
+        site_sessions[site] = sessions([r for p in places for r in prepared[p.device].readings.client_reports], gap)
+    rows: list[KpiRow] = []
+    for level in LEVELS:
+        for key, places in sorted(group((d.place for d in devices), level).items()):
+            members = [prepared[p.device] for p in places]
+            fields = _fields(members, level, start, end, config, site_sessions)
+            unknown = sum(1 for p in places if not p.known)
+            rows.append(KpiRow(level, key, window.grain, start, fields, len(members), unknown))
+    return rows
+
+
+def _fields(
+    members: list[_Device], level: str, start: int, end: int, config: KpiConfig, site_sessions: dict[str, list[Session]]
+) -> dict[str, Value]:
+    length = end - start
+    out: dict[str, Value] = {}
+    aps = [m for m in members if m.readings.place.kind == "ap"]
+    up = sum(m.up_ns for m in members)
+    out["availability_pct"] = 100.0 * up / (length * len(members)) if members else None
+    out["uncertain_s"] = sum(m.uncertain_ns for m in members) / NS
+    if aps:
+        out["ap_availability_pct"] = 100.0 * sum(m.up_ns for m in aps) / (length * len(aps))
+        sites: dict[str, list[list[Span]]] = {}
+        for m in aps:
+            sites.setdefault(m.readings.place.level("site"), []).append(m.spans)
+        site_up = [any_up(spans, start, end) for spans in sites.values()]
+        if level != "device":
+            out["site_availability_pct"] = 100.0 * sum(site_up) / (length * len(site_up))
+            out["hotspots"] = hotspots(site_up)
+        load = concurrent(
+            {m.readings.place.device: m.readings.clients for m in aps},
+            start,
+            end,
+            valid_s=config.period_s,
+            bucket_ns=int(config.clients_bucket_s * NS),
+        )
+        out["peak_clients"] = load.peak
+        out["peak_hour"] = load.peak_hour
+        out["mean_clients"] = load.mean
+        reports = [r for m in aps for r in m.readings.client_reports if start <= r.ts_ns < end]
+        unique = unique_clients(reports)
+        out["unique_clients"] = suppress(unique, config.k_anonymity) if config.suppress_small_counts else unique
+        if level == "device":
+            found = sessions(aps[0].readings.client_reports, session_gap_s(config.clients_period_s))
+        else:
+            found = [x for site in {m.readings.place.level("site") for m in aps} for x in site_sessions[site]]
+        stats = session_stats(found, start, end)
+        out["sessions"] = stats.count
+        out["session_p50_s"] = stats.p50_s if stats.count else None
+        out["session_p90_s"] = stats.p90_s if stats.count else None
+        for name in ("rx", "tx"):
+            vols = [m.volumes[name] for m in aps if name in m.volumes]
+            out[f"{name}_bytes"] = sum(v.total for v in vols) if vols else None
+        out["volume_ambiguous"] = sum(m.volumes[n].ambiguous for m in aps for n in ("rx", "tx") if n in m.volumes)
+        _radio_fields(out, aps, start, end)
+    kinds = sorted({m.readings.place.kind for m in members if m.readings.place.kind != "ap"})
+    for kind in kinds:
+        # Network links by kind (school CPEs, aggregation switches): their figures do not mix.
+        _link_fields(
+            out,
+            "school" if kind == "cpe" else kind,
+            [m for m in members if m.readings.place.kind == kind],
+            start,
+            end,
+            config,
+        )
+    return out
+
+
+def _link_fields(
+    out: dict[str, Value], prefix: str, links: list[_Device], start: int, end: int, config: KpiConfig
+) -> None:
+    length = end - start
+    out[f"{prefix}_availability_pct"] = 100.0 * sum(m.up_ns for m in links) / (length * len(links))
+    for name in ("in", "out"):
+        vols = [m.volumes[name] for m in links if name in m.volumes]
+        out[f"{prefix}_{name}_bytes"] = sum(v.total for v in vols) if vols else None
+        stats = utilisation([u for m in links for u in m.utilisation.get(name, ())])
+        out[f"{prefix}_utilisation_{name}_mean_pct"] = stats.mean_pct if stats.samples else None
+        out[f"{prefix}_utilisation_{name}_p95_pct"] = stats.p95_pct if stats.samples else None
+    out[f"{prefix}_volume_ambiguous"] = sum(
+        m.volumes[n].ambiguous for m in links for n in ("in", "out") if n in m.volumes
+    )
+    for name in ("in_errors", "out_errors", "in_discards", "out_discards"):
+        packets = f"{name.split('_')[0]}_pkts"
+        pairs = [
+            (m.volumes[name].total, m.volumes[packets].total)
+            for m in links
+            if name in m.volumes and packets in m.volumes
+        ]
+        if pairs:  # errors (discards) per packet of the same direction
+            out[f"{prefix}_{name}_rate_pct"] = ratio_pct(sum(e for e, _ in pairs), sum(p for _, p in pairs))
+    probed = [m for m in links if m.readings.probes]
+    if probed:
+        ps = probe_stats([p for m in probed for p in m.readings.probes], start, end)
+        out[f"{prefix}_probe_loss_pct"] = ps.loss_pct
+        out[f"{prefix}_rtt_p50_ms"] = ps.rtt_p50_ms
+        out[f"{prefix}_rtt_p95_ms"] = ps.rtt_p95_ms
+        out[f"{prefix}_jitter_ms"] = ps.jitter_ms
+        link_up = sum(
+            link_up_ns(
+                [(s.start_ns, s.end_ns) for s in m.spans if s.up],
+                [Check(p.ts_ns, p.received > 0) for p in m.readings.probes],
+                config.period_s,
+                start,
+                end,
+            )
+            for m in probed
+        )
+        out[f"{prefix}_link_availability_pct"] = 100.0 * link_up / (length * len(probed))
+
+
+def _radio_fields(out: dict[str, Value], aps: list[_Device], start: int, end: int) -> None:
+    cu = {
+        f"{m.readings.place.device}/{band}": [v for ts, v in samples if start <= ts < end]
+        for m in aps
+        for band, samples in m.readings.channel_utilisation.items()
+    }
+    load = channel_load(cu)
+    if load.radios:
+        out["cu_p95_pct"] = load.p95_pct
+        out["busy_radios"] = load.busy_radios
+        out["busy_radio_share_pct"] = load.busy_share_pct
+    retries = total = 0
+    for m in aps:
+        for name, v in m.volumes.items():
+            if name.startswith("tx_retries:") and f"tx_total:{name.split(':', 1)[1]}" in m.volumes:
+                retries += v.total
+                total += m.volumes[f"tx_total:{name.split(':', 1)[1]}"].total
+    out["retry_rate_pct"] = ratio_pct(retries, total)
+    out["rf_quality_pct"] = rf_quality_from_counts(
+        (g, n) for m in aps for ts, g, n in m.readings.rf if start <= ts < end
+    )

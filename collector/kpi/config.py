@@ -1,0 +1,41 @@
+"""``[kpi]``: the KPI engine (docs/kpis.md) and its privacy settings (docs/privacy.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from collector.kpi.pseudonym import PseudonymError, load_secret
+from collector.settings import PositiveSeconds, Section
+
+
+class KpiSection(Section):
+    enabled: bool = Field(True, description="compute KPIs live from what is stored")
+    pseudonym_key_file: Path | None = Field(
+        None,
+        description="secret for client pseudonyms (>= 16 bytes, readable by the collector only); "
+        "unset: a random key per day in memory (one process only)",
+    )
+    report_period_s: PositiveSeconds = Field(60.0, description="how often devices report")
+    missed_reports: int = Field(3, ge=1, le=100, description="a device silent this many periods is down")
+    clients_every_s: PositiveSeconds = Field(300.0, description="how often APs list their clients")
+    clients_bucket_s: PositiveSeconds = Field(
+        300.0, description="concurrent clients are summed over APs per bucket of this length (peak, mean)"
+    )
+    every_s: PositiveSeconds = Field(30.0, description="how often touched days are recomputed")
+    lateness_s: PositiveSeconds = Field(4 * 3600.0 + 600.0, description="a day is final this long after its end")
+    state_file: Path | None = Field(None, description="the days still to recompute; default: in spool.folder")
+    presence_retention_days: int = Field(
+        30, ge=1, le=400, description="client pseudonyms (ap_client_presence) are deleted after this"
+    )
+    k_anonymity: int = Field(10, ge=1, description="unique-client figures below this are hidden in exports")
+
+    @model_validator(mode="after")
+    def _key_readable(self) -> KpiSection:
+        if self.pseudonym_key_file is not None:
+            try:
+                load_secret(self.pseudonym_key_file)
+            except PseudonymError as error:
+                raise ValueError(str(error)) from None
+        return self

@@ -1,0 +1,83 @@
+"""compute_window on hand-built readings: every level present, unknown devices kept, small counts hidden."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from collector.kpi.availability import Report
+from collector.kpi.clients import ClientCount, ClientsReport
+from collector.kpi.compute import DeviceReadings, KpiConfig, compute_window
+from collector.kpi.counters import CounterReading
+from collector.kpi.enrich import Place, Places
+from collector.kpi.windows import NS, day_window
+
+DAY = day_window(date(2026, 11, 23))
+T0 = DAY.start_ns
+P = 900
+
+
+def ap(place: Place, clients: int, pids: frozenset[str], bytes_per_period: int) -> DeviceReadings:
+    times = [T0 + (k * P + 30) * NS for k in range(96)]
+    return DeviceReadings(
+        place=place,
+        reports=[Report(t, 10**6 + k * P) for k, t in enumerate(times)],
+        clients=[ClientCount(t, clients) for t in times],
+        client_reports=[ClientsReport(t, place.device, pids) for t in times[:4]],
+        counters={"rx": [CounterReading(t, k * bytes_per_period, 10**6 + k * P) for k, t in enumerate(times)]},
+    )
+
+
+def test_levels_unknown_devices_and_k_anonymity() -> None:
+    places = Places({"a1": Place("a1", "ap", "s1", "21004", "Bruxelles", capacity_mbps=1000)}, {"21004": "Bruxelles"})
+    known = ap(places.place("a1"), 3, frozenset({"p1", "p2"}), 1_000)
+    stray = ap(places.place("a9", {"nis": "21004", "site": "s2", "kind": "ap"}), 2, frozenset({"p3"}), 10)
+    config = KpiConfig(period_s=P, clients_period_s=P)
+    rows = {(r.level, r.key): r for r in compute_window([known, stray], DAY, config)}
+    assert set(rows) == {
+        ("device", "a1"),
+        ("device", "a9"),
+        ("site", "21004/s1"),
+        ("site", "21004/s2"),
+        ("municipality", "21004"),
+        ("region", "bxl"),
+    }
+    m = rows[("municipality", "21004")]
+    assert (m.devices, m.unknown_devices, m.grain, m.start_ns) == (2, 1, "day", T0)
+    assert m.fields["peak_clients"] == 5 and m.fields["mean_clients"] == 5.0
+    assert m.fields["unique_clients"] == 3 and m.fields["sessions"] == 3
+    assert m.fields["hotspots"] == 2 and m.fields["site_availability_pct"] == 100.0
+    # 95 intervals between the 96 reports; after the last one (23:45:30) nothing is known yet.
+    assert m.fields["rx_bytes"] == 95 * 1_010
+    assert rows[("device", "a9")].unknown_devices == 1
+    public = compute_window([known, stray], DAY, KpiConfig(period_s=P, clients_period_s=P, suppress_small_counts=True))
+    assert {r.key: r.fields["unique_clients"] for r in public if r.level == "municipality"} == {"21004": None}
+
+
+def test_radio_and_error_rate_fields() -> None:
+    times = [T0 + (k * P + 30) * NS for k in range(96)]
+    up = [10**6 + k * P for k in range(96)]
+    radio = DeviceReadings(
+        place=Place("a1", "ap", "s1", "21004", "Bruxelles", capacity_mbps=1000),
+        reports=[Report(t, u) for t, u in zip(times, up, strict=True)],
+        channel_utilisation={"2.4": [(t, 80.0) for t in times], "5": [(t, 20.0) for t in times]},
+        rf=[(t, 3, 4) for t in times],
+        counters={
+            "tx_retries:5": [CounterReading(t, 5 * k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+            "tx_total:5": [CounterReading(t, 100 * k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+        },
+    )
+    link = DeviceReadings(
+        place=Place("c1", "cpe", "school-1", "21004", "Bruxelles", capacity_mbps=100, link="wan0", counter_bits=32),
+        reports=[Report(t, u) for t, u in zip(times, up, strict=True)],
+        counters={
+            "in_pkts": [CounterReading(t, 1000 * k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+            "in_errors": [CounterReading(t, k, u) for k, (t, u) in enumerate(zip(times, up, strict=True))],
+        },
+    )
+    rows = {(r.level, r.key): r for r in compute_window([radio, link], DAY, KpiConfig(period_s=P))}
+    f = rows[("municipality", "21004")].fields
+    assert (f["cu_p95_pct"], f["busy_radios"], f["busy_radio_share_pct"]) == (80.0, 1, 50.0)
+    assert (f["retry_rate_pct"], f["rf_quality_pct"]) == (5.0, 75.0)
+    assert f["school_in_errors_rate_pct"] == 0.1
+    assert f["school_availability_pct"] == 100.0
+    assert rows[("device", "c1")].fields["school_in_errors_rate_pct"] == 0.1

@@ -1,0 +1,82 @@
+"""Enrichment from the inventory file the simulator writes; unknown devices kept, flagged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector.ingest.inventory import InventoryError
+from collector.kpi.enrich import Place, load_places, parse_places
+from simulators.inventory import build_inventory
+
+
+@pytest.fixture(scope="module")
+def inventory_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("inv") / "inventory.json"
+    build_inventory(seed=7, scale=0.05, counter32_share=0.5).write(path)
+    return path
+
+
+def test_every_simulated_device_is_placed(inventory_file: Path) -> None:
+    inventory = build_inventory(seed=7, scale=0.05, counter32_share=0.5)
+    places = load_places(inventory_file)
+    names = {m.nis: m.name_fr for m in inventory.municipalities}
+    assert len(places.devices) == len(inventory.devices)
+    for d in inventory.devices:
+        p = places.place(d.device)
+        assert (p.kind, p.site, p.nis, p.municipality, p.known) == (d.kind, d.site, d.nis, names[d.nis], True)
+        assert (p.capacity_mbps, p.counter_bits) == (d.link_capacity_mbps, d.counter_bits)
+        if d.kind == "cpe":
+            assert (p.link, p.port_mbps("wan0"), p.port_mbps("lan0")) == ("wan0", 100, 1000)
+        elif d.kind == "switch":
+            assert p.link == d.ports[-1].name and p.port_mbps(d.ports[-1].name) == 10_000
+        else:
+            assert p.link is None and p.ports == ()
+
+
+def test_a_device_missing_from_the_inventory_is_kept_with_its_topic_tags(inventory_file: Path) -> None:
+    places = load_places(inventory_file)
+    p = places.place("ap-21004-9999", {"nis": "21004", "site": "new-square", "kind": "ap"})
+    assert p == Place("ap-21004-9999", "ap", "new-square", "21004", "Bruxelles (Ville)", known=False)
+    assert p.level("site") == "21004/new-square" and p.level("municipality") == "21004" and p.level("region") == "bxl"
+    stray = places.place("x1")
+    assert (stray.nis, stray.municipality, stray.known) == ("unknown", "unknown", False)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"format": "other"}, "not a city-telemetry.inventory/1 file"),
+        ({"format": "city-telemetry.inventory/1"}, "'devices' must be a list of objects"),
+        (
+            {"format": "city-telemetry.inventory/1", "devices": [{"device": "a", "kind": "ap", "nis": "1"}]},
+            r"devices\[0\]: 'site' must be a non-empty string",
+        ),
+        (
+            {
+                "format": "city-telemetry.inventory/1",
+                "devices": [{"device": "a", "kind": "ap", "nis": "1", "site": "s", "link_capacity_mbps": "fast"}],
+            },
+            "'link_capacity_mbps' must be a positive integer",
+        ),
+        (
+            {
+                "format": "city-telemetry.inventory/1",
+                "devices": [
+                    {"device": "a", "kind": "ap", "nis": "1", "site": "s"},
+                    {"device": "a", "kind": "ap", "nis": "1", "site": "s"},
+                ],
+            },
+            "listed twice",
+        ),
+    ],
+)
+def test_a_bad_inventory_is_refused_naming_the_mistake(data: object, message: str) -> None:
+    with pytest.raises(InventoryError, match=message):
+        parse_places(data)
+
+
+def test_unknown_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown aggregation level"):
+        Place("a", "ap", "s", "1", "m").level("street")

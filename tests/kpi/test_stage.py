@@ -1,0 +1,54 @@
+"""The KPI stage in the pipeline: client MACs become daily pseudonyms, touched days are noted."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from collector.ingest.pipeline import Pipeline
+from collector.ingest.topics import TopicPattern
+from collector.kpi.pseudonym import Pseudonymiser
+from collector.kpi.stage import KpiStage
+from collector.kpi.windows import local_date
+from tests import samples
+
+SECRET = b"0123456789abcdef-test-secret"
+PATTERN = "bxl/v1/{nis}/{site}/{kind}/{device}/{message}"
+MACS = ("a4:83:e7:12:34:56", "da:a1:19:00:00:01")
+
+
+def pipeline(stage: KpiStage) -> Pipeline:
+    return Pipeline(TopicPattern(PATTERN), stages=[stage], max_past_s=10 * 365 * 86400.0)
+
+
+def test_clients_become_pseudonyms_and_no_mac_is_encoded() -> None:
+    stage = KpiStage(Pseudonymiser(SECRET))
+    t = samples.recent()
+    topic, payload, _ = samples.ap_clients(1, t)
+    lines = pipeline(stage).process(topic, json.dumps(payload).encode(), False, samples.ns(t) + 10**9)
+    assert isinstance(lines, list) and len(lines) == 2
+    assert lines[0].startswith("ap_clients,")
+    reference = Pseudonymiser(SECRET)  # another process with the same secret: the same pseudonyms
+    pids = sorted(reference.pid(mac, local_date(samples.ns(t))) for mac in MACS)  # type: ignore[type-var]
+    assert lines[1] == (
+        f'ap_client_presence,device=ap-0001,kind=ap,nis=21009,site=place-flagey pids="{",".join(pids)}",'
+        f"clients=2i {samples.ns(t)}"
+    )
+    text = "\n".join(lines).lower()
+    for mac in MACS:
+        assert mac not in text and mac.replace(":", "") not in text
+
+
+def test_touched_days_follow_event_time_not_arrival() -> None:
+    stage = KpiStage(Pseudonymiser(SECRET))
+    p = pipeline(stage)
+    now = datetime.now(UTC)
+    late = now - timedelta(days=3)  # a late reading of an earlier day
+    for moment in (now, late):
+        topic, payload, _ = samples.ap_metrics(1, moment)
+        assert isinstance(p.process(topic, json.dumps(payload).encode(), False, samples.ns(now) + 10**9), list)
+    assert stage.take_touched() == {local_date(samples.ns(now)), local_date(samples.ns(late))}
+    assert stage.take_touched() == set()
+    topic, payload, _ = samples.ap_metrics(1, now)
+    p.process(topic, json.dumps(payload).encode(), False, samples.ns(now) + 10**9)
+    assert stage.take_touched() == {local_date(samples.ns(now))}  # the same day again, after a take
