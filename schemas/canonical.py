@@ -9,13 +9,23 @@ Ranges follow ``shared/reference/domain.md`` §1-2 with generous margins: they r
 physically impossible, not what is merely unusual. Counters must fit InfluxDB's signed 64-bit
 integers. Unknown keys are rejected (``extra="forbid"``) so that a misspelt field is a visible error
 rather than a silently missing series.
+
+Types are checked, never coerced (``strict``): a string or a boolean where a number belongs
+(``"cpu_pct": "12"``, ``"num_clients": true``) is a firmware bug the operator must hear about, so it
+is refused naming the field. An integer field also refuses an integral float (``23.0``): a device
+whose counters pass through a float has lost exactness above 2**53 without saying so, and one rule
+(a JSON integer, no fraction or exponent) is easier to state to device makers than "floats that
+happen to be whole". A float field accepts an integer (``17`` is the number 17.0). ``ts`` is an
+RFC 3339 string kept to the nanosecond (``schemas/timestamps.py``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+
+from schemas.timestamps import EpochNs, validate_timestamp
 
 INT64_MAX = 2**63 - 1
 UINT32_MAX = 2**32 - 1
@@ -34,15 +44,33 @@ Identifier = Annotated[
 ]
 FreeText = Annotated[str, Field(max_length=1024, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Timestamp = Annotated[
-    AwareDatetime,
-    Field(strict=True, description="RFC 3339 with a UTC offset, e.g. 2026-11-28T14:00:00.250Z"),
+    EpochNs,
+    PlainValidator(validate_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 with a UTC offset and up to 9 fractional digits, e.g. 2026-11-28T14:00:00.250Z",
+        }
+    ),
 ]
 Sequence = Annotated[int, Field(ge=0, le=INT64_MAX, description="per-device message counter")]
 Band = Literal["2.4", "5", "6"]
 
 
+def _integer(value: object) -> object:
+    """An integer-valued Literal compares by equality, so 20.0 and True would pass it: refuse them first."""
+    if value.__class__ is not int:
+        raise ValueError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+Width = Annotated[Literal[20, 40, 80, 160, 320], BeforeValidator(_integer)]
+CounterBits = Annotated[Literal[32, 64], BeforeValidator(_integer)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
 
 class Envelope(_Strict):
@@ -57,7 +85,7 @@ class Envelope(_Strict):
 class Radio(_Strict):
     band: Band
     channel: int = Field(ge=1, le=233)
-    width_mhz: Literal[20, 40, 80, 160, 320]
+    width_mhz: Width
     tx_power_dbm: float = Field(ge=-10.0, le=36.0)
     noise_floor_dbm: Dbm | None = None
     cu_total_pct: Percent | None = Field(None, description="channel utilisation, all sources")
@@ -127,7 +155,7 @@ class Interface(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
     oper_status: OperStatus
     speed_mbps: Gauge | None = Field(None, description="ifHighSpeed")
-    counter_bits: Literal[32, 64] = Field(64, description="width of the device's octet counters")
+    counter_bits: CounterBits = Field(64, description="width of the device's octet counters")
     in_octets: Counter | None = None
     out_octets: Counter | None = None
     in_ucast_pkts: Counter | None = None
@@ -205,7 +233,19 @@ class DeviceState(_Strict):
     reason: FreeText | None = None
 
 
-EventAttribute = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")] | int | float | bool
+# An attribute keeps the JSON type it was sent with (true stays a boolean, 5 an integer, 5.0 a float);
+# each type is stored in a field of its own (docs/data-model.md), so devices cannot conflict.
+def _int64(value: object) -> object:
+    """An integer attribute beyond 64 bits would otherwise be taken by the float option, altered."""
+    if value.__class__ is int and not -(2**63) <= value <= INT64_MAX:
+        raise ValueError("an integer attribute must fit 64 bits")
+    return value
+
+
+EventAttribute = Annotated[
+    Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")] | int | float | bool,
+    BeforeValidator(_int64),
+]
 
 
 class DeviceEvent(Envelope):

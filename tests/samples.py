@@ -290,10 +290,10 @@ def device_event(i: int, t: datetime) -> tuple[str, dict[str, Any], list[Row]]:
             "severity": "warning",
             "message": f'radar on "ch 52", moved {i}',
             "seq": i,
-            "attr_from_channel": 52,
-            "attr_to_channel": 100,
-            "attr_band": "5",
-            "attr_forced": True,
+            "attr_from_channel_i": 52,
+            "attr_to_channel_i": 100,
+            "attr_band_s": "5",
+            "attr_forced_b": True,
         },
     ]
     return topic("21016", "parc-wolvendael", "ap", device, "event"), payload, rows

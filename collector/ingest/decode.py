@@ -11,20 +11,25 @@ Whatever read it, canonical device or vendor adapter, a reading looks the same f
 A topic is resolved once (then cached) to the canonical pattern, a vendor adapter or a mapping
 (``routing.py``). Only accepted topics are cached, and the cache is bounded in entries and in bytes:
 a flood of distinct bad topics costs a resolution each, never memory.
+
+JSON is read by one reader for every route (``adapters.base.load_json``): a key given twice in one
+object, at any depth, is refused (``bad_json``), since two values for one reading mean neither can
+be trusted; the usual readers silently keep the last one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from collector.ingest.adapters.base import AdapterError, Source, timestamp_ns
+from collector.ingest.adapters.base import DUPLICATE_KEY, AdapterError, Source, load_json
 from collector.ingest.routing import AdapterTarget, Route, RouteError, RoutingConfig, build_routes, resolve
 from collector.ingest.topics import MESSAGE_SCHEMAS, TopicError, TopicMatch, TopicPattern
-from schemas.canonical import CanonicalMessage, DeviceState
+from schemas.canonical import ApClients, ApMetrics, CanonicalMessage, DeviceEvent, DeviceState, IfCounters
 from schemas.stored import ClientPresence
 
 _CANONICAL = TypeAdapter[CanonicalMessage](Annotated[CanonicalMessage, Field(discriminator="schema_id")])
@@ -97,10 +102,47 @@ def describe_validation_error(error: ValidationError, limit: int = 5) -> Rejecti
     parts = []
     for problem in problems[:limit]:
         location = ".".join(str(part) for part in problem["loc"][1:]) or "(message)"
-        parts.append(f"{location}: {problem['msg']}")
+        parts.append(f"{location}: {problem['msg'].removeprefix('Value error, ')}")
     if len(problems) > limit:
         parts.append(f"... and {len(problems) - limit} more")
     return Rejection("invalid", "; ".join(parts))
+
+
+# A duplicate key (which the JSON reader inside pydantic resolves silently, last one wins) is found
+# without reading the payload twice. Every key of a JSON object is a string followed by optional
+# whitespace and ':'. When no '"' in the payload is followed by whitespace, each key occurrence is
+# one '":' and the count of '":' is at least the number of key occurrences (text values may add
+# more). The validated message says how many distinct keys it was given (its fields set); if
+# the count equals that number, no key occurred twice. Any other payload (a key twice, '":' inside a
+# text, pretty-printed JSON, a nested level _key_count does not know) is read again with the exact
+# check: an error here costs speed, never a missed duplicate.
+_MAYBE_SPACED_KEY = re.compile(rb'"[ \t\r\n]').search
+
+
+def _key_count(message: CanonicalMessage) -> int:
+    """How many keys, at every level, the payload of this validated message had (each at least once)."""
+    count = len(message.__pydantic_fields_set__)
+    if message.__class__ is ApMetrics:
+        for radio in message.radios:
+            count += len(radio.__pydantic_fields_set__)
+    elif message.__class__ is IfCounters:
+        for interface in message.interfaces:
+            count += len(interface.__pydantic_fields_set__)
+    elif message.__class__ is ApClients:
+        for client in message.clients or ():
+            count += len(client.__pydantic_fields_set__)
+    elif message.__class__ is DeviceEvent:
+        count += len(message.attributes)
+    return count
+
+
+def _duplicate_key(payload: bytes | bytearray) -> Rejection | None:
+    try:
+        load_json(payload)
+    except AdapterError as error:
+        if error.detail.startswith(DUPLICATE_KEY):
+            return Rejection(error.reason, error.detail)
+    return None
 
 
 def _known_schemas() -> set[str]:
@@ -207,7 +249,13 @@ class Decoder:
         try:
             message = _CANONICAL.validate_json(payload)
         except ValidationError as error:
-            return describe_validation_error(error)
+            # A key given twice is refused as such whichever of its values pydantic looked at.
+            return _duplicate_key(payload) or describe_validation_error(error)
+        if payload.count(b'":') != _key_count(message) or _MAYBE_SPACED_KEY(payload):
+            try:  # a key given twice, or a payload the count cannot vouch for: read it exactly
+                load_json(payload)
+            except AdapterError as error:
+                return Rejection(error.reason, error.detail)
         if message.schema_id not in MESSAGE_SCHEMAS[where.message]:
             return Rejection(
                 "topic_mismatch", f"topic level {where.message!r} does not carry schema {message.schema_id!r}"
@@ -259,14 +307,13 @@ class Decoder:
         for reading in decoded:
             ts = reading.message.ts  # type: ignore[union-attr]  # decode makes canonical readings only
             if ts is not None:
-                ns = timestamp_ns(ts)
-                if ns > received_ns + self._max_future_ns or ns < received_ns - self._max_past_ns:
+                if ts > received_ns + self._max_future_ns or ts < received_ns - self._max_past_ns:
                     return Rejection(
                         "timestamp_out_of_range",
                         f"ts {ts.isoformat()} is outside [now - {self._max_past_ns // 10**9} s, "
                         f"now + {self._max_future_ns // 10**9} s]",
                     )
-                newest = max(newest, ns)
+                newest = max(newest, ts)
         if newest:
             device = decoded[0].message.device_id
             if newest > self.last_seen_ns.get(device, 0):

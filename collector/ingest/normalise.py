@@ -1,11 +1,11 @@
 """Canonical message -> InfluxDB lines. Pure: no I/O, no clock except what the caller passes.
 
-The data model is documented in docs/data-model.md; keep the two in step.
+The data model is documented in docs/data-model.md; keep the two in step. Timestamps are the
+messages' own integer nanoseconds (``EpochNs``), written as they are.
 """
 
 from __future__ import annotations
 
-from collector.ingest.adapters.base import timestamp_ns
 from collector.ingest.lineprotocol import FieldValue, encode_line, series_key
 from schemas.canonical import (
     ApClients,
@@ -102,6 +102,13 @@ _IF_FIELDS = (
 _PROBE_FIELDS = ("sent", "received", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "seq")
 
 
+# InfluxDB fixes a field's type per measurement (and shard), not per series: if attributes were
+# stored as ``attr_<name>``, the first device to send ``from_channel`` as text would make every
+# other device's integer ``from_channel`` a 400 "field type conflict". The type is part of the
+# field key instead, so each type has its own field and no device can refuse another's.
+_ATTRIBUTE_SUFFIX = {bool: "b", int: "i", float: "f", str: "s"}
+
+
 def _pick(obj: object, names: tuple[str, ...]) -> Fields:
     return [(name, getattr(obj, name)) for name in names]
 
@@ -111,7 +118,7 @@ def to_lines(
 ) -> list[str]:
     """The lines for one validated message. ``tags`` come from the topic (sorted by key)."""
     if isinstance(message, ApMetrics):
-        ts = timestamp_ns(message.ts)
+        ts = message.ts
         lines = [encode_line(keys.get("ap", tags), _pick(message, _AP_FIELDS), ts)]
         for radio in message.radios:
             fields = _pick(radio, _RADIO_FIELDS)
@@ -119,9 +126,9 @@ def to_lines(
         return lines
     if isinstance(message, ApClients):
         # Client MACs stop here: only the summary is stored (privacy by design, docs/data-model.md).
-        return [encode_line(keys.get("ap_clients", tags), _pick(message, _CLIENT_FIELDS), timestamp_ns(message.ts))]
+        return [encode_line(keys.get("ap_clients", tags), _pick(message, _CLIENT_FIELDS), message.ts)]
     if isinstance(message, IfCounters):
-        ts = timestamp_ns(message.ts)
+        ts = message.ts
         up = sum(1 for i in message.interfaces if i.oper_status == "up")
         device_fields: Fields = [
             ("sys_uptime_s", message.sys_uptime_s),
@@ -140,10 +147,9 @@ def to_lines(
         fields = _pick(message, _PROBE_FIELDS)
         fields.append(("loss_pct", message.loss_pct))
         extra = (("method", message.method), ("target", message.target))
-        return [encode_line(keys.get("link_probe", tags, extra), fields, timestamp_ns(message.ts))]
+        return [encode_line(keys.get("link_probe", tags, extra), fields, message.ts)]
     if isinstance(message, DeviceState):
         is_will = message.ts is None
-        ts = received_ns if message.ts is None else timestamp_ns(message.ts)
         state_fields: Fields = [
             ("state", message.state),
             ("up", 1 if message.state == "online" else 0),
@@ -153,16 +159,18 @@ def to_lines(
         ]
         if estimated:  # a will from a backlog: its time is the collector's estimate (docs/data-model.md)
             state_fields.append(("estimated", True))
-        return [encode_line(keys.get("device_state", tags), state_fields, ts)]
+        stamp = received_ns if message.ts is None else message.ts
+        return [encode_line(keys.get("device_state", tags), state_fields, stamp)]
     if isinstance(message, DeviceEvent):
         event_fields: Fields = [
             ("severity", message.severity),
             ("message", message.message),
             ("seq", message.seq),
         ]
-        event_fields.extend((f"attr_{key}", value) for key, value in sorted(message.attributes.items()))
+        attributes = sorted(message.attributes.items())
+        event_fields.extend((f"attr_{key}_{_ATTRIBUTE_SUFFIX[value.__class__]}", value) for key, value in attributes)
         event_key = keys.get("device_event", tags, (("type", message.type),))
-        return [encode_line(event_key, event_fields, timestamp_ns(message.ts))]
+        return [encode_line(event_key, event_fields, message.ts)]
     if isinstance(message, ClientPresence):
         presence: Fields = [("pids", ",".join(message.pids)), ("clients", len(message.pids))]
         return [encode_line(keys.get("ap_client_presence", tags), presence, message.ts_ns)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from collector.ingest.adapters.telegraf.lineprotocol import parse
 from collector.ingest.pipeline import Pipeline, Rejection
 from collector.ingest.routing import RoutingConfig, build_routes
 from collector.ingest.topics import TopicPattern
+from schemas.timestamps import EpochNs, parse_rfc3339
 
 HERE = Path(__file__).parent
 ADAPTERS = Path(__file__).resolve().parents[2] / "collector" / "ingest" / "adapters"
@@ -21,13 +21,13 @@ def fixture(folder: str, name: str) -> bytes:
     return (ADAPTERS / folder / "testdata" / name).read_bytes()
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+def utc(text: str) -> EpochNs:
+    """The exact time of an RFC 3339 string, as adapters and the canonical schema give it."""
+    return parse_rfc3339(text)
 
 
 def ns(text: str) -> int:
-    moment = utc(text)
-    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
+    return int(parse_rfc3339(text))
 
 
 def pipeline(routing: RoutingConfig | None = None) -> Pipeline:

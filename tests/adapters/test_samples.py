@@ -56,7 +56,7 @@ BUILTIN_CASES = [
         "2025-11-28T14:00:01Z",
         ["netdev", "interface", "interface"],
         "cpe",
-        "2025-11-28T14:00:00.123456Z",
+        "2025-11-28T14:00:00.123456789Z",
     ),
     (
         "telegraf",

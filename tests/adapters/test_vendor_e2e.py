@@ -244,7 +244,7 @@ async def test_every_vendor_flavour_is_stored_as_canonical_series(
         "stamped_on_receipt": False,
     }
     (event,) = rows(influxdb, "device_event", "ap-meraki")
-    assert (event["type"], event["severity"], event["attr_alert_type_id"]) == (
+    assert (event["type"], event["severity"], event["attr_alert_type_id_s"]) == (
         "device.down",
         "critical",
         "stopped_reporting",

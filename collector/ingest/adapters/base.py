@@ -6,22 +6,35 @@ writes, never logs and never keeps a client MAC address: per-client entries are 
 the adapter and dropped. When the payload is not what the adapter expects it raises
 :class:`AdapterError` with a stable reason code and a detail that names the problem and where it is
 (``uplink.rx_bytes: expected an integer, got 'lots'``); the pipeline turns that into a dead letter.
+
+Adapters validate as strictly as the canonical schema: the helpers here take a value only in the
+JSON type the format documents (an integer is a JSON integer: not a string, a boolean or ``23.0``;
+a number is an integer or a finite float). Where a vendor documents numbers as text (UniFi's
+``system-stats``), the adapter says so field by field with :func:`number_from_text`, which reads a
+plain decimal and nothing else (no spaces, no ``0x``, no ``1e3``). JSON with a key given twice in
+one object is refused whatever the route (:func:`load_json`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-import orjson
+import jiter
 from pydantic import BaseModel, ValidationError
 
+from collector.ingest.lineprotocol import TIME_MAX_NS, TIME_MIN_NS
 from schemas.canonical import CanonicalMessage
+from schemas.timestamps import EpochNs, from_ns, parse_rfc3339
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+__all__ = ["EpochNs", "from_ns"]  # re-exported: adapters build their timestamps with from_ns
+
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_INTEGER = re.compile(r"-?[0-9]+")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
 
 M = TypeVar("M", bound=BaseModel)
@@ -74,11 +87,23 @@ class AdapterInfo:
 
 
 # --- decoding ------------------------------------------------------------------------------------
+DUPLICATE_KEY = "a key given twice"
+
+
 def load_json(payload: bytes | bytearray) -> Any:
+    """The JSON document, or AdapterError(bad_json). Refused besides what RFC 8259 refuses: a key
+    given twice in one object, at any depth (a reader that keeps the last would store a value the
+    device may not have meant), NaN and Infinity tokens (not JSON, even in a key no adapter reads).
+    The reader is pydantic's own (jiter), asked to check duplicates."""
     try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError as error:
-        raise AdapterError("bad_json", f"not JSON: {error}") from None
+        return jiter.from_json(
+            payload if payload.__class__ is bytes else bytes(payload), allow_inf_nan=False, catch_duplicate_keys=True
+        )
+    except ValueError as error:
+        text = str(error)
+        if text.startswith("Detected duplicate key"):
+            raise AdapterError("bad_json", f"{DUPLICATE_KEY}: {mask(text.removeprefix('Detected '))}") from None
+        raise AdapterError("bad_json", f"not JSON: {mask(text)}") from None
 
 
 def load_object(payload: bytes | bytearray, what: str) -> dict[str, Any]:
@@ -145,32 +170,44 @@ def as_str(value: Any, where: str) -> str:
 
 
 def as_int(value: Any, where: str) -> int:
-    """An integer; integral floats and decimal strings (some controllers send numbers as text) too."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    """A JSON integer: not a boolean, a string or an integral float (the canonical schema's rule)."""
+    if value.__class__ is int:
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
     raise invalid(where, f"expected an integer, got {show(value)}")
 
 
 def as_float(value: Any, where: str) -> float:
-    """A number; decimal strings too (UniFi's ``system-stats`` are strings)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+    """A finite JSON number (an integer or a float): not a boolean or a string."""
+    cls = value.__class__
+    if cls is float:
+        if math.isfinite(value):
+            return value  # type: ignore[no-any-return]
+    elif cls is int:
         try:
-            number = float(value.strip())
-        except ValueError:
-            pass
-        else:
-            if number == number and number not in (float("inf"), float("-inf")):
-                return number
+            return float(value)
+        except OverflowError:
+            raise invalid(where, f"{show(value)} is too large for a number") from None
     raise invalid(where, f"expected a number, got {show(value)}")
+
+
+def number_from_text(value: Any, where: str) -> float:
+    """A number, or a plain decimal written as text (``"12"``, ``"-3.5"``), for the fields a vendor
+    documents as text. Nothing looser: no spaces, signs other than ``-``, exponents, hex or NaN."""
+    if value.__class__ is str:
+        if _DECIMAL.fullmatch(value):
+            return float(value)
+        raise invalid(where, f"expected a decimal number (as text), got {show(value)}")
+    return as_float(value, where)
+
+
+def int_from_text(value: Any, where: str) -> int:
+    """An integer, or one written as text in plain decimal digits (``"864000"``), for the fields a
+    vendor documents as text. Not ``" 7 "``, ``"+7"``, ``"7.0"`` or ``"1e3"``."""
+    if value.__class__ is str:
+        if len(value) <= 20 and _INTEGER.fullmatch(value):
+            return int(value)
+        raise invalid(where, f"expected an integer (as text), got {show(value)}")
+    return as_int(value, where)
 
 
 def opt_list(obj: dict[str, Any], key: str, where: str = "") -> list[Any]:
@@ -189,46 +226,55 @@ def opt_int(obj: dict[str, Any], key: str, where: str = "") -> int | None:
     return None if value is None else as_int(value, f"{where}{key}")
 
 
+def opt_count(obj: dict[str, Any], key: str, where: str = "") -> int | None:
+    """A counter that may be absent: a non-negative integer. For counters an adapter adds up (a
+    negative one would be hidden in the sum instead of refused by the schema's range)."""
+    value = opt_int(obj, key, where)
+    if value is not None and value < 0:
+        raise invalid(f"{where}{key}", f"a counter cannot be negative, got {value}")
+    return value
+
+
 def opt_float(obj: dict[str, Any], key: str, where: str = "") -> float | None:
     value = obj.get(key)
     return None if value is None else as_float(value, f"{where}{key}")
 
 
 # --- time ------------------------------------------------------------------------------------------
-def timestamp_ns(moment: datetime) -> int:
-    """Exact integer nanoseconds (float seconds would lose the microseconds of today's dates)."""
-    delta = moment - _EPOCH
-    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
+# A timestamp is an EpochNs (schemas/timestamps.py): integer nanoseconds, exact whatever the source.
+_SCALE = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
-def from_ns(ns: int) -> datetime:
-    """Exact (to the microsecond, like every canonical timestamp) from integer nanoseconds."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
+def timestamp_ns(moment: EpochNs) -> int:
+    """A reading's time as a plain int of nanoseconds. An EpochNs already is one: this stays for the
+    callers written when timestamps were datetimes (the KPI stage); new code uses ``message.ts``."""
+    return int(moment)
 
 
-def from_epoch(value: Any, where: str, unit: str = "s") -> datetime:
-    """An epoch number in ``unit`` (s, ms, us, ns); ``auto`` tells the unit from the magnitude."""
-    number = as_float(value, where) if not isinstance(value, int) or isinstance(value, bool) else value
+def from_epoch(value: Any, where: str, unit: str = "s") -> EpochNs:
+    """A JSON number of ``unit`` (s, ms, us, ns) since the epoch; ``auto`` tells the unit from the
+    magnitude. A float is taken as its shortest decimal, which is what the sender wrote whenever a
+    double can hold it (``1780271974.134364`` s is ...134364000 ns, where the float times 10**9 is
+    ...134363904); a double holds about 16 digits, so epoch seconds keep microseconds at best:
+    senders that need nanoseconds send an integer. Not a string or a boolean."""
+    number: int | float = as_int(value, where) if value.__class__ is int else as_float(value, where)
     if unit == "auto":
         magnitude = abs(number)
         unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
-    scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
-    try:
-        ns = number * scale if isinstance(number, int) else round(number * scale)
-        return from_ns(ns)
-    except (OverflowError, ValueError):
-        raise invalid(where, f"{show(value)} is not a usable time") from None
+    scale = _SCALE[unit]
+    ns = number * scale if number.__class__ is int else round(Decimal(repr(number)) * scale)
+    if not TIME_MIN_NS <= ns <= TIME_MAX_NS:
+        raise invalid(where, f"{show(value)} is not a usable time (outside 1677-2262)")
+    return from_ns(ns)
 
 
-def from_rfc3339(value: Any, where: str) -> datetime:
+def from_rfc3339(value: Any, where: str) -> EpochNs:
+    """An RFC 3339 string, to the nanosecond (the canonical ``ts`` rule)."""
     text = as_str(value, where)
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise invalid(where, f"{show(text)} is not an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise invalid(where, f"{show(text)} has no UTC offset")
-    return moment
+        return parse_rfc3339(text)
+    except ValueError as error:
+        raise invalid(where, f"{show(text)}: {error}") from None
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -245,7 +291,7 @@ def describe(error: ValidationError, origin: str, limit: int = 4) -> str:
     parts = []
     for problem in problems[:limit]:
         location = ".".join(str(part) for part in problem["loc"]) or "(message)"
-        parts.append(f"{location}: {problem['msg']}")
+        parts.append(f"{location}: {problem['msg'].removeprefix('Value error, ')}")
     if len(problems) > limit:
         parts.append(f"... and {len(problems) - limit} more")
     return f"{origin} does not make a valid reading: " + "; ".join(parts)

@@ -69,9 +69,9 @@ def test_client_data_never_leaves_the_adapter() -> None:
         "severity": "info",
         "message": "Client connectivity changed",
         "seq": 0,
-        "attr_alert_id": "643451796760556700",
-        "attr_alert_type_id": "client_connectivity",
-        "attr_connected": "false",
+        "attr_alert_id_s": "643451796760556700",
+        "attr_alert_type_id_s": "client_connectivity",
+        "attr_connected_s": "false",
     }
     text = "\n".join(lines).lower()  # type: ignore[arg-type]
     for secret in ("a4:83:e7", "a4-83-e7", "10.21.4.123", "marie", "k1234", "not-a-real-secret"):

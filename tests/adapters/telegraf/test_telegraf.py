@@ -40,7 +40,7 @@ def test_snmp_readme_output_gives_32_bit_interface_counters() -> None:
 def test_ifxtable_columns_and_a_kind_tag() -> None:
     kind, poll = counters("snmp_ifxtable_kind.lp", "cpe-21016-007")
     assert kind == "cpe"  # [inputs.snmp.tags] kind = "cpe"
-    assert poll.ts == utc("2025-11-28T14:00:00.123456Z")  # canonical times keep microseconds
+    assert poll.ts == utc("2025-11-28T14:00:00.123456789Z")  # to the nanosecond Telegraf wrote
     assert poll.sys_uptime_s == 7_776_000
     wan, lan = poll.interfaces
     assert wan.name == "wan0" and lan.name == "lan0"  # ifName wins over ifDescr
@@ -108,7 +108,7 @@ def test_stored_lines_through_the_pipeline() -> None:
     assert stored[0] == {
         "measurement": "netdev",
         "tags": tags,
-        "time": ns("2025-11-28T14:00:00.123456Z"),
+        "time": ns("2025-11-28T14:00:00.123456789Z"),
         "fields": {"sys_uptime_s": 7_776_000, "interfaces_up": 1, "interfaces_total": 2, "seq": 0},
     }
     assert stored[1]["tags"] == {**tags, "ifname": "wan0"}

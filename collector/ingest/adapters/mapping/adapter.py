@@ -23,9 +23,13 @@ path runs only prepared closures::
 
 Paths are dot-separated keys, with integers indexing arrays (``radios.0.ch``); ``$`` is the whole
 payload. A value goes through ``map`` (a lookup table, keys as text), then ``type`` (default: the
-canonical field's type; numbers written as strings are accepted), then ``unit`` (converted to the
-unit in the canonical field's name) and ``scale`` (a plain factor). A missing or null value is an
-error unless the field says ``optional = true``. Client MAC addresses cannot be mapped.
+canonical field's type), then ``unit`` (converted to the unit in the canonical field's name) and
+``scale`` (a plain factor). Types are checked as strictly as the canonical schema checks them: a
+number must be a JSON number (an integer field takes a JSON integer, not ``23.0``), a boolean a
+JSON boolean; a format that writes a number as text says so with ``from_text = true`` (then a plain
+decimal such as ``"12"`` or ``"-3.5"`` is read, nothing looser). A text field takes a string, or a
+number written as its decimal text (``2.4`` -> ``"2.4"``). A missing or null value is an error
+unless the field says ``optional = true``. Client MAC addresses cannot be mapped.
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ from collector.ingest.adapters.base import (
     from_epoch,
     from_ns,
     from_rfc3339,
+    int_from_text,
     invalid,
     load_json,
+    number_from_text,
     show,
 )
 from collector.ingest.topics import TopicPattern, check_level_value
@@ -143,6 +149,7 @@ class FieldSpec(Section):
     scale: float | None = Field(None, description="multiply by this (after unit conversion)")
     map: dict[str, Scalar] | None = Field(None, description="lookup table: payload value (as text) -> value")
     optional: bool = Field(False, description="a missing or null value leaves the field out instead of rejecting")
+    from_text: bool = Field(False, description='the payload writes this number as text, e.g. "12.5"')
     each: dict[str, FieldSpec] | None = Field(None, description="for list fields: the fields of each element")
     fields: dict[str, FieldSpec] | None = Field(None, description="for object fields (event attributes)")
 
@@ -263,8 +270,12 @@ def _scalar_converter(name: str, spec: FieldSpec, target: Any, where: str) -> Ca
         to_canonical = units[spec.unit]
     if (to_canonical is not None or spec.scale is not None) and kind not in ("int", "float"):
         raise ValueError(f"{where}: unit and scale need a numeric type, {name} is {kind}")
+    if spec.from_text and kind not in ("int", "float"):
+        raise ValueError(f"{where}: from_text reads numbers, {name} is {kind}")
     table = spec.map
     scale = spec.scale
+    read_int = int_from_text if spec.from_text else as_int
+    read_number = number_from_text if spec.from_text else as_float
 
     def convert(raw: Any, location: str) -> Any:
         if table is not None:
@@ -274,9 +285,9 @@ def _scalar_converter(name: str, spec: FieldSpec, target: Any, where: str) -> Ca
                 raise invalid(location, f"value {show(raw)} is not in the mapping's table (known: {known})")
             raw = table[key]
         if kind == "int" and to_canonical is None and scale is None:
-            return as_int(raw, location)
+            return read_int(raw, location)
         if kind in ("int", "float"):
-            number = as_float(raw, location)
+            number = read_number(raw, location)
             try:
                 if to_canonical is not None:
                     number = to_canonical(number)
@@ -284,11 +295,13 @@ def _scalar_converter(name: str, spec: FieldSpec, target: Any, where: str) -> Ca
                 raise invalid(location, str(error)) from None
             if scale is not None:
                 number *= scale
+            if not math.isfinite(number):
+                raise invalid(location, f"{show(raw)} converts to {number}, not a finite number")
             return round(number) if kind == "int" else number
         if kind == "str":
             if isinstance(raw, str):
                 return raw
-            if isinstance(raw, int | float) and not isinstance(raw, bool):
+            if raw.__class__ is int or raw.__class__ is float:
                 return _map_key(raw)
             raise invalid(location, f"expected text, got {show(raw)}")
         if kind == "bool":

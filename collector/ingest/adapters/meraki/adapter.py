@@ -18,6 +18,11 @@ Every alert -> ``device.event/1``:
 alert title as the reason. Kind: the topic's ``{kind}``, else the route's ``kind`` setting, else from
 ``deviceModel`` (MR ap, MS switch, MX/Z/MG router, MV camera, MT sensor). Time: ``occurredAt``.
 ``seq``: 0 for events, none for state.
+
+Types are checked as Meraki documents them: ``alertTypeId``, ``alertId``, ``alertType``,
+``alertLevel`` and ``deviceModel`` are strings and ``occurredAt`` an RFC 3339 time (kept to the
+nanosecond); anything else there is refused, naming the key. ``alertData`` values keep the JSON type
+they were sent with (docs/data-model.md: each attribute type has its own field).
 """
 
 from __future__ import annotations
@@ -110,8 +115,9 @@ class MerakiAdapter:
         message = None if title is None else _text(as_str(title, "alertType"), 1024)
         kind = source.kind or _kind(doc)
         attributes: dict[str, Any] = {"alert_type_id": alert_type_id}
-        if isinstance(doc.get("alertId"), str) and doc["alertId"]:
-            attributes["alert_id"] = _text(doc["alertId"], 256)
+        alert_id = doc.get("alertId")
+        if alert_id is not None and as_str(alert_id, "alertId"):
+            attributes["alert_id"] = _text(alert_id, 256)
         alert_data = doc.get("alertData")
         if alert_data is not None:
             for key, value in as_object(alert_data, "alertData").items():
@@ -157,7 +163,7 @@ def _text(value: str, limit: int) -> str:
 
 def _kind(doc: dict[str, Any]) -> str:
     model = doc.get("deviceModel")
-    if not model:
+    if model is None or model == "":
         raise invalid(
             "deviceModel",
             "missing: cannot tell the device class; set routing.meraki.kind or publish on a topic with a {kind} level",

@@ -24,11 +24,11 @@ receive time instead of overwriting itself. ``seq``: 0.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from collector.ingest.adapters.base import (
     AdapterError,
+    EpochNs,
     Reading,
     Source,
     as_float,
@@ -40,6 +40,7 @@ from collector.ingest.adapters.base import (
     from_ns,
     invalid,
     load_object,
+    opt_count,
     opt_float,
     opt_int,
     opt_list,
@@ -107,7 +108,7 @@ class NetJsonAdapter:
         return readings
 
 
-def _if_counters(interfaces: list[dict[str, Any]], device: str, ts: datetime, uptime: int | None) -> IfCounters | None:
+def _if_counters(interfaces: list[dict[str, Any]], device: str, ts: EpochNs, uptime: int | None) -> IfCounters | None:
     rows = []
     for n, interface in enumerate(interfaces):
         stats = interface.get("statistics")
@@ -167,7 +168,7 @@ def _access_point(
     interfaces: list[dict[str, Any]],
     access_points: list[tuple[int, dict[str, Any]]],
     device: str,
-    ts: datetime,
+    ts: EpochNs,
     uptime: int,
 ) -> tuple[ApMetrics, ApClients]:
     resources = opt_object(doc, "resources")
@@ -222,7 +223,7 @@ def _access_point(
             }
         radio["num_clients"] += len(clients)
         for source_key, target in (("tx_bytes", "tx_bytes"), ("rx_bytes", "rx_bytes"), ("tx_packets", "tx_total")):
-            value = opt_int(stats, source_key, f"interfaces.{n}.statistics.")
+            value = opt_count(stats, source_key, f"interfaces.{n}.statistics.")
             if value is not None:
                 radio[target] = radio.get(target, 0) + value
     metrics: dict[str, Any] = {

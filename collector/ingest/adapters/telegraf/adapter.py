@@ -25,17 +25,25 @@ kind = "cpe"``), else the route's ``kind`` setting, else ``switch``. Time: the m
 (line protocol: nanoseconds; JSON: its unit told from its magnitude), else the receive time.
 ``seq``: 0. Telegraf's ``host``/``agent_host``/``sysName`` tags are not stored: the device is the
 topic's.
+
+Types are checked as strictly as the canonical schema checks them: counters, gauges and
+``ifOperStatus`` codes are non-negative integers (``123i``, or a JSON integer; ``net``'s ``speed``
+may also be -1, "unknown"); ``ifName``/``ifDescr`` are strings; ``ifIndex`` is a non-negative integer
+(or a tag of decimal digits); a JSON ``timestamp`` is a number. Fields that are not read may hold
+anything. Anything else is refused, naming the metric and the key.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 from typing import Any
 
 from collector.ingest.adapters.base import (
     AdapterError,
+    EpochNs,
     Reading,
     Source,
+    as_float,
     as_list,
     as_object,
     as_str,
@@ -46,7 +54,6 @@ from collector.ingest.adapters.base import (
     load_json,
     opt_object,
     show,
-    timestamp_ns,
 )
 from collector.ingest.adapters.telegraf.lineprotocol import Point, parse
 from collector.ingest.topics import LEVEL_VALUE
@@ -57,6 +64,7 @@ _OPER_NAMES = frozenset(OPER_STATUS.values())
 GAUGE32_MAX = 2**32 - 1
 DEFAULT_KIND = "switch"
 KNOWN = ("interface", "net", "snmp")
+_INDEX_TAG = re.compile(r"[0-9]{1,10}")
 
 
 class TelegrafAdapter:
@@ -73,11 +81,11 @@ class TelegrafAdapter:
                 f"Telegraf measurement(s) {', '.join(map(repr, unknown))} are not mapped (known: {', '.join(KNOWN)})",
             )
         kind = source.kind or _kind_tag(points) or DEFAULT_KIND
-        polls: dict[datetime, tuple[list[dict[str, Any]], list[int]]] = {}
+        polls: dict[EpochNs, tuple[list[dict[str, Any]], list[int]]] = {}
         for point in points:
             if point.name == "net" and point.tags.get("interface") == "all":
                 continue  # protocol counters, not an interface
-            ts = from_ns(point.timestamp_ns) if point.timestamp_ns is not None else from_ns(received_ns)
+            ts = from_ns(received_ns if point.timestamp_ns is None else point.timestamp_ns)
             interfaces, uptimes = polls.setdefault(ts, ([], []))
             if point.name == "interface":
                 interfaces.append(_snmp_interface(point))
@@ -153,7 +161,7 @@ def _json_points(document: Any) -> list[Point]:
         stamp = metric.get("timestamp")
         ts_ns = None
         if stamp is not None:
-            ts_ns = timestamp_ns(from_epoch(stamp, f"{prefix}timestamp", "auto"))
+            ts_ns = from_epoch(stamp, f"{prefix}timestamp", "auto")
         points.append(Point(name, tags, fields, ts_ns, where or "(payload)"))
     return points
 
@@ -170,26 +178,46 @@ def _kind_tag(points: list[Point]) -> str | None:
     return kind
 
 
-def _get(point: Point, key: str) -> Any:
+def _text(point: Point, key: str) -> str | None:
+    """A name from a field (a string) or else a tag; None when absent or empty."""
     value = point.fields.get(key)
-    return point.tags.get(key) if value is None else value
+    if value is None:
+        value = point.tags.get(key)
+    elif value.__class__ is not str:
+        raise invalid(f"{point.where}: {point.name}.{key}", f"expected a string, got {show(value)}")
+    return value or None
 
 
-def _counter(point: Point, key: str) -> int | None:
+def _index(point: Point) -> int | None:
+    """ifIndex: a non-negative integer field, or a tag of decimal digits (Telegraf's ``is_tag``)."""
+    if point.fields.get("ifIndex") is not None:
+        return _counter(point, "ifIndex")
+    tag = point.tags.get("ifIndex")
+    if tag is None:
+        return None
+    if not _INDEX_TAG.fullmatch(tag):
+        raise invalid(f"{point.where}: {point.name}.ifIndex", f"expected decimal digits, got {show(tag)}")
+    return int(tag)
+
+
+def _counter(point: Point, key: str, unknown: int | None = None) -> int | None:
     """Telegraf writes counters and gauges as integers (``123i`` or a JSON integer): a float here is a
-    damaged value (``ifInOctets=34366`` is what a cut ``ifInOctets=3436617431i`` reads as)."""
+    damaged value (``ifInOctets=34366`` is what a cut ``ifInOctets=3436617431i`` reads as), and a
+    negative one is not a count. ``unknown``: a negative value the plugin documents (returned as is)."""
     value = point.fields.get(key)
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise invalid(f"{point.where}: {point.name}.{key}", f"expected an integer, got {show(value)}")
+    if value.__class__ is not int:
+        raise invalid(f"{point.where}: {point.name}.{key}", f"expected an integer, got {show(value)}")
+    if value < 0 and value != unknown:
+        raise invalid(f"{point.where}: {point.name}.{key}", f"expected a non-negative integer, got {value}")
+    return value
 
 
 def _snmp_interface(point: Point) -> dict[str, Any]:
-    name = _get(point, "ifName") or _get(point, "ifDescr")
+    name = _text(point, "ifName") or _text(point, "ifDescr")
     if name is None:
-        index = _get(point, "ifIndex")
+        index = _index(point)
         if index is None:
             raise invalid(f"{point.where}: interface", "no ifName, ifDescr or ifIndex to name the interface")
         name = f"if{index}"
@@ -211,7 +239,7 @@ def _snmp_interface(point: Point) -> dict[str, Any]:
         bits = _counter(point, "ifSpeed")
         speed = round(bits / 1_000_000) if bits is not None and bits != GAUGE32_MAX else None
     return {
-        "name": str(name),
+        "name": name,
         "oper_status": oper,
         "speed_mbps": speed,
         "counter_bits": 64 if wide else 32,
@@ -230,7 +258,7 @@ def _net_interface(point: Point) -> dict[str, Any]:
     name = point.tags.get("interface")
     if not name:
         raise invalid(f"{point.where}: net", "no interface tag")
-    speed = _counter(point, "speed")
+    speed = _counter(point, "speed", unknown=-1)
     return {
         "name": name,
         "oper_status": "unknown",
@@ -248,8 +276,9 @@ def _net_interface(point: Point) -> dict[str, Any]:
 def _uptime(point: Point) -> int | None:
     value = point.fields.get("uptime")
     if value is not None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise invalid(f"{point.where}: snmp.uptime", f"expected a number of seconds, got {show(value)}")
-        return int(value)
+        seconds = as_float(value, f"{point.where}: snmp.uptime")
+        if seconds < 0:
+            raise invalid(f"{point.where}: snmp.uptime", f"expected a non-negative number of seconds, got {seconds}")
+        return int(seconds)
     ticks = _counter(point, "sysUpTime")
     return None if ticks is None else ticks // 100

@@ -13,6 +13,10 @@ wrapper), as ``unpoller`` and the controller API show it. Mapping (docs/adapters
   (the ``name`` is a free label the operator edits, so it would split series), unicast packets as
   packets minus multicast minus broadcast.
 
+Types are checked as the controller writes them: numbers are JSON numbers, except the fields the
+controller writes as text (``system-stats.cpu``/``mem``/``uptime``, ``radio_table[].ht``), which
+must be plain decimals; names are strings. Anything else is refused, naming the field.
+
 Time: ``last_seen`` (epoch seconds, when the controller last heard from the device), else
 ``stat.time`` (epoch ms), else the receive time. ``seq``: 0 (UniFi has no sequence number).
 Rates: UniFi's ``rx_rate``/``tx_rate`` (client and wireless-uplink PHY rates) are in **kbps**; the
@@ -23,11 +27,11 @@ canonical schemas have no PHY-rate field, so they are not stored. Client MACs (`
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from collector.ingest.adapters.base import (
     AdapterError,
+    EpochNs,
     Reading,
     Source,
     as_int,
@@ -37,8 +41,11 @@ from collector.ingest.adapters.base import (
     build,
     from_epoch,
     from_ns,
+    int_from_text,
     invalid,
     load_object,
+    number_from_text,
+    opt_count,
     opt_float,
     opt_int,
     opt_list,
@@ -79,7 +86,7 @@ class UnifiAdapter:
         return [Reading(kind, _switch(doc, source.device, ts))]
 
 
-def _timestamp(doc: dict[str, Any], received_ns: int) -> datetime:
+def _timestamp(doc: dict[str, Any], received_ns: int) -> EpochNs:
     if doc.get("last_seen") is not None:
         return from_epoch(doc["last_seen"], "last_seen", "s")
     stat = doc.get("stat")
@@ -93,7 +100,7 @@ def _uptime(doc: dict[str, Any]) -> int:
         return as_int(doc["uptime"], "uptime")
     stats = doc.get("system-stats")
     if isinstance(stats, dict) and stats.get("uptime") is not None:
-        return as_int(stats["uptime"], "system-stats.uptime")
+        return int_from_text(stats["uptime"], "system-stats.uptime")
     raise invalid("uptime", "missing")
 
 
@@ -112,7 +119,7 @@ def _temperature(doc: dict[str, Any]) -> float | None:
     return opt_float(as_object(sensors[chosen], f"temperatures.{chosen}"), "value", f"temperatures.{chosen}.")
 
 
-def _access_point(doc: dict[str, Any], device: str, ts: datetime) -> ApMetrics:
+def _access_point(doc: dict[str, Any], device: str, ts: EpochNs) -> ApMetrics:
     stats = doc.get("system-stats")
     stats = as_object(stats, "system-stats") if stats is not None else {}
     data: dict[str, Any] = {
@@ -121,8 +128,8 @@ def _access_point(doc: dict[str, Any], device: str, ts: datetime) -> ApMetrics:
         "ts": ts,
         "seq": 0,
         "uptime_s": _uptime(doc),
-        "cpu_pct": opt_float(stats, "cpu", "system-stats."),
-        "mem_pct": opt_float(stats, "mem", "system-stats."),
+        "cpu_pct": _text_number(stats, "cpu"),
+        "mem_pct": _text_number(stats, "mem"),
         "temperature_c": _temperature(doc),
         "num_clients": as_int(require(doc, "num_sta"), "num_sta"),
         "radios": _radios(doc),
@@ -137,17 +144,28 @@ def _access_point(doc: dict[str, Any], device: str, ts: datetime) -> ApMetrics:
     return build(ApMetrics, data, "UniFi uap")
 
 
+def _text_number(stats: dict[str, Any], key: str) -> float | None:
+    value = stats.get(key)
+    return None if value is None else number_from_text(value, f"system-stats.{key}")
+
+
+def _name(entry: dict[str, Any], key: str, where: str) -> str | None:
+    """A radio's name, the key that ties radio_table, radio_table_stats and vap_table together."""
+    value = entry.get(key)
+    return None if value is None else as_str(value, f"{where}{key}")
+
+
 def _radios(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    widths: dict[str, Any] = {}
+    widths: dict[str | None, Any] = {}
     for i, entry in enumerate(opt_list(doc, "radio_table")):
         entry = as_object(entry, f"radio_table.{i}")
-        widths[str(entry.get("name"))] = (entry.get("ht"), f"radio_table.{i}.ht")
-    vap_sums: dict[str, dict[str, int]] = defaultdict(dict)
+        widths[_name(entry, "name", f"radio_table.{i}.")] = (entry.get("ht"), f"radio_table.{i}.ht")
+    vap_sums: dict[str | None, dict[str, int]] = defaultdict(dict)
     for i, vap in enumerate(opt_list(doc, "vap_table")):
         vap = as_object(vap, f"vap_table.{i}")
-        sums = vap_sums[str(vap.get("radio_name"))]
+        sums = vap_sums[_name(vap, "radio_name", f"vap_table.{i}.")]
         for source_key, target in _VAP_COUNTERS:
-            value = opt_int(vap, source_key, f"vap_table.{i}.")
+            value = opt_count(vap, source_key, f"vap_table.{i}.")
             if value is not None:
                 sums[target] = sums.get(target, 0) + value
     radios = []
@@ -160,7 +178,7 @@ def _radios(doc: dict[str, Any]) -> list[dict[str, Any]]:
             raise AdapterError(
                 "unsupported", f"{where}radio: band {show(code)} is not one we store (known: {', '.join(BANDS)})"
             )
-        name = str(entry.get("name"))
+        name = _name(entry, "name", where)
         if name not in widths:
             raise invalid(f"{where}name", f"radio {show(name)} has no radio_table entry (its channel width)")
         ht, ht_where = widths[name]
@@ -170,7 +188,7 @@ def _radios(doc: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "band": band,
                 "channel": as_int(require(entry, "channel", where), f"{where}channel"),
-                "width_mhz": as_int(ht, ht_where),
+                "width_mhz": int_from_text(ht, ht_where),
                 "tx_power_dbm": opt_float(entry, "tx_power", where),
                 "cu_total_pct": opt_float(entry, "cu_total", where),
                 "cu_tx_pct": opt_float(entry, "cu_self_tx", where),
@@ -182,7 +200,7 @@ def _radios(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return radios
 
 
-def _switch(doc: dict[str, Any], device: str, ts: datetime) -> IfCounters:
+def _switch(doc: dict[str, Any], device: str, ts: EpochNs) -> IfCounters:
     interfaces = []
     for i, port in enumerate(as_list(require(doc, "port_table"), "port_table")):
         where = f"port_table.{i}."
@@ -220,9 +238,9 @@ def _switch(doc: dict[str, Any], device: str, ts: datetime) -> IfCounters:
 
 
 def _unicast(port: dict[str, Any], direction: str, where: str) -> int | None:
-    packets = opt_int(port, f"{direction}_packets", where)
-    multicast = opt_int(port, f"{direction}_multicast", where)
-    broadcast = opt_int(port, f"{direction}_broadcast", where)
+    packets = opt_count(port, f"{direction}_packets", where)
+    multicast = opt_count(port, f"{direction}_multicast", where)
+    broadcast = opt_count(port, f"{direction}_broadcast", where)
     if packets is None or multicast is None or broadcast is None:
         return None
     unicast = packets - multicast - broadcast
