@@ -24,7 +24,7 @@ from collector.delivery.spool import Spool
 from collector.ingest.pipeline import Pipeline
 from collector.ops.health import HealthServer
 from collector.sink.influxdb import InfluxWriter, WriteAborted, WriteReport, WriteStalled
-from collector.source.mqtt import MqttSource
+from collector.source.mqtt import MqttSource, Publication, topic_of
 
 log = structlog.get_logger("collector.app.service")
 
@@ -32,9 +32,8 @@ DRAIN_CHUNK = 2000  # messages handled before giving the event loop a turn
 
 
 def _published(handle: object) -> bool:
-    """Whether the broker acknowledged a publish. paho's is_published() raises for one made while
-    disconnected even after paho sent it again on reconnect; its flag says the truth."""
-    return bool(getattr(handle, "_published", False))
+    """Whether the broker acknowledged a publish of ours (MqttSource.publish)."""
+    return isinstance(handle, Publication) and handle.done
 
 
 @dataclass(slots=True)
@@ -150,10 +149,7 @@ class Collector:
         taken = 0
         for message, generation in self.source.drain(DRAIN_CHUNK):
             taken += 1
-            try:
-                topic = message.topic
-            except UnicodeDecodeError:
-                topic = message._topic.decode("utf-8", "replace")
+            topic = topic_of(message)
             result = process(topic, message.payload, message.retain, received_ns)
             if isinstance(result, list):
                 batch.lines.extend(result)
@@ -347,10 +343,7 @@ class Collector:
             "write_requests": self.writer.requests,
             "write_retries": self.writer.retries,
             "series_keys": len(self.pipeline.keys),
-            "mqtt_connects": self.source.connects,
-            "mqtt_disconnects": self.source.disconnects,
-            "mqtt_read_pauses": self.source.read_pauses,
-            "mqtt_connect_failures": self.source.connect_failures,
+            **self.source.stats(),
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,
@@ -359,15 +352,18 @@ class Collector:
         }
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy: connected to the broker and able to make what arrives durable."""
+        """Healthy: connected to the broker, able to make what arrives durable, and the broker not dropping."""
         connected = self.source.connected.is_set()
+        dropping = self.source.broker_dropping
         detail = {
             "mqtt_connected": connected,
+            "broker_dropping": dropping,
+            "broker_dropped_seen": self.source.broker_dropped_seen,
             "backpressure": self.backpressure,
             "influxdb_error": self.writer.last_error,
             "spool_lines": self.spool.lines if self.spool else 0,
         }
-        return connected and not self.backpressure, detail
+        return connected and not self.backpressure and not dropping, detail
 
     def log_diagnostics(self) -> None:
         tasks = {task.get_name(): "".join(f"{f.f_code.co_name}:{f.f_lineno} " for f in task.get_stack())

@@ -23,8 +23,12 @@ _HELP = {
     "backpressure_episodes": "times the spool was full",
     "mqtt_connects": "MQTT connections made",
     "mqtt_disconnects": "MQTT connections lost",
-    "mqtt_read_pauses": "times reading stopped because receive_maximum messages were held",
+    "mqtt_read_pauses": "times reading stopped because mqtt.receive_maximum or mqtt.max_held_bytes was reached",
     "mqtt_connect_failures": "MQTT connection attempts that failed or were refused",
+    "mqtt_held_messages": "messages received and not yet durable",
+    "mqtt_held_bytes": "payload bytes of the messages received and not yet durable",
+    "broker_dropped": "messages the broker dropped at its queue limits since it started (all clients; $SYS)",
+    "broker_dropped_seen": "rises of the broker's drop count seen by this collector",
     "pending_lines": "lines waiting for the next write",
     "spool_bytes": "bytes in the disk spool",
     "spool_lines": "lines in the disk spool",
@@ -33,6 +37,7 @@ _HELP = {
     "retained_wills_skipped": "retained last wills not stored again",
 }
 _GAUGES = {"pending_lines", "spool_bytes", "spool_lines", "drain_rate_lines_s", "series_keys"}
+_GAUGES |= {"mqtt_held_messages", "mqtt_held_bytes"}
 
 
 def render_metrics(stats: dict[str, Any], healthy: bool) -> str:

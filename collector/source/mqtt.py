@@ -11,6 +11,22 @@ A connection that fails before the broker accepts it (TLS verification on either
 password, nothing listening) is logged as one ``mqtt_connect_failed`` or ``mqtt_connect_refused``
 event naming the cause and what to check, then retried with backoff for as long as it takes; the
 same failure is repeated in the log at most once a minute. Credentials are never part of a log line.
+
+The collector holds at most ``mqtt.receive_maximum`` messages and ``mqtt.max_held_bytes`` payload
+bytes between receiving them and having them durable; a broker that sends more than that makes
+paho's thread stop reading (docs/delivery.md, "Bounded memory"). Mosquitto 2.0.11 keeps no
+in-flight window once acknowledgements flow, so under a backlog the broker's PINGRESP waits behind
+everything it has sent, and a paused read leaves it unread: paho would end the connection with
+"Keep alive timeout" and the broker would redeliver everything in flight. So every message received
+counts as the broker's answer to an outstanding PINGREQ, and while paused the edge keeps sending
+PINGREQs (and acknowledgements) without reading (docs/delivery.md, "Keep-alive under a backlog").
+
+The broker's count of messages it dropped (``$SYS/broker/publish/messages/dropped``: queue limits
+reached, for any client) is watched on the same connection; a rise is logged as an error, counted,
+and makes /healthz unhealthy for ``DROP_ALERT_S`` (docs/delivery.md, "The broker").
+
+Every private attribute of paho used here is in ``collector/source/paho_internals.py``, checked
+when the source is built.
 """
 
 from __future__ import annotations
@@ -33,6 +49,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from collector.source import paho_internals
 from collector.source.config import MqttConfig
 
 log = structlog.get_logger("collector.mqtt")
@@ -41,6 +58,12 @@ SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 _PUBACK = 0x40
 _PUBACK_HEADER = bytes((_PUBACK, 2))
 REPEAT_FAILURE_LOG_S = 60.0
+# mosquitto's count of PUBLISH messages dropped for in-flight or queue limits, all clients together,
+# since it started; published (retained) every sys_interval when it changed. mosquitto 2.0 has no
+# per-client count: its log names the client ("Outgoing messages are being dropped for client ...").
+DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+DROP_ALERT_S = 300.0  # /healthz stays unhealthy this long after the broker's drop count rose
+RESUME_FRACTION = 0.9  # a paused read resumes once the collector holds less than this of a limit
 # paho's log lines that carry the socket error behind a lost connection (record.msg, record.args[0]).
 _PAHO_SOCKET_ERRORS = frozenset({"failed to receive on socket: %s", "timeout on socket: %s"})
 _CLIENT_CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "CERTIFICATE_EXPIRED",
@@ -76,6 +99,27 @@ def explain_connect_error(error: BaseException | str, tls: bool) -> tuple[str, b
     return "the broker closed the connection before accepting it: see the broker's log", True
 
 
+def topic_of(message: mqtt.MQTTMessage) -> str:
+    """The message's topic; one that is not UTF-8 (a broker that does not check) with U+FFFD."""
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return paho_internals.raw_topic(message).decode("utf-8", "replace")
+
+
+class Publication:
+    """A QoS 1 publish of ours; ``done`` once the broker acknowledged it (paho's ``on_publish``).
+
+    paho's own ``MQTTMessageInfo.is_published()`` raises for a message published while disconnected,
+    even after paho has sent it again on reconnect and the broker acknowledged it.
+    """
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+
 @dataclass(frozen=True, slots=True)
 class _ConnectionLost:
     """Marker put in the message queue: everything after it belongs to a new connection."""
@@ -97,8 +141,21 @@ class MqttSource:
         # Messages received and not yet released by the collector; reading stops at the limit.
         self._room = threading.Condition()
         self._held = 0
+        self._held_bytes = 0
+        self._sizes: deque[int] = deque()  # payload sizes of held messages, in receive order
         self._max_held = config.receive_maximum
+        self._max_held_bytes = config.max_held_bytes
         self.read_pauses = 0
+        self.max_held_seen = 0  # the most messages held at once, and bytes: what the bounds allowed
+        self.max_held_bytes_seen = 0
+        # Our own publishes (dead letters) until the broker acknowledges them, by packet id.
+        self._publications: dict[int, Publication] = {}
+        self._publications_lock = threading.Lock()
+        # The broker's drop counter: last value seen, rises seen by this process, when it last rose.
+        self.broker_dropped: int | None = None
+        self.broker_dropped_seen = 0
+        self._dropped_rose_at: float | None = None
+        self._drop_watch_mid: int | None = None
         self._stopping = False
         self.connected = asyncio.Event()
         self.connects = 0
@@ -112,6 +169,7 @@ class MqttSource:
         self._refused = False  # the broker answered this attempt's CONNECT with a refusal
         self._socket_error: str | None = None  # what paho's read failed with, for the next disconnect
         self.client = self._make_client()
+        paho_internals.check(self.client)  # refuse to start rather than fail silently later
 
     # -- set-up -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -145,6 +203,10 @@ class MqttSource:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        if cfg.watch_broker_drops:
+            client.message_callback_add(DROPPED_TOPIC, self._on_broker_dropped)
         return client
 
     def start(self) -> None:
@@ -204,6 +266,11 @@ class MqttSource:
             client.subscribe([(topic, SubscribeOptions(qos=self.config.qos)) for topic in self.subscriptions])
         else:
             client.subscribe([(topic, int(self.config.qos)) for topic in self.subscriptions])
+        if self.config.watch_broker_drops:  # QoS 0: the broker publishes $SYS at QoS 0 anyway
+            if self.config.protocol == "5":
+                self._drop_watch_mid = client.subscribe([(DROPPED_TOPIC, SubscribeOptions(qos=0))])[1]
+            else:
+                self._drop_watch_mid = client.subscribe(DROPPED_TOPIC, 0)[1]
         self._call_in_loop(self.connected.set)
 
     def _on_disconnect(
@@ -248,46 +315,126 @@ class MqttSource:
                  retrying=True)  # fmt: skip
         self.last_connect_error = error
 
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid == self._drop_watch_mid and any(reason.is_failure for reason in reasons):
+            log.warning("broker_drop_counter_refused", topic=DROPPED_TOPIC,
+                        hint="the broker refused the collector's subscription to its drop counter: allow its user "
+                             f"'topic read {DROPPED_TOPIC}' in the acl_file, or set mqtt.watch_broker_drops = false; "
+                             "messages the broker drops for us would go unnoticed")  # fmt: skip
+
+    def _on_broker_dropped(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            value = int(message.payload)
+        except ValueError:
+            return
+        previous, self.broker_dropped = self.broker_dropped, value
+        if previous is None:  # first sight in this process: dropped since the broker started
+            if value:
+                log.warning("broker_dropped_before", dropped_total=value,
+                            hint="the broker dropped this many messages (all clients) since it started, before this "
+                                 "collector watched; its log says for which client")  # fmt: skip
+            return
+        rose = value - previous if value >= previous else value  # lower: the broker restarted
+        if rose > 0:
+            self.broker_dropped_seen += rose
+            self._dropped_rose_at = time.monotonic()
+            log.error("broker_dropped_messages", dropped=rose, dropped_total=value,
+                      dropped_seen=self.broker_dropped_seen,
+                      hint="the broker dropped acknowledged messages at its queue limits (max_queued_messages / "
+                           "max_queued_bytes, for this collector or another client): they are lost; see its log "
+                           "'Outgoing messages are being dropped for client', and the collector's throughput "
+                           "against the publish rate (docs/delivery.md, 'The broker')")  # fmt: skip
+
+    @property
+    def broker_dropping(self) -> bool:
+        """Whether the broker's drop count rose within the last ``DROP_ALERT_S`` seconds."""
+        return self._dropped_rose_at is not None and time.monotonic() - self._dropped_rose_at < DROP_ALERT_S
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._publications_lock:
+            publication = self._publications.pop(mid, None)
+        if publication is not None:
+            publication.done = True
+
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        paho_internals.forget_ping(client)  # the broker is alive: its PINGRESP may be far behind
         self._queue.append(message)
         if not self._wakeup_scheduled:
             self._wake()
+        size = len(message.payload)
         with self._room:
             self._held += 1
-            if self._held >= self._max_held:
+            self._held_bytes += size
+            self._sizes.append(size)
+            if self._held >= self._max_held or self._held_bytes >= self._max_held_bytes:
                 self._hold_reading(client)
 
     def _hold_reading(self, client: mqtt.Client) -> None:
         """Stop reading from the broker until the collector holds fewer messages (paho thread, _room held).
 
-        The broker's Receive Maximum should be enough, but mosquitto 2.0.11 sends everything it has
-        queued after the first acknowledgement (docs/delivery.md, "Bounded memory"). So the collector
-        bounds itself: this thread does not return to paho's read loop, the socket fills, and the broker
-        keeps the rest. Acknowledgements queued meanwhile by the asyncio side are written from here.
+        Reached only when the broker sends more than the collector holds: a window (in messages or
+        bytes) larger than ours, or mosquitto 2.0.11's Receive Maximum, which it keeps only until the
+        first acknowledgement (docs/delivery.md, "Bounded memory"). This thread does not return to
+        paho's read loop, the socket fills, and the broker keeps the rest. Acknowledgements queued
+        meanwhile by the asyncio side are written from here, and a PINGREQ whenever nothing else
+        went out for ``keepalive_s``, so the broker keeps the connection however long the pause lasts.
+        Its PINGRESP stays unread with the rest, by our choice: paho must not take that for a dead
+        broker, so the outstanding PINGREQ is forgotten before paho checks it.
         """
         self.read_pauses += 1
-        log.warning("mqtt_reading_paused", held_messages=self._held, limit=self._max_held)
-        resume_below = int(self._max_held * 0.9)
+        log.warning("mqtt_reading_paused", held_messages=self._held, limit=self._max_held,
+                    held_bytes=self._held_bytes, limit_bytes=self._max_held_bytes,
+                    note="the broker keeps the rest until the collector has made room")  # fmt: skip
+        resume_messages = int(self._max_held * RESUME_FRACTION)
+        resume_bytes = int(self._max_held_bytes * RESUME_FRACTION)
         # paho calls on_message holding its (non-reentrant) callback lock, and loop_write may need it
         # to report a lost connection or our own DISCONNECT: let go of it while writing.
-        callback_lock = getattr(client, "_in_callback_mutex", None)
-        while self._held > resume_below and not self._stopping and client.socket() is not None:
+        callback_lock = paho_internals.callback_lock(client)
+        while (
+            (self._held > resume_messages or self._held_bytes > resume_bytes)
+            and not self._stopping
+            and client.socket() is not None
+        ):
             self._room.wait(0.1)
             self._room.release()
-            if callback_lock is not None:
-                callback_lock.release()
+            callback_lock.release()
             try:
                 client.loop_write()  # the PUBACKs of batches committed meanwhile
+                paho_internals.forget_ping(client)
+                client.loop_misc()  # queues a PINGREQ when nothing went out for keepalive_s
             finally:
-                if callback_lock is not None:
-                    callback_lock.acquire()
+                callback_lock.acquire()
                 self._room.acquire()
-        log.info("mqtt_reading_resumed", held_messages=self._held, connected=client.socket() is not None)
+        log.info("mqtt_reading_resumed", held_messages=self._held, held_bytes=self._held_bytes,
+                 connected=client.socket() is not None)  # fmt: skip
 
     def release(self, count: int) -> None:
         """``count`` received messages are no longer held in memory (committed or given up)."""
         with self._room:
+            if self._held > self.max_held_seen:  # sampled here, not per message: the peak precedes a release
+                self.max_held_seen = self._held
+            if self._held_bytes > self.max_held_bytes_seen:
+                self.max_held_bytes_seen = self._held_bytes
+            sizes = self._sizes
+            freed = 0
+            for _ in range(min(count, len(sizes))):  # released in receive order, batch after batch
+                freed += sizes.popleft()
             self._held -= count
+            self._held_bytes -= freed
             self._room.notify_all()
 
     def _wake(self) -> None:
@@ -321,9 +468,6 @@ class MqttSource:
             yield item, generation
         self._consumer_generation = generation
 
-    def pending(self) -> int:
-        return len(self._queue)
-
     def ack(self, acks: list[tuple[int, int]]) -> int:
         """Acknowledge (generation, packet id) pairs in order; returns how many were sent.
 
@@ -337,13 +481,26 @@ class MqttSource:
             mids = [mid for generation, mid in acks if generation == current]
             if mids:
                 data = b"".join(_PUBACK_HEADER + mid.to_bytes(2, "big") for mid in mids)
-                queue_packet = getattr(self.client, "_packet_queue", None)
-                if queue_packet is not None:
-                    queue_packet(_PUBACK, data, 0, 0)
-                else:  # pragma: no cover - a paho without the internal we rely on
-                    for mid in mids:
-                        self.client.ack(mid, 1)
+                paho_internals.queue_packet(self.client, _PUBACK, data)
         return len(mids)
 
-    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=1)
+    def publish(self, topic: str, payload: bytes) -> Publication:
+        """Publish at QoS 1; the result's ``done`` says when the broker has acknowledged it."""
+        publication = Publication()
+        with self._publications_lock:  # before on_publish can look for it
+            info = self.client.publish(topic, payload, qos=1)
+            self._publications[info.mid] = publication
+        return publication
+
+    def stats(self) -> dict[str, int | None]:
+        """The edge's counters, for the collector's statistics and /metrics."""
+        return {
+            "mqtt_connects": self.connects,
+            "mqtt_disconnects": self.disconnects,
+            "mqtt_read_pauses": self.read_pauses,
+            "mqtt_connect_failures": self.connect_failures,
+            "mqtt_held_messages": self._held,
+            "mqtt_held_bytes": self._held_bytes,
+            "broker_dropped": self.broker_dropped,
+            "broker_dropped_seen": self.broker_dropped_seen,
+        }
