@@ -34,8 +34,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGUSR1, collector.log_diagnostics)
         return await collector.run(stop, grace_s=args.grace)
 
-    # Non-zero after an internal failure, so that systemd's Restart= starts a fresh process.
-    return 0 if asyncio.run(main()) else 1
+    from collector.source.paho_internals import UnsupportedPaho
+
+    try:
+        # Non-zero after an internal failure, so that systemd's Restart= starts a fresh process.
+        return 0 if asyncio.run(main()) else 1
+    except UnsupportedPaho as error:  # refused before connecting: say why in one line
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 2
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

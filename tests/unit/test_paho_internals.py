@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -71,3 +72,25 @@ def test_the_source_refuses_to_start_on_such_a_paho(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(mqtt.Client, "_packet_queue", renamed)
     with pytest.raises(UnsupportedPaho, match="_packet_queue"):
         MqttSource(MqttConfig(), ["bxl/#"])
+
+
+def test_the_daemon_says_why_in_one_line_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.app import cli
+
+    def renamed(self: mqtt.Client, packet: bytes) -> None:
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(mqtt.Client, "_packet_queue", renamed)
+    monkeypatch.setenv("CITY_TELEMETRY__DEAD_LETTER__FILE", f'"{tmp_path / "dead.jsonl"}"')
+    monkeypatch.setenv("CITY_TELEMETRY__SPOOL__FOLDER", f'"{tmp_path / "spool"}"')
+    monkeypatch.setenv("CITY_TELEMETRY__LOG__LEVEL", '"error"')
+    try:
+        assert cli.main(["run"]) == 2
+    finally:
+        from collector.ops.logs import configure_logging
+
+        configure_logging("warning", "console")
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("cannot start: paho-mqtt ") and "Client._packet_queue" in error
