@@ -146,10 +146,10 @@ class MqttSource:
         self._max_held = config.receive_maximum
         self._max_held_bytes = config.max_held_bytes
         self.read_pauses = 0
-        self.max_held_seen = 0  # the most messages held at once, and bytes: what the bounds allowed
-        self.max_held_bytes_seen = 0
-        # Our own publishes (dead letters) until the broker acknowledges them, by packet id.
+        # Our own publishes (dead letters) until the broker acknowledges them, by packet id, and the
+        # packet ids acknowledged before publish() could note them (paho's thread was faster).
         self._publications: dict[int, Publication] = {}
+        self._acked_early: set[int] = set()
         self._publications_lock = threading.Lock()
         # The broker's drop counter: last value seen, rises seen by this process, when it last rose.
         self.broker_dropped: int | None = None
@@ -367,6 +367,8 @@ class MqttSource:
     ) -> None:
         with self._publications_lock:
             publication = self._publications.pop(mid, None)
+            if publication is None:
+                self._acked_early.add(mid)
         if publication is not None:
             publication.done = True
 
@@ -386,9 +388,9 @@ class MqttSource:
     def _hold_reading(self, client: mqtt.Client) -> None:
         """Stop reading from the broker until the collector holds fewer messages (paho thread, _room held).
 
-        Reached only when the broker sends more than the collector holds: a window (in messages or
-        bytes) larger than ours, or mosquitto 2.0.11's Receive Maximum, which it keeps only until the
-        first acknowledgement (docs/delivery.md, "Bounded memory"). This thread does not return to
+        Reached whenever the broker sends more than the collector may hold: mosquitto 2.0.11 keeps
+        neither its in-flight window nor our Receive Maximum once acknowledgements flow
+        (docs/delivery.md, "Bounded memory"). This thread does not return to
         paho's read loop, the socket fills, and the broker keeps the rest. Acknowledgements queued
         meanwhile by the asyncio side are written from here, and a PINGREQ whenever nothing else
         went out for ``keepalive_s``, so the broker keeps the connection however long the pause lasts.
@@ -425,10 +427,6 @@ class MqttSource:
     def release(self, count: int) -> None:
         """``count`` received messages are no longer held in memory (committed or given up)."""
         with self._room:
-            if self._held > self.max_held_seen:  # sampled here, not per message: the peak precedes a release
-                self.max_held_seen = self._held
-            if self._held_bytes > self.max_held_bytes_seen:
-                self.max_held_bytes_seen = self._held_bytes
             sizes = self._sizes
             freed = 0
             for _ in range(min(count, len(sizes))):  # released in receive order, batch after batch
@@ -487,9 +485,14 @@ class MqttSource:
     def publish(self, topic: str, payload: bytes) -> Publication:
         """Publish at QoS 1; the result's ``done`` says when the broker has acknowledged it."""
         publication = Publication()
-        with self._publications_lock:  # before on_publish can look for it
-            info = self.client.publish(topic, payload, qos=1)
-            self._publications[info.mid] = publication
+        # Not under our lock: paho calls on_publish holding its own, which publish() takes too.
+        mid = self.client.publish(topic, payload, qos=1).mid
+        with self._publications_lock:
+            if mid in self._acked_early:
+                self._acked_early.discard(mid)
+                publication.done = True
+            else:
+                self._publications[mid] = publication
         return publication
 
     def stats(self) -> dict[str, int | None]:

@@ -203,3 +203,30 @@ async def test_messages_the_broker_drops_are_reported_with_its_count(influxdb: I
     assert not healthy and detail["broker_dropping"] and detail["broker_dropped_seen"] == dropped
     assert re.search(rf"^city_telemetry_broker_dropped_seen_total {dropped}$", metrics, re.M)
     assert stored_count(influxdb) == len(messages) - dropped
+
+
+async def test_with_dead_letters_on_a_topic_only_a_refusal_is_acknowledged_once_the_broker_has_it(
+    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """No dead-letter file: a refused message is acknowledged only after the broker acknowledged its
+    dead letter (MqttSource.publish's Publication, from paho's public on_publish)."""
+    config = collector_config(mosquitto, influxdb, tmp_path, DEAD_LETTER__TOPIC='"city-telemetry/dead-letter"')
+    config = config.model_copy(update={"dead_letter": config.dead_letter.model_copy(update={"file": None})})
+    watcher = Publisher(mosquitto.port, client_id="dead-letter-watcher")
+    copies: list[bytes] = []
+    watcher.client.on_message = lambda client, userdata, message: copies.append(message.payload)
+    watcher.client.subscribe("city-telemetry/dead-letter", qos=1)
+    try:
+        async with running_collector(config) as collector:
+            publisher = Publisher(mosquitto.port)
+            for i in range(200):
+                topic, payload, _ = samples.ap_clients(i, samples.recent(offset_s=-i))
+                publisher.publish(topic, b"not json" if i % 2 else json.dumps(payload))
+            publisher.close()
+            await wait_until(lambda: collector.counters["acked"] == 200, what="every message acknowledged")
+            assert collector.counters["rejected"] == 100
+        await wait_until(lambda: len(copies) == 100, timeout_s=10, what="the dead letters")
+    finally:
+        watcher.close()
+    assert sorted(json.loads(c)["reason"] for c in copies) == ["bad_json"] * 100
+    assert stored_count(influxdb) == 100
