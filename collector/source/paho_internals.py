@@ -22,8 +22,15 @@ DISCONNECT, a PUBACK never sent), so ``check`` runs when the source is built: if
 has another shape, the collector refuses to start with ``UnsupportedPaho`` naming it. The test suite
 runs ``check`` against the installed paho (tests/unit/test_paho_internals.py).
 
-(Whether a publish was acknowledged, the fourth internal once used, now comes from paho's public
+(Whether a publish was acknowledged, an internal once used, now comes from paho's public
 ``on_publish`` callback: see ``collector/source/mqtt.py``.)
+
+Why not drive paho's loop from a thread of ours with its public ``loop_read``/``loop_write``/
+``loop_misc``, so that pausing is simply not reading? ``loop_misc`` closes the connection once a
+PINGREQ is ``keepalive`` old whatever else has arrived, and cannot be told that its PINGRESP is
+unread by our choice, so ``_ping_t`` would stay; batched PUBACKs would still need ``_packet_queue``
+(``Client.ack`` makes a packet per message); and the reconnect and back-off of ``loop_forever``
+would have to be written again. This way the hot path is the one measured by ``make bench``.
 """
 
 from __future__ import annotations
