@@ -141,8 +141,11 @@ class MqttSource:
         # Messages received and not yet released by the collector; reading stops at the limit.
         self._room = threading.Condition()
         self._held = 0
-        self._held_bytes = 0
-        self._sizes: deque[int] = deque()  # payload sizes of held messages, in receive order
+        # Payload bytes: received in all, released in all, and the running total after each message
+        # not yet released (in receive order; messages are released in that order, batch by batch).
+        self._received_bytes = 0
+        self._released_bytes = 0
+        self._totals: list[int] = []
         self._max_held = config.receive_maximum
         self._max_held_bytes = config.max_held_bytes
         self.read_pauses = 0
@@ -377,12 +380,11 @@ class MqttSource:
         self._queue.append(message)
         if not self._wakeup_scheduled:
             self._wake()
-        size = len(message.payload)
         with self._room:
             self._held += 1
-            self._held_bytes += size
-            self._sizes.append(size)
-            if self._held >= self._max_held or self._held_bytes >= self._max_held_bytes:
+            received = self._received_bytes = self._received_bytes + len(message.payload)
+            self._totals.append(received)
+            if self._held >= self._max_held or received - self._released_bytes >= self._max_held_bytes:
                 self._hold_reading(client)
 
     def _hold_reading(self, client: mqtt.Client) -> None:
@@ -427,13 +429,17 @@ class MqttSource:
     def release(self, count: int) -> None:
         """``count`` received messages are no longer held in memory (committed or given up)."""
         with self._room:
-            sizes = self._sizes
-            freed = 0
-            for _ in range(min(count, len(sizes))):  # released in receive order, batch after batch
-                freed += sizes.popleft()
+            totals = self._totals
+            count = min(count, len(totals))
+            if count:
+                self._released_bytes = totals[count - 1]
+                del totals[:count]
             self._held -= count
-            self._held_bytes -= freed
             self._room.notify_all()
+
+    @property
+    def _held_bytes(self) -> int:
+        return self._received_bytes - self._released_bytes
 
     def _wake(self) -> None:
         self._wakeup_scheduled = True
