@@ -38,11 +38,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGHUP, collector.dead_letters.request_reopen)
         return await collector.run(stop, grace_s=args.grace)
 
+    from collector.source.paho_internals import UnsupportedPaho
+
     # Non-zero after an internal failure, so that systemd's Restart= starts a fresh process.
     try:
         return 0 if asyncio.run(main()) else 1
     except HealthPortUnavailable as error:  # checked before connecting to the broker
         print(f"city-telemetry run: {error}", file=sys.stderr)
+        return 2
+    except UnsupportedPaho as error:  # refused before connecting: say why in one line
+        print(f"city-telemetry run: cannot start: {error}", file=sys.stderr)
         return 2
 
 

@@ -35,7 +35,7 @@ from collector.kpi.stage import KpiStage
 from collector.ops.health import HealthServer, Status, assess, bind_listener
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
-from collector.source.mqtt import MqttSource
+from collector.source.mqtt import MqttSource, topic_of
 
 log = structlog.get_logger("collector.app.service")
 
@@ -278,10 +278,7 @@ class Collector:
         taken = 0
         for message, generation in self.source.drain(DRAIN_CHUNK):
             taken += 1
-            try:
-                topic = message.topic
-            except UnicodeDecodeError:
-                topic = message._topic.decode("utf-8", "replace")
+            topic = topic_of(message)
             result = process(topic, message.payload, message.retain, received_ns)
             if isinstance(result, list):
                 batch.lines.extend(result)
@@ -312,10 +309,7 @@ class Collector:
             "write_requests": self.writer.requests,
             "write_retries": self.writer.retries,
             "series_keys": len(self.pipeline.keys),
-            "mqtt_connects": self.source.connects,
-            "mqtt_disconnects": self.source.disconnects,
-            "mqtt_read_pauses": self.source.read_pauses,
-            "mqtt_connect_failures": self.source.connect_failures,
+            **self.source.stats(),
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "wills_stamped_early": self.pipeline.decoder.wills_stamped_early,
             **(self.kpi.stats() if self.kpi is not None else {}),
@@ -335,6 +329,8 @@ class Collector:
             backpressure=self.committer.backpressure,
             influxdb_error=self.writer.last_error,
             spool_lines=self.spool.lines if self.spool else 0,
+            broker_dropping=self.source.broker_dropping,
+            broker_dropped_seen=self.source.broker_dropped_seen,
         )
 
     def log_diagnostics(self) -> None:

@@ -41,8 +41,12 @@ _HELP = {
     "backpressure_episodes": "times the spool was full",
     "mqtt_connects": "MQTT connections made",
     "mqtt_disconnects": "MQTT connections lost",
-    "mqtt_read_pauses": "times reading stopped because receive_maximum messages were held",
+    "mqtt_read_pauses": "times reading stopped because mqtt.receive_maximum or mqtt.max_held_bytes was reached",
     "mqtt_connect_failures": "MQTT connection attempts that failed or were refused",
+    "mqtt_held_messages": "messages received and not yet durable",
+    "mqtt_held_bytes": "payload bytes of the messages received and not yet durable",
+    "broker_dropped": "messages the broker dropped at its queue limits since it started (all clients; $SYS)",
+    "broker_dropped_seen": "rises of the broker's drop count seen by this collector",
     "pending_lines": "lines waiting for the next write",
     "spool_bytes": "bytes in the disk spool",
     "spool_lines": "lines in the disk spool",
@@ -68,15 +72,25 @@ _GAUGES = {
     "series_keys",
     "backpressure",
     "dead_letter_file_bytes",
+    "mqtt_held_messages",
+    "mqtt_held_bytes",
+    "kpi_days_pending",
 }
 
 
 def assess(
-    *, mqtt_connected: bool, backpressure: bool, influxdb_error: str | None, spool_lines: int
+    *,
+    mqtt_connected: bool,
+    backpressure: bool,
+    influxdb_error: str | None,
+    spool_lines: int,
+    broker_dropping: bool = False,
+    broker_dropped_seen: int = 0,
 ) -> tuple[Status, dict[str, Any]]:
-    """The health state and the facts behind it (the body of ``/healthz``)."""
+    """The health state and the facts behind it (the body of ``/healthz``). Unhealthy too while the
+    broker is dropping messages at its queue limits: readings are being lost before they reach us."""
     status: Status
-    if not mqtt_connected or backpressure:
+    if not mqtt_connected or backpressure or broker_dropping:
         status = "unhealthy"
     elif influxdb_error is not None or spool_lines > 0:
         status = "degraded"
@@ -84,6 +98,8 @@ def assess(
         status = "healthy"
     detail = {
         "mqtt_connected": mqtt_connected,
+        "broker_dropping": broker_dropping,
+        "broker_dropped_seen": broker_dropped_seen,
         "backpressure": backpressure,
         "influxdb_error": influxdb_error,
         "spool_lines": spool_lines,

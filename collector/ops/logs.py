@@ -1,4 +1,11 @@
-"""structlog set-up: JSON lines for a daemon (journald, Loki), or readable console output."""
+"""structlog set-up: JSON lines for a daemon (journald, Loki), or readable console output.
+
+Records of the standard ``logging`` module (paho-mqtt logs through it) go through the same
+processors and renderer as our own events, so the stream stays one JSON object per line: such a
+record becomes the event ``library_log`` with the library's text in ``message`` and its logger in
+``logger`` (e.g. ``paho.mqtt``). Only their warnings and errors are kept: paho logs every packet
+at debug level, which would cost more than the collector's own work.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +13,33 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+LIBRARY_EVENT = "library_log"
+_HINT = "a message of the library named in 'logger'; the collector's own events around it say what it did about it"
+_handler: logging.Handler | None = None  # ours on the root logger, replaced by a later configure_logging
+
+
+def _library_event(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """A standard-library record: its text as ``message``, under one event name operators can search for."""
+    event_dict["message"] = event_dict.pop("event", "")
+    event_dict["event"] = LIBRARY_EVENT
+    event_dict["hint"] = _HINT
+    return event_dict
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    global _handler
     numeric = getattr(logging, level.upper())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -25,5 +47,25 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # paho logs through the standard library; keep its warnings, in the same stream.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+                _library_event,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(max(numeric, logging.WARNING))
+    _handler = handler

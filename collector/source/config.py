@@ -65,6 +65,15 @@ class MqttConfig(Section):
     receive_maximum: int = Field(
         20_000, ge=1, le=65_535, description="unacknowledged messages the broker may send us (MQTT 5)"
     )
+    max_held_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="payload bytes held between receiving and acknowledging; above it reading pauses "
+        "(docs/delivery.md, 'Bounded memory'); keep the broker's max_inflight_bytes below it",
+    )
+    watch_broker_drops: bool = Field(
+        True, description="subscribe to the broker's $SYS drop counter and report its rises (docs/delivery.md)"
+    )
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
 

@@ -11,6 +11,22 @@ A connection that fails before the broker accepts it (TLS verification on either
 password, nothing listening) is logged as one ``mqtt_connect_failed`` or ``mqtt_connect_refused``
 event naming the cause and what to check, then retried with backoff for as long as it takes; the
 same failure is repeated in the log at most once a minute. Credentials are never part of a log line.
+
+The collector holds at most ``mqtt.receive_maximum`` messages and ``mqtt.max_held_bytes`` payload
+bytes between receiving them and having them durable; a broker that sends more than that makes
+paho's thread stop reading (docs/delivery.md, "Bounded memory"). Mosquitto 2.0.11 keeps no
+in-flight window once acknowledgements flow, so under a backlog the broker's PINGRESP waits behind
+everything it has sent, and a paused read leaves it unread: paho would end the connection with
+"Keep alive timeout" and the broker would redeliver everything in flight. So every message received
+counts as the broker's answer to an outstanding PINGREQ, and while paused the edge keeps sending
+PINGREQs (and acknowledgements) without reading (docs/delivery.md, "Keep-alive under a backlog").
+
+The broker's count of messages it dropped (``$SYS/broker/publish/messages/dropped``: queue limits
+reached, for any client) is watched on the same connection; a rise is logged as an error, counted,
+and makes /healthz unhealthy for ``DROP_ALERT_S`` (docs/delivery.md, "The broker").
+
+Every private attribute of paho used here is in ``collector/source/paho_internals.py``, checked
+when the source is built.
 """
 
 from __future__ import annotations
@@ -22,8 +38,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -33,6 +50,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from collector.source import paho_internals
 from collector.source.config import MqttConfig
 
 log = structlog.get_logger("collector.mqtt")
@@ -41,23 +59,43 @@ SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 _PUBACK = 0x40
 _PUBACK_HEADER = bytes((_PUBACK, 2))
 REPEAT_FAILURE_LOG_S = 60.0
+# mosquitto's count of PUBLISH messages dropped for in-flight or queue limits, all clients together,
+# since it started; published (retained) every sys_interval when it changed. mosquitto 2.0 has no
+# per-client count: its log names the client ("Outgoing messages are being dropped for client ...").
+DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+DROP_ALERT_S = 300.0  # /healthz stays unhealthy this long after the broker's drop count rose
+RESUME_FRACTION = 0.9  # a paused read resumes once the collector holds less than this of a limit
 # paho's log lines that carry the socket error behind a lost connection (record.msg, record.args[0]).
 _PAHO_SOCKET_ERRORS = frozenset({"failed to receive on socket: %s", "timeout on socket: %s"})
-_CLIENT_CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "CERTIFICATE_EXPIRED",
-                        "CERTIFICATE_REVOKED", "UNSUPPORTED_CERTIFICATE", "DECRYPT_ERROR", "ACCESS_DENIED")  # fmt: skip
+_CLIENT_CERT_REFUSED = (
+    "UNKNOWN_CA",
+    "BAD_CERTIFICATE",
+    "CERTIFICATE_UNKNOWN",
+    "CERTIFICATE_EXPIRED",
+    "CERTIFICATE_REVOKED",
+    "UNSUPPORTED_CERTIFICATE",
+    "DECRYPT_ERROR",
+    "ACCESS_DENIED",
+)
 
 
 def explain_connect_error(error: BaseException | str, tls: bool) -> tuple[str, bool]:
     """(what to check, whether an operator must act) for a connection attempt that failed."""
     text = str(error)
     if isinstance(error, ssl.SSLCertVerificationError):
-        return ("the broker's certificate does not verify with mqtt.tls.ca_file: issued by another CA, expired, "
-                "or not for the host name in mqtt.host", True)  # fmt: skip
+        return (
+            "the broker's certificate does not verify with mqtt.tls.ca_file: issued by another CA, expired, "
+            "or not for the host name in mqtt.host",
+            True,
+        )
     if "CERTIFICATE_REQUIRED" in text:
         return "the broker requires a client certificate: set mqtt.tls.cert_file and mqtt.tls.key_file", True
     if any(alert in text for alert in _CLIENT_CERT_REFUSED):
-        return ("the broker refused our client certificate (mqtt.tls.cert_file): not issued by a CA it trusts "
-                "(its cafile), expired or revoked", True)  # fmt: skip
+        return (
+            "the broker refused our client certificate (mqtt.tls.cert_file): not issued by a CA it trusts "
+            "(its cafile), expired or revoked",
+            True,
+        )
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "UNEXPECTED_EOF" in text:
         return "TLS handshake failed: is mqtt.port a TLS listener? ([mqtt.tls] is set)", True
     if isinstance(error, ssl.SSLError):
@@ -67,13 +105,47 @@ def explain_connect_error(error: BaseException | str, tls: bool) -> tuple[str, b
     if isinstance(error, OSError):
         return "network error; retrying", False
     if text in ("Not authorized", "Bad user name or password", "Bad authentication method", "Banned"):
-        return ("the broker refused our credentials: check mqtt.username and mqtt.password / mqtt.password_file "
-                "against the broker's password_file and ACL", True)  # fmt: skip
+        return (
+            "the broker refused our credentials: check mqtt.username and mqtt.password / mqtt.password_file "
+            "against the broker's password_file and ACL",
+            True,
+        )
     if text == "Client identifier not valid":
         return "the broker refused mqtt.client_id", True
     if not tls:
         return "the broker closed the connection before accepting it: is it a TLS listener ([mqtt.tls] unset)?", True
     return "the broker closed the connection before accepting it: see the broker's log", True
+
+
+def topic_of(message: mqtt.MQTTMessage) -> str:
+    """The message's topic; one that is not UTF-8 (a broker that does not check) with U+FFFD."""
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return paho_internals.raw_topic(message).decode("utf-8", "replace")
+
+
+class Publication:
+    """A QoS 1 publish of ours; ``done`` once the broker acknowledged it (paho's ``on_publish``), and
+    awaitable: ``await publication`` returns then (the delivery committer waits on it, not polls it).
+
+    paho's own ``MQTTMessageInfo.is_published()`` raises for a message published while disconnected,
+    even after paho has sent it again on reconnect and the broker acknowledged it.
+    """
+
+    __slots__ = ("_future", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _complete(self) -> None:  # in the event loop
+        self.done = True
+        if not self._future.done():
+            self._future.set_result(None)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._future.__await__()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +169,24 @@ class MqttSource:
         # Messages received and not yet released by the collector; reading stops at the limit.
         self._room = threading.Condition()
         self._held = 0
+        # Payload bytes: received in all, released in all, and the running total after each message
+        # not yet released (in receive order; messages are released in that order, batch by batch).
+        self._received_bytes = 0
+        self._released_bytes = 0
+        self._totals: list[int] = []
         self._max_held = config.receive_maximum
+        self._max_held_bytes = config.max_held_bytes
         self.read_pauses = 0
+        # Our own publishes (dead letters) until the broker acknowledges them, by packet id, and the
+        # packet ids acknowledged before publish() could note them (paho's thread was faster).
+        self._publications: dict[int, Publication] = {}
+        self._acked_early: set[int] = set()
+        self._publications_lock = threading.Lock()
+        # The broker's drop counter: last value seen, rises seen by this process, when it last rose.
+        self.broker_dropped: int | None = None
+        self.broker_dropped_seen = 0
+        self._dropped_rose_at: float | None = None
+        self._drop_watch_mid: int | None = None
         self._stopping = False
         self.connected = asyncio.Event()
         self.connects = 0
@@ -111,20 +199,24 @@ class MqttSource:
         self._session_up = False  # CONNACK accepted on the current connection
         self._refused = False  # the broker answered this attempt's CONNECT with a refusal
         self._socket_error: str | None = None  # what paho's read failed with, for the next disconnect
-        # Our own publishes (dead letters) waiting for their PUBACK, by packet id (under _lock).
-        self._awaiting_puback: dict[int, asyncio.Future[None]] = {}
-        self._acked_early: set[int] = set()
         self.client = self._make_client()
+        paho_internals.check(self.client)  # refuse to start rather than fail silently later
 
     # -- set-up -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
         if cfg.protocol == "5":
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5,
-                                 manual_ack=True)  # fmt: skip
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            )
         else:  # 3.1.1: a persistent session is clean_session=False; it lasts as long as the broker keeps it
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311,
-                                 clean_session=False, manual_ack=True)  # fmt: skip
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=cfg.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
+            )
         # A logger of this client's own (outside the registry, so nothing accumulates on a shared
         # one), passing on to "paho.mqtt" what our own events do not already say.
         paho_log = logging.Logger("paho.mqtt")
@@ -149,6 +241,9 @@ class MqttSource:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        if cfg.watch_broker_drops:
+            client.message_callback_add(DROPPED_TOPIC, self._on_broker_dropped)
         return client
 
     def start(self) -> None:
@@ -198,9 +293,15 @@ class MqttSource:
             return
         self._session_up = True
         self.connects += 1
-        log.info("mqtt_connected", session_present=flags.session_present, host=self.config.host,
-                 port=self.config.port, client_id=self.config.client_id, tls=self.config.tls is not None,
-                 failed_attempts_before=self._failed_since_connected)  # fmt: skip
+        log.info(
+            "mqtt_connected",
+            session_present=flags.session_present,
+            host=self.config.host,
+            port=self.config.port,
+            client_id=self.config.client_id,
+            tls=self.config.tls is not None,
+            failed_attempts_before=self._failed_since_connected,
+        )
         self._failed_since_connected = 0
         self.last_connect_error = None
         # Subscribing again is harmless with a resumed session and needed with a new one.
@@ -208,6 +309,11 @@ class MqttSource:
             client.subscribe([(topic, SubscribeOptions(qos=self.config.qos)) for topic in self.subscriptions])
         else:
             client.subscribe([(topic, int(self.config.qos)) for topic in self.subscriptions])
+        if self.config.watch_broker_drops:  # QoS 0: the broker publishes $SYS at QoS 0 anyway
+            if self.config.protocol == "5":
+                self._drop_watch_mid = client.subscribe([(DROPPED_TOPIC, SubscribeOptions(qos=0))])[1]
+            else:
+                self._drop_watch_mid = client.subscribe(DROPPED_TOPIC, 0)[1]
         self._call_in_loop(self.connected.set)
 
     def _on_disconnect(
@@ -247,52 +353,160 @@ class MqttSource:
         if error != self.last_connect_error or now - self._failure_logged_at >= REPEAT_FAILURE_LOG_S:
             self._failure_logged_at = now
             emit = log.error if operator_needed else log.warning
-            emit(event, error=error, hint=hint, host=self.config.host, port=self.config.port,
-                 client_id=self.config.client_id, failed_attempts=self._failed_since_connected,
-                 retrying=True)  # fmt: skip
+            emit(
+                event,
+                error=error,
+                hint=hint,
+                host=self.config.host,
+                port=self.config.port,
+                client_id=self.config.client_id,
+                failed_attempts=self._failed_since_connected,
+                retrying=True,
+            )
         self.last_connect_error = error
 
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid == self._drop_watch_mid and any(reason.is_failure for reason in reasons):
+            log.warning(
+                "broker_drop_counter_refused",
+                topic=DROPPED_TOPIC,
+                hint="the broker refused the collector's subscription to its drop counter: allow its user "
+                f"'topic read {DROPPED_TOPIC}' in the acl_file, or set mqtt.watch_broker_drops = false; "
+                "messages the broker drops for us would go unnoticed",
+            )
+
+    def _on_broker_dropped(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            value = int(message.payload)
+        except ValueError:
+            return
+        previous, self.broker_dropped = self.broker_dropped, value
+        if previous is None:  # first sight in this process: dropped since the broker started
+            if value:
+                log.warning(
+                    "broker_dropped_before",
+                    dropped_total=value,
+                    hint="the broker dropped this many messages (all clients) since it started, before this "
+                    "collector watched; its log says for which client",
+                )
+            return
+        rose = value - previous if value >= previous else value  # lower: the broker restarted
+        if rose > 0:
+            self.broker_dropped_seen += rose
+            self._dropped_rose_at = time.monotonic()
+            log.error(
+                "broker_dropped_messages",
+                dropped=rose,
+                dropped_total=value,
+                dropped_seen=self.broker_dropped_seen,
+                hint="the broker dropped acknowledged messages at its queue limits (max_queued_messages / "
+                "max_queued_bytes, for this collector or another client): they are lost; see its log "
+                "'Outgoing messages are being dropped for client', and the collector's throughput "
+                "against the publish rate (docs/delivery.md, 'The broker')",
+            )
+
+    @property
+    def broker_dropping(self) -> bool:
+        """Whether the broker's drop count rose within the last ``DROP_ALERT_S`` seconds."""
+        return self._dropped_rose_at is not None and time.monotonic() - self._dropped_rose_at < DROP_ALERT_S
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._publications_lock:
+            publication = self._publications.pop(mid, None)
+            if publication is None:
+                self._acked_early.add(mid)
+        if publication is not None:
+            publication.done = True
+            self._call_in_loop(publication._complete)
+
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        paho_internals.forget_ping(client)  # the broker is alive: its PINGRESP may be far behind
         self._queue.append(message)
         if not self._wakeup_scheduled:
             self._wake()
         with self._room:
             self._held += 1
-            if self._held >= self._max_held:
+            received = self._received_bytes = self._received_bytes + len(message.payload)
+            self._totals.append(received)
+            if self._held >= self._max_held or received - self._released_bytes >= self._max_held_bytes:
                 self._hold_reading(client)
 
     def _hold_reading(self, client: mqtt.Client) -> None:
         """Stop reading from the broker until the collector holds fewer messages (paho thread, _room held).
 
-        The broker's Receive Maximum should be enough, but mosquitto 2.0.11 sends everything it has
-        queued after the first acknowledgement (docs/delivery.md, "Bounded memory"). So the collector
-        bounds itself: this thread does not return to paho's read loop, the socket fills, and the broker
-        keeps the rest. Acknowledgements queued meanwhile by the asyncio side are written from here.
+        Reached whenever the broker sends more than the collector may hold: mosquitto 2.0.11 keeps
+        neither its in-flight window nor our Receive Maximum once acknowledgements flow
+        (docs/delivery.md, "Bounded memory"). This thread does not return to
+        paho's read loop, the socket fills, and the broker keeps the rest. Acknowledgements queued
+        meanwhile by the asyncio side are written from here, and a PINGREQ whenever nothing else
+        went out for ``keepalive_s``, so the broker keeps the connection however long the pause lasts.
+        Its PINGRESP stays unread with the rest, by our choice: paho must not take that for a dead
+        broker, so the outstanding PINGREQ is forgotten before paho checks it.
         """
         self.read_pauses += 1
-        log.warning("mqtt_reading_paused", held_messages=self._held, limit=self._max_held)
-        resume_below = int(self._max_held * 0.9)
+        log.warning(
+            "mqtt_reading_paused",
+            held_messages=self._held,
+            limit=self._max_held,
+            held_bytes=self._held_bytes,
+            limit_bytes=self._max_held_bytes,
+            note="the broker keeps the rest until the collector has made room",
+        )
+        resume_messages = int(self._max_held * RESUME_FRACTION)
+        resume_bytes = int(self._max_held_bytes * RESUME_FRACTION)
         # paho calls on_message holding its (non-reentrant) callback lock, and loop_write may need it
         # to report a lost connection or our own DISCONNECT: let go of it while writing.
-        callback_lock = getattr(client, "_in_callback_mutex", None)
-        while self._held > resume_below and not self._stopping and client.socket() is not None:
+        callback_lock = paho_internals.callback_lock(client)
+        while (
+            (self._held > resume_messages or self._held_bytes > resume_bytes)
+            and not self._stopping
+            and client.socket() is not None
+        ):
             self._room.wait(0.1)
             self._room.release()
-            if callback_lock is not None:
-                callback_lock.release()
+            callback_lock.release()
             try:
                 client.loop_write()  # the PUBACKs of batches committed meanwhile
+                paho_internals.forget_ping(client)
+                client.loop_misc()  # queues a PINGREQ when nothing went out for keepalive_s
             finally:
-                if callback_lock is not None:
-                    callback_lock.acquire()
+                callback_lock.acquire()
                 self._room.acquire()
-        log.info("mqtt_reading_resumed", held_messages=self._held, connected=client.socket() is not None)
+        log.info(
+            "mqtt_reading_resumed",
+            held_messages=self._held,
+            held_bytes=self._held_bytes,
+            connected=client.socket() is not None,
+        )
 
     def release(self, count: int) -> None:
         """``count`` received messages are no longer held in memory (committed or given up)."""
         with self._room:
+            totals = self._totals
+            count = min(count, len(totals))
+            if count:
+                self._released_bytes = totals[count - 1]
+                del totals[:count]
             self._held -= count
             self._room.notify_all()
+
+    @property
+    def _held_bytes(self) -> int:
+        return self._received_bytes - self._released_bytes
 
     def _wake(self) -> None:
         self._wakeup_scheduled = True
@@ -338,35 +552,31 @@ class MqttSource:
             mids = [mid for generation, mid in acks if generation == current]
             if mids:
                 data = b"".join(_PUBACK_HEADER + mid.to_bytes(2, "big") for mid in mids)
-                queue_packet = getattr(self.client, "_packet_queue", None)
-                if queue_packet is not None:
-                    queue_packet(_PUBACK, data, 0, 0)
-                else:  # pragma: no cover - a paho without the internal we rely on
-                    for mid in mids:
-                        self.client.ack(mid, 1)
+                paho_internals.queue_packet(self.client, _PUBACK, data)
         return len(mids)
 
-    def publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
-        """Publish at QoS 1 (from the event loop); the future completes when the broker has it (PUBACK).
-
-        paho sends it again after a reconnect, so the future may complete on a later connection.
-        """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def publish(self, topic: str, payload: bytes) -> Publication:
+        """Publish at QoS 1; the result's ``done`` says when the broker has acknowledged it."""
+        publication = Publication()
+        # Not under our lock: paho calls on_publish holding its own, which publish() takes too.
         mid = self.client.publish(topic, payload, qos=1).mid
-        with self._lock:
-            if mid in self._acked_early:  # paho's thread read the PUBACK before we got here
+        with self._publications_lock:
+            if mid in self._acked_early:
                 self._acked_early.discard(mid)
-                future.set_result(None)
+                publication._complete()
             else:
-                self._awaiting_puback[mid] = future
-        return future
+                self._publications[mid] = publication
+        return publication
 
-    def _on_publish(
-        self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode, properties: Properties | None
-    ) -> None:
-        with self._lock:
-            future = self._awaiting_puback.pop(mid, None)
-            if future is None:
-                self._acked_early.add(mid)
-                return
-        self._call_in_loop(lambda: None if future.done() else future.set_result(None))
+    def stats(self) -> dict[str, int | None]:
+        """The edge's counters, for the collector's statistics and /metrics."""
+        return {
+            "mqtt_connects": self.connects,
+            "mqtt_disconnects": self.disconnects,
+            "mqtt_read_pauses": self.read_pauses,
+            "mqtt_connect_failures": self.connect_failures,
+            "mqtt_held_messages": self._held,
+            "mqtt_held_bytes": self._held_bytes,
+            "broker_dropped": self.broker_dropped,
+            "broker_dropped_seen": self.broker_dropped_seen,
+        }

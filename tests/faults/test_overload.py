@@ -113,8 +113,10 @@ stats_every_s = 5.0
             if daemon.poll() is None:
                 daemon.kill()
     text = log.read_text()
-    print(f"sustainable {sustainable:.0f}/s, published at {rate:.0f}/s, backlog {backlog_at_end}; "
-          f"RSS MiB min {min(samples):.0f} max {max(samples):.0f}")  # fmt: skip
+    print(
+        f"sustainable {sustainable:.0f}/s, published at {rate:.0f}/s, backlog {backlog_at_end}; "
+        f"RSS MiB min {min(samples):.0f} max {max(samples):.0f}"
+    )
     assert stored_count(influxdb) == total
     assert stored_seqs(influxdb) == list(range(total))
     # The collector fell behind, and the broker, not the collector, held the backlog: the collector

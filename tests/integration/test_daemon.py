@@ -90,7 +90,7 @@ def test_sigterm_flushes_and_exits_zero_and_a_restart_takes_the_rest(
     daemon = start_daemon(config, log)
     wait_for_log(log, "mqtt_connected")
     time.sleep(0.3)
-    n = 3000
+    n = 6000  # more than the first 1,000 and one drain (2,000) at stop: some are left for the restart
     payloads = []
     for i in range(n):
         topic, payload, _ = samples.ap_clients(i, samples.recent(offset_s=i * 0.01))

@@ -92,8 +92,9 @@ async def test_an_absent_collector_gets_every_queued_message_across_a_broker_res
     broker = Mosquitto(folder, port, config_file=config_file)
     broker.start()
     try:
-        config = collector_config(broker, influxdb, tmp_path, MQTT__USERNAME='"collector"',
-                                  MQTT__PASSWORD=passwords["collector"])  # fmt: skip
+        config = collector_config(
+            broker, influxdb, tmp_path, MQTT__USERNAME='"collector"', MQTT__PASSWORD=passwords["collector"]
+        )
         async with running_collector(config):
             pass  # the collector's persistent session now exists; then it goes away
         publisher = Publisher(port, setup=with_password("publisher", passwords["publisher"]))
@@ -145,3 +146,75 @@ async def test_the_shipped_tls_listener_lines_take_the_collector_with_certificat
     finally:
         broker.kill()
     assert stored_probes(influxdb) == sorted(expected, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+async def test_an_absent_collector_gets_every_acknowledged_message_across_a_broker_crash(
+    influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """Issue 13.13: the shipped config saves its store every second, so a SIGKILL loses at most the
+    last seconds. Here it comes 2.5 s after the broker acknowledged the last message: nothing may be
+    lost (with the old "autosave_interval 60" every one of them was)."""
+    passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+    password_file = write_password_file(tmp_path / "passwd", passwords)
+    port = free_port()
+    folder = tmp_path / "mosquitto"
+    broker = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file))
+    broker.start()
+    try:
+        config = collector_config(
+            broker, influxdb, tmp_path, MQTT__USERNAME='"collector"', MQTT__PASSWORD=passwords["collector"]
+        )
+        async with running_collector(config):
+            pass  # the collector's persistent session now exists; then it goes away
+        publisher = Publisher(port, setup=with_password("publisher", passwords["publisher"]))
+        for i in range(MESSAGES):
+            topic, payload, _ = samples.ap_clients(i, samples.recent(offset_s=i * 0.01))
+            publisher.publish(topic, json.dumps(payload))
+        publisher.close()  # every message acknowledged by the broker
+        await asyncio.sleep(2.5)
+        broker.kill()
+        broker.start()
+        async with running_collector(config) as collector:
+            await settled(lambda: collector.counters["acked"], quiet_s=3.0)
+    finally:
+        broker.kill()
+    assert count(influxdb) == MESSAGES
+
+
+async def test_the_shipped_max_packet_size_takes_the_largest_payload_the_collector_stores(
+    influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """max_packet_size matches limits.max_payload_bytes (256 KiB): a payload of exactly that size is
+    stored; a packet beyond the 4 KiB allowance never reaches the collector (the broker disconnects
+    its sender)."""
+    passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+    password_file = write_password_file(tmp_path / "passwd", passwords)
+    port = free_port()
+    folder = tmp_path / "mosquitto"
+    broker = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file))
+    broker.start()
+    limit = 262144
+    try:
+        config = collector_config(
+            broker, influxdb, tmp_path, MQTT__USERNAME='"collector"', MQTT__PASSWORD=passwords["collector"]
+        )
+        async with running_collector(config) as collector:
+            topic, payload, _ = samples.ap_clients(1, samples.recent())
+            body = json.dumps(payload).encode()
+            largest = body + b" " * (limit - len(body))  # valid JSON of exactly max_payload_bytes
+            publisher = Publisher(port, setup=with_password("publisher", passwords["publisher"]))
+            publisher.publish(topic, largest)
+            publisher.close()
+            await wait_until(lambda: collector.counters["acked"] == 1, what="the largest payload")
+            too_large = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="too-large")
+            too_large.username_pw_set("publisher", passwords["publisher"])
+            too_large.connect("127.0.0.1", port)
+            too_large.loop_start()
+            info = too_large.publish(topic, body + b" " * (limit + 4096), qos=1)
+            await asyncio.sleep(2.0)
+            too_large.loop_stop()
+            assert not info.is_published()
+            assert collector.counters["received"] == 1
+    finally:
+        broker.kill()
+    assert count(influxdb) == 1

@@ -36,8 +36,12 @@ def readings(items: Run) -> tuple[Readings, dict[str, int]]:
             uptime, a, b, bits[item.device] = body["uptime_s"], body["uplink_tx_bytes"], body["uplink_rx_bytes"], 64
         else:
             link = body["interfaces"][-1 if item.device.startswith("sw-") else 0]
-            uptime, a, b, bits[item.device] = body["sys_uptime_s"], link["in_octets"], link["out_octets"], link[
-                "counter_bits"]  # fmt: skip
+            uptime, a, b, bits[item.device] = (
+                body["sys_uptime_s"],
+                link["in_octets"],
+                link["out_octets"],
+                link["counter_bits"],
+            )
         out[item.device]["a"].append(CounterReading(ts, a, uptime))
         out[item.device]["b"].append(CounterReading(ts, b, uptime))
     return out, bits
@@ -49,8 +53,11 @@ def test_observable_is_the_sum_of_report_to_report_increases_inside_the_day(clea
     day_from = _ts_ns(day["from"])
     day_to = _ts_ns(day["to"])
     for device, entry in day["devices"].items():
-        a_key, b_key = ("observable_rx_bytes", "observable_tx_bytes") if entry["kind"] == "ap" else (
-            "observable_in_bytes", "observable_out_bytes")  # fmt: skip
+        a_key, b_key = (
+            ("observable_rx_bytes", "observable_tx_bytes")
+            if entry["kind"] == "ap"
+            else ("observable_in_bytes", "observable_out_bytes")
+        )
         for key, series in ((a_key, published[device]["a"]), (b_key, published[device]["b"])):
             inside = sorted((r.ts_ns, r.value) for r in series if day_from <= r.ts_ns < day_to)
             assert entry[key] == inside[-1][1] - inside[0][1]  # no reset, no wrap on a clean day
@@ -82,8 +89,11 @@ def test_the_kpi_counter_logic_finds_the_pro_rata_truth(two_faulty_days: Run) ->
         resets += results["a"].counts.get("reset", 0)
         for day in days:
             entry = day["devices"][device]
-            names = ("prorata_rx_bytes", "prorata_tx_bytes") if entry["kind"] == "ap" else (
-                "prorata_in_bytes", "prorata_out_bytes")  # fmt: skip
+            names = (
+                ("prorata_rx_bytes", "prorata_tx_bytes")
+                if entry["kind"] == "ap"
+                else ("prorata_in_bytes", "prorata_out_bytes")
+            )
             for key, name in zip(("a", "b"), names, strict=True):
                 got = volume(results[key], _ts_ns(day["from"]), _ts_ns(day["to"]))
                 if spec.bits == 64:

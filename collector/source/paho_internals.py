@@ -1,0 +1,110 @@
+"""The only place that touches paho-mqtt's private attributes, each checked once at start-up.
+
+paho-mqtt has no public way to do four things the MQTT edge needs:
+
+- ``Client._packet_queue``: queue the PUBACKs of a whole batch as one packet. ``Client.ack`` queues
+  one packet per message and wakes paho's network thread through a socket pair for each; at the
+  collector's rate that cost more than all of its own processing (docs/delivery.md).
+- ``Client._in_callback_mutex``: paho holds this (non-reentrant) lock while it runs ``on_message``.
+  While reading is paused inside that callback (docs/delivery.md, "Bounded memory"), the lock is let
+  go around each write, or paho's own report of a lost connection would deadlock on it.
+- ``Client._ping_t``: when paho sent a PINGREQ still unanswered (0: none). paho closes the
+  connection ("Keep alive timeout") once that is ``keepalive`` seconds old, even while PUBLISH packets
+  keep arriving. Behind a backlog the broker has put in flight, or while we do not read, the PINGRESP
+  waits behind megabytes of PUBLISH: every packet we take is proof enough that the broker is alive,
+  so the edge forgets the outstanding PINGREQ then (docs/delivery.md, "Keep-alive under a backlog").
+- ``MQTTMessage._topic``: the raw topic bytes, for the dead-letter record of a topic that is not
+  UTF-8 (``MQTTMessage.topic`` raises then). Brokers that follow MQTT refuse such topics, so this
+  is for the broker that does not.
+
+A paho release may rename any of them. A fallback would then fail silently (a deadlock on
+DISCONNECT, a PUBACK never sent), so ``check`` runs when the source is built: if one is missing or
+has another shape, the collector refuses to start with ``UnsupportedPaho`` naming it. The test suite
+runs ``check`` against the installed paho (tests/unit/test_paho_internals.py).
+
+(Whether a publish was acknowledged, an internal once used, now comes from paho's public
+``on_publish`` callback: see ``collector/source/mqtt.py``.)
+
+Why not drive paho's loop from a thread of ours with its public ``loop_read``/``loop_write``/
+``loop_misc``, so that pausing is simply not reading? ``loop_misc`` closes the connection once a
+PINGREQ is ``keepalive`` old whatever else has arrived, and cannot be told that its PINGRESP is
+unread by our choice, so ``_ping_t`` would stay; batched PUBACKs would still need ``_packet_queue``
+(``Client.ack`` makes a packet per message); and the reconnect and back-off of ``loop_forever``
+would have to be written again. This way the hot path is the one measured by ``make bench``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from importlib import metadata
+from typing import Protocol, cast
+
+import paho.mqtt.client as mqtt
+
+TESTED_WITH = "2.1 and 2.2"
+
+
+class UnsupportedPaho(RuntimeError):
+    """The installed paho-mqtt lacks an internal the collector relies on."""
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+def paho_version() -> str:
+    try:
+        return metadata.version("paho-mqtt")
+    except metadata.PackageNotFoundError:  # pragma: no cover - paho imported from a source tree
+        return "unknown"
+
+
+def _refuse(what: str, why: str) -> UnsupportedPaho:
+    return UnsupportedPaho(
+        f"paho-mqtt {paho_version()} has no usable {what} ({why}); the collector was tested with paho-mqtt "
+        f"{TESTED_WITH}: install one of those (pip install 'paho-mqtt>=2.1,<2.3')"
+    )
+
+
+def check(client: mqtt.Client) -> None:
+    """Raise ``UnsupportedPaho`` unless every internal used below exists with the expected shape."""
+    lock = getattr(client, "_in_callback_mutex", None)
+    if not (callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None))):
+        raise _refuse("Client._in_callback_mutex", "released while reading is paused")
+    if isinstance(lock, type(threading.RLock())):
+        raise _refuse("Client._in_callback_mutex", "expected a plain lock, found a reentrant one")
+    queue = getattr(client, "_packet_queue", None)
+    expected = ["command", "packet", "mid", "qos"]
+    try:
+        parameters = list(inspect.signature(queue).parameters)[:4] if callable(queue) else []
+    except (TypeError, ValueError):
+        parameters = []
+    if parameters != expected:
+        raise _refuse("Client._packet_queue(command, packet, mid, qos)", "queues a batch of PUBACKs")
+    if not isinstance(getattr(client, "_ping_t", None), int | float):
+        raise _refuse("Client._ping_t", "the time of the unanswered PINGREQ, forgotten while packets arrive")
+    probe = mqtt.MQTTMessage(mid=1, topic=b"\xff")
+    if getattr(probe, "_topic", None) != b"\xff":
+        raise _refuse("MQTTMessage._topic", "the raw bytes of a topic that is not UTF-8")
+
+
+def callback_lock(client: mqtt.Client) -> _Lock:
+    """The lock paho holds while it runs our callbacks (checked by ``check``)."""
+    return cast(_Lock, client._in_callback_mutex)
+
+
+def queue_packet(client: mqtt.Client, command: int, data: bytes) -> None:
+    """Queue ``data`` (whole MQTT packets of one ``command`` type) for paho's thread to write."""
+    client._packet_queue(command, data, 0, 0)
+
+
+def forget_ping(client: mqtt.Client) -> None:
+    """The broker has just been heard from (or is not read on purpose): no PINGREQ is overdue."""
+    client._ping_t = 0.0
+
+
+def raw_topic(message: mqtt.MQTTMessage) -> bytes:
+    return message._topic
