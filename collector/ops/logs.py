@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
@@ -28,7 +29,22 @@ def _library_event(logger: WrappedLogger, method: str, event_dict: EventDict) ->
     return event_dict
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was set up (a test harness
+    or a daemoniser may replace it; a stream captured at set-up may be closed by then)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = cast(TextIO, _CurrentStderr())
+
+
+def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
+    out = stream if stream is not None else _STDERR  # the stream to write to; default: stderr when written
     global _handler
     numeric = getattr(logging, level.upper())
     renderer: structlog.typing.Processor = (
@@ -44,10 +60,10 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[

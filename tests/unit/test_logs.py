@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -19,11 +18,7 @@ from collector.source.mqtt import MqttSource
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
     captured = io.StringIO()
-    original, sys.stderr = sys.stderr, captured
-    try:
-        configure_logging("info", "json")
-    finally:
-        sys.stderr = original
+    configure_logging("info", "json", stream=captured)
     yield captured
     configure_logging("warning", "console")
 
