@@ -165,7 +165,8 @@ class Collector:
         reporter = asyncio.create_task(self._report_loop(), name="report")
         kpi = None
         if self.kpi is not None:
-            kpi = asyncio.create_task(self.kpi.run(self.config.kpi.every_s, self._stored), name="kpi")
+            cfg = self.config.kpi
+            kpi = asyncio.create_task(self.kpi.run(cfg.every_s, self._stored, cfg.presence_retention_days), name="kpi")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({consumer, flusher, drainer, stopper}, return_when=asyncio.FIRST_COMPLETED)
         failed = False

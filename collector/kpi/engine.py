@@ -47,6 +47,8 @@ from collector.sink.query import InfluxQuery, QueryError
 
 log = structlog.get_logger("collector.kpi.engine")
 
+PURGE_EVERY_S = 3600.0
+
 
 class KpiEngine:
     def __init__(
@@ -74,6 +76,7 @@ class KpiEngine:
         self.failures = 0
         self.last_error: str | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self.presence_purges = 0
 
     # -- state: the touched days survive a crash --------------------------------------------
     def _load_state(self) -> set[date]:
@@ -144,11 +147,34 @@ class KpiEngine:
         return report.accepted
 
     # -- live -------------------------------------------------------------------------------
-    async def run(self, every_s: float, ready: Callable[[], Awaitable[bool]]) -> None:
-        """Every ``every_s``: once ``ready()`` says what was received is stored, recompute touched days."""
+    async def run(
+        self, every_s: float, ready: Callable[[], Awaitable[bool]], presence_retention_days: int | None = None
+    ) -> None:
+        """Every ``every_s``: once ``ready()`` says what was received is stored, recompute touched days;
+        and every hour, delete the client pseudonyms older than ``presence_retention_days``."""
+        purged_at = 0.0
         while True:
             await asyncio.sleep(every_s)
             await self.cycle(ready)
+            if presence_retention_days is not None and time.monotonic() - purged_at >= PURGE_EVERY_S:
+                purged_at = time.monotonic()
+                await self.purge_presence(presence_retention_days)
+
+    async def purge_presence(self, days: int) -> bool:
+        """Delete the stored client pseudonyms (``ap_client_presence``) older than ``days``: they are
+        pseudonymous data, kept only as long as the KPIs that need them can be recomputed
+        (docs/privacy.md). InfluxQL ``DELETE`` works on 1.x; on 2.x/3.x the bucket's retention does it."""
+        try:
+            await self.query.query(f'DELETE FROM "ap_client_presence" WHERE time < now() - {int(days)}d')
+        except QueryError as error:
+            log.warning(
+                "presence_purge_failed",
+                error=str(error),
+                hint="on InfluxDB 2.x/3.x give the bucket a retention of kpi.presence_retention_days",
+            )
+            return False
+        self.presence_purges += 1
+        return True
 
     async def cycle(self, ready: Callable[[], Awaitable[bool]]) -> int:
         """One pass: returns how many days were recomputed."""

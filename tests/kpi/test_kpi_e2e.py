@@ -162,3 +162,23 @@ async def test_kpis_of_a_simulated_day_equal_the_truth_and_a_recompute(
         kpi_config(mosquitto, influxdb, tmp_path, inventory), [day - timedelta(days=1), day, day + timedelta(days=1)]
     )
     assert await all_kpi_points(influxdb) == live  # point for point: one computation, two feeds
+
+
+async def test_client_pseudonyms_are_deleted_after_their_retention(
+    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    config = collector_config(mosquitto, influxdb, tmp_path)
+    now = time.time_ns()
+    old, recent = now - 40 * 86400 * 10**9, now - 3 * 86400 * 10**9
+    influxdb.query(f"CREATE DATABASE {config.influxdb.database}")
+    engine = build_kpi_engine(config, None)
+    try:
+        lines = [f'ap_client_presence,device=ap-1 pids="aa",clients=1i {t}' for t in (old, recent)]
+        assert (await engine.writer.write(lines)).accepted == 2
+        assert await engine.purge_presence(30)
+        kept = points(influxdb, "SELECT clients FROM ap_client_presence")
+        assert [row["time"] for row in kept] == [recent]
+    finally:
+        engine.close()
+        await engine.query.close()
+        await engine.writer.close()
