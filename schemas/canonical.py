@@ -5,7 +5,7 @@ fields of its kind. ``schema`` is ``<name>/<major version>``; a new major versio
 device that sends ``ap.metrics/1`` keeps working when ``ap.metrics/2`` appears.
 
 Units are part of the field names (``_s``, ``_pct``, ``_dbm``, ``_bytes``, ``_mbps``, ``_ms``).
-Ranges follow ``shared/reference/domain.md`` §1-2 with generous margins: they reject what is
+Ranges follow the vendors' and IF-MIB's published ranges (docs/data-model.md) with generous margins: they reject what is
 physically impossible, not what is merely unusual. Counters must fit InfluxDB's signed 64-bit
 integers. Unknown keys are rejected (``extra="forbid"``) so that a misspelt field is a visible error
 rather than a silently missing series.

@@ -1,7 +1,8 @@
 """Static facts about the Brussels-Capital Region that the simulated city is built on.
 
 The 19 municipalities (NIS code, French and Dutch names, centroid, rough population) come from
-``shared/reference/domain.md`` §6. The named places are well-known public locations of each
+public sources (Statbel's NIS codes, the Region's municipality list; docs/simulator.md).
+The named places are well-known public locations of each
 municipality (metro and premetro stations, squares, parks, libraries, town halls) used as site names;
 a station on a municipal border is put in one of them. Site coordinates are placed near the
 municipality's centroid by the inventory builder: they are plausible, not surveyed.

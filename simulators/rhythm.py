@@ -1,6 +1,6 @@
 """When people connect and for how long: the calibrated behaviour of the simulated city.
 
-Calibration (shared/reference/domain.md §3.3, model stated in docs/simulator.md):
+Calibration (the published Brussels Wi-Fi figures quoted in docs/simulator.md, with their sources):
 
 - Weekly rhythm: Saturday, Sunday and Monday each carry about 16 % of a week's connections, the
   other days about 13 %.

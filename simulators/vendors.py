@@ -11,7 +11,7 @@
   ``interface`` line per ifTable row), on ``telegraf/{nis}/{site}/{device}/snmp``. ``ifInOctets`` and
   friends are Counter32 and wrap; 64-bit capable devices also carry the ifXTable ``ifHC*`` columns.
 
-Structures follow the public samples in shared/fixtures (see its SOURCES.md); values come from the
+Structures follow public samples of each format (the adapters' testdata/, with their sources); values come from the
 simulation, so a vendor device tells the same truth as a canonical one.
 """
 

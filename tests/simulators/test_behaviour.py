@@ -1,4 +1,4 @@
-"""The model's behaviour against the calibration figures of shared/reference/domain.md §3.3, and the
+"""The model's behaviour against the calibration figures quoted in docs/simulator.md, and the
 ground truth against what the devices report."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What the simulated devices publish is what real equipment publishes: canonical messages that the
-schemas accept, and vendor payloads with the structure of the public samples in shared/fixtures."""
+schemas accept, and vendor payloads with the structure of the public samples in the adapters' testdata/."""
 
 from __future__ import annotations
 
