@@ -26,6 +26,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -122,7 +123,12 @@ class KpiEngine:
         newest = max(self.stage.newest_ns if self.stage is not None else 0, time.time_ns())
         job = (self.query.config, self.places, self.settings, day, newest, self.lateness_ns)
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, compute_day_job, job)
         except BrokenProcessPool as error:
@@ -216,6 +222,17 @@ class KpiEngine:
 
 
 Job = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the KPI process: end when the collector is gone (a SIGKILLed parent cannot stop its pool)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def compute_day_job(job: Job) -> list[KpiPoint]:
