@@ -10,16 +10,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from collector.app.config import Config, load_config
-from collector.app.service import Collector
+from collector.app.service import Collector, build_kpi_engine
 from collector.harness.localservers import InfluxDB, Mosquitto
+from collector.kpi.output import KpiPoint, to_lines
 from collector.ops.logs import configure_logging
 from simulators.city import SimConfig, Simulation
 from simulators.cli import DAY_PER_MINUTE, build_config
@@ -42,17 +44,6 @@ def run_demo(args: argparse.Namespace) -> int:
         broker.start()
         database.start()
         print(f"mosquitto on 127.0.0.1:{broker.port}, influxd on {database.url} (state in {state}/)")
-        config = load_config(
-            None,
-            {
-                "CITY_TELEMETRY__MQTT__PORT": str(broker.port),
-                "CITY_TELEMETRY__MQTT__CLIENT_ID": '"city-telemetry-demo"',
-                "CITY_TELEMETRY__INFLUXDB__URL": f'"{database.url}"',
-                "CITY_TELEMETRY__DEAD_LETTER__FILE": f'"{state / "dead-letter.jsonl"}"',
-                "CITY_TELEMETRY__SPOOL__FOLDER": f'"{state / "spool"}"',
-                "CITY_TELEMETRY__BATCH__MAX_INTERVAL_S": "0.2",
-            },
-        )
         simulate = argparse.Namespace(
             accelerated=True,
             start=None,
@@ -68,6 +59,24 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         sim_config, speed = build_config(simulate)
         simulation = Simulation(sim_config)
+        simulation.inventory.write(state / "inventory.json")  # what the KPI engine groups devices by
+        config = load_config(
+            None,
+            {
+                "CITY_TELEMETRY__MQTT__PORT": str(broker.port),
+                "CITY_TELEMETRY__MQTT__CLIENT_ID": '"city-telemetry-demo"',
+                "CITY_TELEMETRY__INFLUXDB__URL": f'"{database.url}"',
+                "CITY_TELEMETRY__DEAD_LETTER__FILE": f'"{state / "dead-letter.jsonl"}"',
+                "CITY_TELEMETRY__SPOOL__FOLDER": f'"{state / "spool"}"',
+                "CITY_TELEMETRY__BATCH__MAX_INTERVAL_S": "0.2",
+                "CITY_TELEMETRY__INVENTORY__FILE": f'"{state / "inventory.json"}"',
+                "CITY_TELEMETRY__KPI__PSEUDONYM_KEY_FILE": f'"{_demo_key(state)}"',
+                # The KPI engine must know how often the simulated devices report.
+                "CITY_TELEMETRY__KPI__REPORT_PERIOD_S": str(sim_config.period_s),
+                "CITY_TELEMETRY__KPI__CLIENTS_EVERY_S": str(sim_config.period_s * sim_config.clients_every),
+                "CITY_TELEMETRY__KPI__CLIENTS_BUCKET_S": str(sim_config.period_s),
+            },
+        )
         print(
             f"simulated city: seed {args.seed}, {len(simulation.aps)} APs, {len(simulation.switches)} switches, "
             f"{len(simulation.cpes)} school links, 20 % vendor-flavoured; yesterday "
@@ -76,6 +85,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         collector, report = asyncio.run(_collect(config, broker.port, simulation, speed))
         _print_results(database, collector, report, simulation, sim_config, state)
+        _print_kpis(config, simulation)
         return 0
     finally:
         broker.stop()
@@ -123,6 +133,59 @@ async def _collect(config: Config, port: int, simulation: Simulation, speed: flo
     stop.set()
     await task
     return collector, report
+
+
+def _demo_key(state: Path) -> Path:
+    """A pseudonym secret for the demo's clients (an operator's is a file they create: docs/privacy.md)."""
+    key = state / "pseudonym.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    return key
+
+
+def _print_kpis(config: Config, simulation: Simulation) -> None:
+    """The collector's KPIs per municipality (its engine, from what is stored) beside the ground truth."""
+    truth = simulation.truth.result(simulation.meta())
+
+    async def compute() -> dict[str, list[KpiPoint]]:
+        engine = build_kpi_engine(config, None)
+        try:
+            out = {}
+            for day in truth["days"]:
+                points = await engine.compute_day(date.fromisoformat(day["date"]))
+                await engine.writer.write(to_lines(points))
+                out[day["date"]] = points
+            return out
+        finally:
+            engine.close()
+            await engine.query.close()
+            await engine.writer.close()
+
+    computed = asyncio.run(compute())
+    print("\nKPIs per municipality: the collector's (KPI engine, from InfluxDB) / the simulator's ground truth")
+    print(f"  {'NIS':<6}{'municipality':<22}{'avail %':>16}{'peak':>10}{'mean':>14}{'unique':>12}{'GB':>13}")
+    for day in truth["days"]:
+        rows = {p.tag("nis"): p.fields for p in computed[day["date"]] if p.measurement == "kpi_municipality"}
+        print(f"  {day['date']}")
+        for nis, m in day["municipalities"].items():
+            k = rows.get(nis)
+            if not m["aps"] or k is None:
+                continue
+            gb = (float(k.get("rx_bytes", 0)) + float(k.get("tx_bytes", 0))) / 1e9
+            true_gb = (m["prorata_rx_bytes"] + m["prorata_tx_bytes"]) / 1e9
+            print(
+                f"  {nis:<6}{m['name_fr'][:21]:<22}"
+                f"{float(k.get('ap_availability_pct', 0)):>8.2f}/{m['ap_availability_pct']:<7.2f}"
+                f"{k.get('peak_clients', '-')!s:>5}/{m['peak_clients']:<4}"
+                f"{float(k.get('mean_clients', 0)):>7.1f}/{m['mean_clients']:<6.1f}"
+                f"{k.get('unique_clients', '-')!s:>6}/{m['unique_clients']:<5}"
+                f"{gb:>6.2f}/{true_gb:<6.2f}"
+            )
+    print(
+        "  (the collector counts what the reports say: vendor APs that list no clients add no unique clients,\n"
+        "   a refused message is not counted, a skewed device clock moves a report to another bucket;\n"
+        "   `city-telemetry kpi show --day DAY` prints the stored KPIs)"
+    )
 
 
 def _print_results(
