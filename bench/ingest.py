@@ -34,6 +34,8 @@ from collector.app.service import Collector
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from collector.ingest.pipeline import Pipeline
 from collector.ingest.topics import TopicPattern
+from collector.kpi.pseudonym import Pseudonymiser
+from collector.kpi.stage import KpiStage
 from collector.ops.logs import configure_logging
 from tests import samples
 
@@ -51,8 +53,9 @@ def make_messages(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def bench_pipeline(messages: list[tuple[str, bytes]]) -> float:
-    pipeline = Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"))
+def bench_pipeline(messages: list[tuple[str, bytes]], kpi: bool = False) -> float:
+    stages = [KpiStage(Pseudonymiser(b"bench secret of 32 bytes........"))] if kpi else []
+    pipeline = Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"), stages=stages)
     now = time.time_ns()
     started = time.perf_counter()
     lines = 0
@@ -121,6 +124,7 @@ async def bench_collector(
     messages: list[tuple[str, bytes]],
     client_id: str,
     protocol: str = "5",
+    kpi: bool = True,
 ) -> tuple[float, float]:
     env = {
         "CITY_TELEMETRY__MQTT__PROTOCOL": f'"{protocol}"',
@@ -130,6 +134,7 @@ async def bench_collector(
         "CITY_TELEMETRY__DEAD_LETTER__FILE": f'"{folder / "dead.jsonl"}"',
         "CITY_TELEMETRY__SPOOL__FOLDER": f'"{folder / "spool"}"',
         "CITY_TELEMETRY__LOG__STATS_EVERY_S": "3600",
+        "CITY_TELEMETRY__KPI__ENABLED": str(kpi).lower(),
     }
     config = load_config(None, env)
     # First run creates the session and its subscription; then the backlog is queued for it.
@@ -178,6 +183,7 @@ def main() -> None:
         / 1000
     )
     pipeline_rate = bench_pipeline(messages)
+    pipeline_kpi_rate = bench_pipeline(messages, kpi=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         mosquitto = Mosquitto(folder / "mosquitto")
@@ -194,6 +200,11 @@ def main() -> None:
             null_rate_311, _ = asyncio.run(
                 bench_collector(mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null-311", "3.1.1")
             )
+            null_rate_311_off, _ = asyncio.run(
+                bench_collector(
+                    mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null-311-nokpi", "3.1.1", False
+                )
+            )
             collector_rate, rss_mib = asyncio.run(
                 bench_collector(mosquitto, influxdb.url, folder, messages, "bench-collector")
             )
@@ -203,9 +214,14 @@ def main() -> None:
             influxdb.stop()
     print(f"messages: {len(messages)} ({lines_per_message:.1f} lines each on average)")
     print(f"pipeline only (no I/O):        {pipeline_rate:>9,.0f} msg/s")
+    print(f"  with the KPI stage:          {pipeline_kpi_rate:>9,.0f} msg/s ({pipeline_kpi_rate / pipeline_rate:.2f})")
     print(f"bare paho subscriber (ceiling): {bare_rate:>9,.0f} msg/s")
     print(f"collector, InfluxDB stand-in:  {null_rate:>9,.0f} msg/s (an endpoint that accepts at once)")
     print(f"  the same over MQTT 3.1.1:    {null_rate_311:>9,.0f} msg/s")
+    print(
+        f"  3.1.1, KPI engine off:       {null_rate_311_off:>9,.0f} msg/s "
+        f"(with it on: {null_rate_311 / null_rate_311_off:.2f} of that)"
+    )
     print(
         f"collector end to end:          {collector_rate:>9,.0f} msg/s "
         f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)"
