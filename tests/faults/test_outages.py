@@ -151,6 +151,6 @@ async def test_a_failed_internal_task_stops_the_collector(
         await asyncio.sleep(0.5)
         raise OSError("spool segment is corrupt")
 
-    collector._drain_spool_loop = broken  # type: ignore[method-assign]
+    collector.committer.run_drainer = broken  # type: ignore[method-assign]
     result = await asyncio.wait_for(collector.run(asyncio.Event(), grace_s=2), timeout=20)
     assert result is False
