@@ -161,7 +161,15 @@ class KpiEngine:
         purged_at = 0.0
         while True:
             await asyncio.sleep(every_s)
-            await self.cycle(ready)
+            try:
+                await self.cycle(ready)
+            except Exception as error:  # a KPI bug must not stop ingest, nor go unnoticed
+                self.failures += 1
+                log.error(
+                    "kpi_cycle_failed",
+                    error=repr(error),
+                    hint="a bug in the KPI engine: ingest goes on, the days stay pending; please report it",
+                )
             if presence_retention_days is not None and time.monotonic() - purged_at >= PURGE_EVERY_S:
                 purged_at = time.monotonic()
                 await self.purge_presence(presence_retention_days)
