@@ -55,17 +55,25 @@ def complete(found: dict[str, int], want: dict[str, int]) -> bool:
     return all(found[m] >= n for m, n in want.items())
 
 
-def mac_forms(items: list[object]) -> set[bytes]:
-    """Every MAC address the simulated clients had, in each way it could be written."""
-    found: set[bytes] = set()
-    for item in items:
-        for match in MAC.finditer(item.payload):  # type: ignore[attr-defined]
-            digits = re.sub(rb"[^0-9a-fA-F]", b"", match.group(0)).lower()
-            pairs = [digits[i : i + 2] for i in range(0, 12, 2)]
-            found.update({b":".join(pairs), b"-".join(pairs)})
-            if re.search(rb"[a-f]", digits):  # twelve decimal digits are as likely a byte counter
-                found.add(digits)
-    return found
+SEPARATED = re.compile(rb"(?i)(?<![0-9a-f])[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}(?![0-9a-f])")
+PLAIN = re.compile(rb"(?i)(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])")
+
+
+def digits_of(text: bytes) -> bytes:
+    return re.sub(rb"[^0-9a-fA-F]", b"", text).lower()
+
+
+def mac_digits(items: list[object]) -> set[bytes]:
+    """The 12 hex digits of every MAC address the simulated clients had."""
+    return {digits_of(m.group(0)) for item in items for m in MAC.finditer(item.payload)}  # type: ignore[attr-defined]
+
+
+def leaked(data: bytes, macs: set[bytes]) -> set[bytes]:
+    """The simulated MACs written in ``data``, with separators or without (twelve decimal digits
+    alone are as likely a byte counter: a plain form counts only with a letter in it)."""
+    found = {digits_of(m.group(0)) for m in SEPARATED.finditer(data)}
+    found |= {m.group(0).lower() for m in PLAIN.finditer(data) if re.search(rb"(?i)[a-f]", m.group(0))}
+    return found & macs
 
 
 @pytest.mark.timeout(600)
@@ -77,8 +85,8 @@ async def test_two_sigkills_change_no_kpi_and_leave_no_mac(
     simulation.inventory.write(inventory)
     expected, wills = expected_points(items)
     want = {m: len(keys) + (wills if m == "device_state" else 0) for m, keys in expected.items()}
-    macs = mac_forms(items)
-    assert len(macs) > 1000  # the simulated clients, in each spelling
+    macs = mac_digits(items)
+    assert len(macs) > 300  # the simulated clients
     config = tmp_path / "collector.toml"
     config.write_text(f"""
 [mqtt]
@@ -165,6 +173,7 @@ stats_every_s = 1
         tags = influxdb.query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY =~ /.*/', DATABASE)
         written[f"influxdb {measurement} tags"] = json.dumps(tags).encode()
     for name, data in written.items():
-        lowered = data.lower()
-        leaked = [m.decode() for m in macs if m in lowered]
-        assert not leaked, f"{name} holds {len(leaked)} client MACs, e.g. {leaked[:3]}"
+        found = leaked(data, macs)
+        assert not found, f"{name} holds {len(found)} client MACs, e.g. {sorted(found)[:3]}"
+    # The check can fail: the simulated payloads themselves are full of them.
+    assert len(leaked(b"\n".join(item.payload for item in items), macs)) == len(macs)
