@@ -150,6 +150,14 @@ class Collector:
             subscriptions=self.config.subscriptions,
             influxdb=self.config.influxdb.url,
             api=self.config.influxdb.api,
+            kpi=self.kpi is not None,
+            client_pseudonyms=(
+                "off"
+                if self.kpi_stage is None
+                else "keyed (kpi.pseudonym_key_file)"
+                if self.kpi_stage.pseudonymiser.shared
+                else "random daily key in memory (one process only; set kpi.pseudonym_key_file)"
+            ),
         )
         health = None
         if self.config.health.listen is not None:  # bound before connecting: a taken port stops us here
