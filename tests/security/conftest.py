@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import secrets
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,11 +158,7 @@ def collector_log(tmp_path: Path) -> Iterator[LogFile]:
     root = logging.getLogger()
     level = root.level
     with open(path, "w", encoding="utf-8", buffering=1) as stream:
-        pytest_stderr, sys.stderr = sys.stderr, stream
-        try:
-            configure_logging("debug", "json")  # binds the stream it finds in sys.stderr
-        finally:
-            sys.stderr = pytest_stderr
+        configure_logging("debug", "json", stream=stream)
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
         root.addHandler(handler)
