@@ -65,7 +65,7 @@ def digits_of(text: bytes) -> bytes:
 
 def mac_digits(items: list[object]) -> set[bytes]:
     """The 12 hex digits of every MAC address the simulated clients had."""
-    return {digits_of(m.group(0)) for item in items for m in MAC.finditer(item.payload)}  # type: ignore[attr-defined]
+    return {digits_of(m.group(0)) for item in items for m in SEPARATED.finditer(item.payload)}  # type: ignore[attr-defined]
 
 
 def leaked(data: bytes, macs: set[bytes]) -> set[bytes]:
