@@ -123,6 +123,8 @@ async def test_soak_of_oversized_payloads_and_distinct_bad_topics_keeps_dead_let
     big = b'{"schema": "ap.metrics/1", "pad": "' + b"p" * (900 * 1024) + b'"}'
     sent = valid = 0
     largest = 0
+    rss_before = rss_mib()
+    rss_peak = rss_before
     async with running_collector(config) as collector:
         deadline = time.monotonic() + duration_s
         while time.monotonic() < deadline and valid < 5000:  # bounded in time and count
@@ -134,9 +136,15 @@ async def test_soak_of_oversized_payloads_and_distinct_bad_topics_keeps_dead_let
             await asyncio.to_thread(publisher.flush)
             if valid % 50 == 0:
                 largest = max([largest, *(p.stat().st_size for p in dead_letter_files(tmp_path))])
+                rss_peak = max(rss_peak, rss_mib())
         await wait_until(lambda: collector.counters["messages_committed"] == sent, timeout_s=120, what="commit")
         stats = collector.stats()
+        cached = list(collector.pipeline.decoder._targets)
     assert stats["rejected_by_reason"] == {"payload_too_large": valid, "bad_topic": valid}
+    # Memory: refused topics are not kept (only the valid ones are cached), and the process did not
+    # grow with what it refused (tens of MB of payloads and topics went through it).
+    assert all(len(topic) < 200 for topic in cached)
+    assert rss_peak - rss_before < 100, f"RSS grew from {rss_before:.0f} to {rss_peak:.0f} MiB"
     files = dead_letter_files(tmp_path)
     assert len(files) <= 3 and largest <= max_file and all(p.stat().st_size <= max_file for p in files)
     # The whole refusals would have taken valid * 0.96 MB; what is on disk stays within 3 files.
@@ -144,6 +152,14 @@ async def test_soak_of_oversized_payloads_and_distinct_bad_topics_keeps_dead_let
     assert stats["dead_letter_bytes_cut"] > 100 * written
     assert len(points(influxdb, "SELECT * FROM link_probe")) == valid  # every valid message around them
     print(f"soak: {valid} rounds in {duration_s} s, {written} dead-letter bytes written, {len(files)} files kept")
+
+
+def rss_mib() -> float:
+    """This process's resident memory (the collector runs in it), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def test_the_daemon_reopens_the_dead_letter_file_on_sighup_after_logrotate_moved_it(
