@@ -100,7 +100,8 @@ class Collector:
         self.config = config
         self.kpi_stage: KpiStage | None = None
         if config.kpi.enabled:
-            self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file))
+            reach_s = (config.kpi.missed_reports + 1) * max(config.kpi.report_period_s, config.kpi.clients_every_s)
+            self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file), reach_s)
         self.pipeline = pipeline or build_pipeline(config, [self.kpi_stage] if self.kpi_stage else [])
         self.source = source or MqttSource(config.mqtt, config.subscriptions)
         self.writer = writer or InfluxWriter(config.influxdb)

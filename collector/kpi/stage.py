@@ -16,7 +16,7 @@ computation: the hot path keeps its speed (``make bench`` reports it with the en
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from collector.ingest.adapters.base import timestamp_ns
 from collector.ingest.decode import Decoded
@@ -27,8 +27,11 @@ from schemas.stored import ClientPresence
 
 
 class KpiStage:
-    def __init__(self, pseudonymiser: Pseudonymiser) -> None:
+    def __init__(self, pseudonymiser: Pseudonymiser, reach_s: float = 1200.0) -> None:
         self.pseudonymiser = pseudonymiser
+        # A reading this close to midnight also changes the neighbouring day's KPIs (a counter
+        # interval, an outage, a session crosses it): that day is touched too (compute.KpiConfig.lookback_s).
+        self._reach_ns = int(reach_s * 1e9)
         self.touched: set[date] = set()  # local days with new readings since the engine last looked
         self.newest_ns = 0  # the newest reading time seen: the engine's watermark starts from it
         self.unpseudonymised = 0  # client entries that were not MAC addresses
@@ -44,6 +47,8 @@ class KpiStage:
             ts_ns = timestamp_ns(ts) if ts is not None else (reading.stamp_ns or received_ns)
             if not self._day_from <= ts_ns < self._day_to:
                 self._enter_day(ts_ns)
+            if ts_ns - self._day_from < self._reach_ns or self._day_to - ts_ns <= self._reach_ns:
+                self._touch_neighbour(ts_ns)
             if ts_ns > self.newest_ns:
                 self.newest_ns = ts_ns
             if message.__class__ is ApClients and message.clients is not None:
@@ -55,6 +60,13 @@ class KpiStage:
         window = day_window(day)
         self._day, self._day_from, self._day_to = day, window.start_ns, window.end_ns
         self.touched.add(day)
+
+    def _touch_neighbour(self, ts_ns: int) -> None:
+        assert self._day is not None
+        if ts_ns - self._day_from < self._reach_ns:
+            self.touched.add(self._day - timedelta(days=1))
+        if self._day_to - ts_ns <= self._reach_ns:
+            self.touched.add(self._day + timedelta(days=1))
 
     def _presence(self, message: ApClients, ts_ns: int) -> ClientPresence:
         assert message.clients is not None and self._day is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from time import time_ns
 
 from collector.ingest.pipeline import Pipeline
 from collector.ingest.topics import TopicPattern
@@ -52,3 +53,19 @@ def test_touched_days_follow_event_time_not_arrival() -> None:
     topic, payload, _ = samples.ap_metrics(1, now)
     p.process(topic, json.dumps(payload).encode(), False, samples.ns(now) + 10**9)
     assert stage.take_touched() == {local_date(samples.ns(now))}  # the same day again, after a take
+
+
+def test_a_reading_near_midnight_touches_the_neighbouring_day_too() -> None:
+    stage = KpiStage(Pseudonymiser(SECRET), reach_s=1200)
+    p = pipeline(stage)
+    day = local_date(samples.ns(datetime.now(UTC))) - timedelta(days=2)
+    from collector.kpi.windows import midnight_ns
+
+    just_after = datetime.fromtimestamp((midnight_ns(day) + 300 * 10**9) / 1e9, UTC)  # 00:05 local
+    topic, payload, _ = samples.ap_metrics(1, just_after)
+    assert isinstance(p.process(topic, json.dumps(payload).encode(), False, time_ns()), list)
+    assert stage.take_touched() == {day, day - timedelta(days=1)}  # its counter interval reaches back
+    midday = datetime.fromtimestamp((midnight_ns(day) + 12 * 3600 * 10**9) / 1e9, UTC)
+    topic, payload, _ = samples.ap_metrics(1, midday)
+    p.process(topic, json.dumps(payload).encode(), False, time_ns())
+    assert stage.take_touched() == {day}
