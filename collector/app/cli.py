@@ -18,6 +18,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from collector.app.service import Collector
     from collector.ops.health import HealthPortUnavailable
     from collector.ops.logs import configure_logging
+    from collector.ops.systemd import install_test_block_hook
 
     try:
         config = load_config(args.config)
@@ -36,6 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGUSR1, collector.log_diagnostics)
         # SIGHUP: reopen the dead-letter file (after an external logrotate moved it away).
         loop.add_signal_handler(signal.SIGHUP, collector.dead_letters.request_reopen)
+        install_test_block_hook(loop)  # only with CITY_TELEMETRY_TEST_BLOCK_LOOP_S set (tests)
         return await collector.run(stop, grace_s=args.grace)
 
     from collector.source.paho_internals import UnsupportedPaho
@@ -80,10 +82,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def package_version() -> str:
+    """The installed package's version (pyproject.toml), as ``--version`` prints it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("city-telemetry")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="city-telemetry",
         description="Collect a city network's MQTT telemetry into InfluxDB, without losing a reading.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"city-telemetry {package_version()}", help="print the version and exit"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

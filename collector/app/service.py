@@ -32,7 +32,8 @@ from collector.kpi.engine import KpiEngine
 from collector.kpi.enrich import Places, load_places
 from collector.kpi.pseudonym import Pseudonymiser
 from collector.kpi.stage import KpiStage
-from collector.ops.health import HealthServer, Status, assess, bind_listener
+from collector.ops.health import HealthServer, Status, assess, assess_ready, bind_listener
+from collector.ops.systemd import Notifier
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
 from collector.source.mqtt import MqttSource, topic_of
@@ -128,6 +129,8 @@ class Collector:
             before_ack=self.kpi.before_ack if self.kpi is not None else None,
         )
         self.health_port: int | None = None  # where /healthz and /metrics listen, once started
+        self.notifier = Notifier()  # systemd's READY/WATCHDOG/STATUS; inert outside Type=notify
+        self._influxdb_answered = False  # InfluxDB answered the start-up query (for /readyz)
         self._stopping = False
 
     # -- what the rest of the app (and tests) read ------------------------------------------
@@ -162,7 +165,7 @@ class Collector:
         )
         health = None
         if self.config.health.listen is not None:  # bound before connecting: a taken port stops us here
-            health = HealthServer(bind_listener(self.config.health.listen), self.stats, self.health)
+            health = HealthServer(bind_listener(self.config.health.listen), self.stats, self.health, self.ready)
         await self._seed_last_seen()
         self.source.start()
         if health is not None:
@@ -172,6 +175,7 @@ class Collector:
         flusher = asyncio.create_task(self.committer.run_flusher(), name="flush")
         drainer = asyncio.create_task(self.committer.run_drainer(), name="drain-spool")
         reporter = asyncio.create_task(self._report_loop(), name="report")
+        systemd = asyncio.create_task(self.notifier.run(self.source.subscribed, self.stats), name="systemd")
         kpi = None
         if self.kpi is not None:
             cfg = self.config.kpi
@@ -186,6 +190,8 @@ class Collector:
                 log.error("collector_task_failed", task=task.get_name(), error=error)
         stopper.cancel()
         self._stopping = True
+        self.notifier.stopping()
+        systemd.cancel()
         consumer.cancel()
         reporter.cancel()
         if kpi is not None:
@@ -208,7 +214,8 @@ class Collector:
         self.committer.abandon()
         flusher.cancel()
         drainer.cancel()
-        await asyncio.gather(consumer, flusher, reporter, drainer, stopper, return_exceptions=True)
+        await asyncio.gather(consumer, flusher, reporter, drainer, stopper, systemd, return_exceptions=True)
+        self.notifier.close()
         if kpi is not None:
             await asyncio.gather(kpi, return_exceptions=True)
             await self.kpi_query_close()
@@ -234,6 +241,7 @@ class Collector:
                 found = await query.query(statement)
         except (QueryError, TimeoutError) as error:
             if "database not found" in str(error):
+                self._influxdb_answered = True
                 return  # a new database: no device has a past yet
             log.warning(
                 "last_seen_not_loaded",
@@ -244,6 +252,7 @@ class Collector:
             return
         finally:
             await query.close()
+        self._influxdb_answered = True
         last_seen = self.pipeline.decoder.last_seen_ns
         for series in found:
             device = series.tags.get("device")
@@ -341,6 +350,15 @@ class Collector:
             spool_lines=self.spool.lines if self.spool else 0,
             broker_dropping=self.source.broker_dropping,
             broker_dropped_seen=self.source.broker_dropped_seen,
+        )
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Whether a reading published now is collected and stored (``/readyz``, collector/ops/health.py)."""
+        return assess_ready(
+            subscribed=self.source.subscribed.is_set(),
+            influxdb_error=self.writer.last_error,
+            influxdb_answered=self._influxdb_answered or self.writer.requests > 0,
+            backpressure=self.committer.backpressure,
         )
 
     def log_diagnostics(self) -> None:

@@ -11,6 +11,17 @@ and from "not working" (docs/delivery.md, "Health"):
 Degraded answers 200 because restarting the collector would not bring InfluxDB back; it is shown in
 the body, in the ``city_telemetry_degraded`` gauge and in the statistics log line.
 
+``/readyz`` answers a narrower question, for a load balancer, an orchestrator or a deployment
+script: is a reading published now collected and stored? Ready (HTTP 200) when all of:
+
+- the broker granted the telemetry subscriptions on the current connection (SUBACK; not merely
+  connected: a subscription refused by the broker's ACL leaves the collector connected and unready);
+- InfluxDB has answered since start (the start-up query or a write) and its last write did not fail;
+- the spool is not full (no backpressure).
+
+Otherwise 503, with the failing conditions in the body. ``/healthz`` is for "should someone act or
+restart it", ``/readyz`` for "is it doing its job right now" (docs/operations.md).
+
 The listening socket is bound by :func:`bind_listener` before the collector connects to the broker,
 so a port already taken stops the start with one clear line instead of a traceback after subscribing;
 aiohttp then serves that socket (``SockSite``, its public API), which also tells us the port.
@@ -27,6 +38,7 @@ from aiohttp import web
 Status = Literal["healthy", "degraded", "unhealthy"]
 Stats = Callable[[], dict[str, Any]]
 Health = Callable[[], tuple[Status, dict[str, Any]]]
+Ready = Callable[[], tuple[bool, dict[str, Any]]]
 
 _HELP = {
     "received": "MQTT messages received",
@@ -107,6 +119,19 @@ def assess(
     return status, detail
 
 
+def assess_ready(
+    *, subscribed: bool, influxdb_error: str | None, influxdb_answered: bool, backpressure: bool
+) -> tuple[bool, dict[str, Any]]:
+    """Readiness and the facts behind it (the body of ``/readyz``; the conditions are in the module doc)."""
+    ready = subscribed and influxdb_answered and influxdb_error is None and not backpressure
+    return ready, {
+        "subscribed": subscribed,
+        "influxdb_answered": influxdb_answered,
+        "influxdb_error": influxdb_error,
+        "backpressure": backpressure,
+    }
+
+
 def render_metrics(stats: dict[str, Any], status: Status) -> str:
     out = []
     for key, value in sorted(stats.items()):
@@ -160,16 +185,18 @@ def bind_listener(listen: str) -> socket.socket:
 
 
 class HealthServer:
-    def __init__(self, sock: socket.socket, stats: Stats, health: Health) -> None:
+    def __init__(self, sock: socket.socket, stats: Stats, health: Health, ready: Ready | None = None) -> None:
         self._sock = sock
         self.port: int = sock.getsockname()[1]
-        self._stats, self._health = stats, health
+        self._stats, self._health, self._ready = stats, health, ready
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        if self._ready is not None:
+            app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.SockSite(self._runner, self._sock).start()
@@ -183,6 +210,11 @@ class HealthServer:
         status, detail = self._health()
         body = {"status": status, "healthy": status != "unhealthy", "degraded": status == "degraded", **detail}
         return web.json_response(body, status=503 if status == "unhealthy" else 200)
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        assert self._ready is not None
+        ready, detail = self._ready()
+        return web.json_response({"ready": ready, **detail}, status=200 if ready else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         status, _ = self._health()

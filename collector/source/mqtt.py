@@ -189,6 +189,10 @@ class MqttSource:
         self._drop_watch_mid: int | None = None
         self._stopping = False
         self.connected = asyncio.Event()
+        # Set once the broker has granted every telemetry subscription of the current connection
+        # (SUBACK), cleared when it is lost: what READY=1 and /readyz mean by "subscribed".
+        self.subscribed = asyncio.Event()
+        self._subscribe_mid: int | None = None
         self.connects = 0
         self.disconnects = 0
         # Connection attempts that did not get a session (paho thread), and the last one's cause.
@@ -306,9 +310,10 @@ class MqttSource:
         self.last_connect_error = None
         # Subscribing again is harmless with a resumed session and needed with a new one.
         if self.config.protocol == "5":
-            client.subscribe([(topic, SubscribeOptions(qos=self.config.qos)) for topic in self.subscriptions])
+            options = SubscribeOptions(qos=self.config.qos)
+            self._subscribe_mid = client.subscribe([(topic, options) for topic in self.subscriptions])[1]
         else:
-            client.subscribe([(topic, int(self.config.qos)) for topic in self.subscriptions])
+            self._subscribe_mid = client.subscribe([(topic, int(self.config.qos)) for topic in self.subscriptions])[1]
         if self.config.watch_broker_drops:  # QoS 0: the broker publishes $SYS at QoS 0 anyway
             if self.config.protocol == "5":
                 self._drop_watch_mid = client.subscribe([(DROPPED_TOPIC, SubscribeOptions(qos=0))])[1]
@@ -330,12 +335,21 @@ class MqttSource:
         socket_error, self._socket_error = self._socket_error, None
         was_up, self._session_up = self._session_up, False
         refused, self._refused = self._refused, False
-        if was_up:
+        if was_up and self._stopping:  # our own DISCONNECT at shutdown: expected, not a warning
+            log.info("mqtt_disconnected", reason=str(reason), error=socket_error, shutdown=True)
+        elif was_up:
             self.disconnects += 1
-            log.warning("mqtt_disconnected", reason=str(reason), error=socket_error)
+            log.warning(
+                "mqtt_disconnected",
+                reason=str(reason),
+                error=socket_error,
+                hint="connection to the broker lost; reconnecting, and unacknowledged messages come back "
+                "(check the broker's log and the network if it repeats)",
+            )
         elif not refused and not self._stopping:  # lost before the broker accepted us: why?
             self._connect_failed("mqtt_connect_failed", socket_error or str(reason), socket_error or str(reason))
         self._call_in_loop(self.connected.clear)
+        self._call_in_loop(self.subscribed.clear)
         self._wake()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
@@ -373,6 +387,18 @@ class MqttSource:
         reasons: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
+        if mid == self._subscribe_mid:
+            refused = [topic for topic, reason in zip(self.subscriptions, reasons, strict=False) if reason.is_failure]
+            if refused:
+                log.error(
+                    "mqtt_subscription_refused",
+                    topics=refused,
+                    reasons=[str(reason) for reason in reasons if reason.is_failure],
+                    hint="the broker refused these subscriptions: nothing from them is collected; allow the "
+                    "collector's user to read them in the broker's acl_file (docs/security.md)",
+                )
+            else:
+                self._call_in_loop(self.subscribed.set)
         if mid == self._drop_watch_mid and any(reason.is_failure for reason in reasons):
             log.warning(
                 "broker_drop_counter_refused",

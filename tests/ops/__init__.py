@@ -1,0 +1,1 @@
+"""Operations: systemd notifications, readiness, install path, containers."""
