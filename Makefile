@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck servers venv clean bench
+.PHONY: test demo lint typecheck servers venv clean bench install uninstall
 
 servers:
 	@command -v mosquitto >/dev/null && command -v influxd >/dev/null || { \
@@ -37,6 +37,17 @@ demo: servers $(STAMP)
 
 bench: servers $(STAMP)
 	$(BIN)/python -m bench.ingest
+
+# Install as deploy/systemd/city-telemetry.service expects it (docs/operations.md, "Install"):
+#   sudo make install [PREFIX=/opt/city-telemetry] [DESTDIR=/staging]; sudo make uninstall [PURGE=1]
+PREFIX ?= /opt/city-telemetry
+INSTALL_VARS = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" PYTHON="$(PY)" PURGE="$(PURGE)"
+
+install:
+	$(INSTALL_VARS) sh deploy/install.sh install
+
+uninstall:
+	$(INSTALL_VARS) sh deploy/install.sh uninstall
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
