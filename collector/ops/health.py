@@ -15,7 +15,8 @@ the body, in the ``city_telemetry_degraded`` gauge and in the statistics log lin
 script: is a reading published now collected and stored? Ready (HTTP 200) when all of:
 
 - the broker granted the telemetry subscriptions on the current connection (SUBACK; not merely
-  connected: a subscription refused by the broker's ACL leaves the collector connected and unready);
+  connected: a broker that refuses a subscription in its SUBACK leaves the collector connected and
+  unready. Mosquitto 2.0.11 grants a subscription its ACL denies, and delivers nothing on it);
 - InfluxDB has answered since start (the start-up query or a write) and its last write did not fail;
 - the spool is not full (no backpressure).
 
