@@ -45,6 +45,17 @@ STATE_DIR="$STATEDIR/city-telemetry"
 
 say() { echo "city-telemetry: $*"; }
 
+# rm -rf is run on these: refuse anything that is not a folder of our own.
+for folder in "$PREFIX" "$DOCDIR" "$CONF_DIR" "$STATE_DIR"; do
+    case "$folder" in
+    /*/*) ;;
+    *) echo "install.sh: '$folder' is not an absolute path at least two levels deep" >&2; exit 2 ;;
+    esac
+    case "$folder" in
+    /usr | /usr/local | /opt | /etc | /var | /var/lib | /home | /usr/share | /usr/share/doc) echo "install.sh: refusing '$folder'" >&2; exit 2 ;;
+    esac
+done
+
 live() { [ -z "$DESTDIR" ]; }  # installing onto this machine (not staging)
 
 have_systemd() { live && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; }
@@ -124,12 +135,28 @@ create_user() {
 
 do_install() {
     need_root
+    was_running=0
+    if have_systemd && systemctl is-active --quiet "$UNIT"; then
+        # Its environment is about to be replaced under it. Stopping flushes and acknowledges what
+        # was received; the broker queues the rest until the start below.
+        say "stopping $UNIT for the upgrade"
+        systemctl stop "$UNIT"
+        was_running=1
+    fi
     install_venv
     install_files
     create_user
     if have_systemd; then
         systemctl daemon-reload
-        say "installed; start with: systemctl enable --now $UNIT"
+        if [ "$was_running" = 1 ]; then
+            say "starting $UNIT again"
+            systemctl start "$UNIT" || {
+                echo "install.sh: $UNIT did not start: journalctl -u $UNIT; check-config -c $CONF_DIR/collector.toml" >&2
+                exit 1
+            }
+        else
+            say "installed; start with: systemctl enable --now $UNIT"
+        fi
     else
         say "installed (systemctl not called)"
     fi
