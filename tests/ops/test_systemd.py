@@ -28,6 +28,7 @@ from collector.harness.localservers import InfluxDB, Mosquitto
 from collector.ops.systemd import BLOCK_LOOP_ENV, Notifier, notify_address, watchdog_interval
 from tests import samples
 from tests.conftest import DATABASE, Publisher
+from tests.ops.suback_gate import SubackGate
 
 pytestmark = pytest.mark.servers
 
@@ -85,11 +86,11 @@ def listener() -> Iterator[NotifyListener]:
     notify.close()
 
 
-def write_config(path: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Path:
+def write_config(path: Path, mqtt_port: int, influxdb: InfluxDB) -> Path:
     path.write_text(
         f"""
 [mqtt]
-port = {mosquitto.port}
+port = {mqtt_port}
 client_id = "notify-test"
 reconnect_min_s = 0.5
 reconnect_max_s = 1.0
@@ -115,16 +116,8 @@ def stored(influxdb: InfluxDB) -> bool:
         return False
 
 
-def log_events(log: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-
-
-def test_ready_after_subscription_watchdog_from_the_loop_status_and_stopping(
-    mosquitto: Mosquitto, influxdb: InfluxDB, listener: NotifyListener, tmp_path: Path
-) -> None:
-    mosquitto.stop()  # the broker is away at start: the daemon must not say READY
-    config = write_config(tmp_path / "collector.toml", mosquitto, influxdb)
-    log = tmp_path / "daemon.log"
+def start_daemon(config: Path, log: Path, listener: NotifyListener) -> subprocess.Popen[bytes]:
+    """``city-telemetry run`` as systemd would start it with ``Type=notify`` and ``WatchdogSec=``."""
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -133,12 +126,25 @@ def test_ready_after_subscription_watchdog_from_the_loop_status_and_stopping(
         BLOCK_LOOP_ENV: str(BLOCK_S),
     }
     with open(log, "ab") as handle:
-        daemon = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+
+def log_events(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def test_ready_after_subscription_watchdog_from_the_loop_status_and_stopping(
+    mosquitto: Mosquitto, influxdb: InfluxDB, listener: NotifyListener, tmp_path: Path
+) -> None:
+    mosquitto.stop()  # the broker is away at start: the daemon must not say READY
+    config = write_config(tmp_path / "collector.toml", mosquitto.port, influxdb)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log, listener)
     publisher: Publisher | None = None
     try:
         listener.wait_for("WATCHDOG", timeout_s=20)
@@ -201,6 +207,34 @@ def test_ready_after_subscription_watchdog_from_the_loop_status_and_stopping(
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait(timeout=10)
+
+
+def test_ready_waits_for_the_suback_not_the_connack(
+    mosquitto: Mosquitto, influxdb: InfluxDB, listener: NotifyListener, tmp_path: Path
+) -> None:
+    gate = SubackGate(mosquitto.port)  # passes the CONNACK, holds the SUBACKs
+    config = write_config(tmp_path / "collector.toml", gate.port, influxdb)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log, listener)
+    try:
+        assert gate.holding.wait(20), "the collector never subscribed"
+        deadline = time.monotonic() + 10
+        while not any(e["event"] == "mqtt_connected" for e in log_events(log)):
+            assert time.monotonic() < deadline, "no mqtt_connected"
+            time.sleep(0.05)
+        time.sleep(1.5)  # connected, pinging the watchdog, not subscribed yet
+        assert listener.times("WATCHDOG")
+        assert listener.times("READY") == [], "READY=1 before the broker granted the subscriptions"
+        released_at = time.monotonic()
+        gate.release.set()
+        assert listener.wait_for("READY", timeout_s=10) >= released_at
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=10)
+        gate.close()
 
 
 def test_notifier_speaks_to_a_path_socket_and_ignores_a_missing_one(tmp_path: Path) -> None:
