@@ -11,6 +11,7 @@ from pathlib import Path
 
 from collector.app.broker_cli import add_broker_parser
 from collector.app.config import ConfigError, load_config
+from collector.app.influx_cli import add_influxdb_parser
 from collector.app.kpi_cli import add_kpi_parser
 from simulators.cli import add_simulate_parser
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(commands)
     add_kpi_parser(commands)
     add_broker_parser(commands)
+    add_influxdb_parser(commands)
     return parser
 
 
