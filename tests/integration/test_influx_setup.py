@@ -219,3 +219,33 @@ def test_the_shipped_config_sets_the_policies_setup_creates() -> None:
     assert (config.influxdb.retention_policy, config.influxdb.kpi_retention_policy) == (None, "kpi")
     result = run_cli("http://127.0.0.1:1", "check-config", "-c", str(shipped))
     assert result.returncode == 0, result.stderr
+
+
+def test_with_authentication_setup_takes_an_admin_instead_of_the_collectors_user(tmp_path: Path) -> None:
+    """The collector's own user may not create databases; --username/--password-file name an admin."""
+    server = InfluxDB(tmp_path / "influxdb-auth", admin=("admin", "admin-secret-for-setup"))
+    server.start()
+    try:
+        server.query("CREATE USER collector WITH PASSWORD 'collector-secret'")
+        collector_user = {"INFLUXDB__USERNAME": '"collector"', "INFLUXDB__PASSWORD": "collector-secret"}
+        refused = run_cli(server.url, "influxdb", "setup", **collector_user, **KPI_RP)
+        assert refused.returncode == 1
+        assert "requires admin privilege" in refused.stderr, refused.stderr
+        password_file = tmp_path / "admin-password"
+        password_file.write_text("admin-secret-for-setup\n")
+        done = run_cli(
+            server.url,
+            "influxdb",
+            "setup",
+            "--username",
+            "admin",
+            "--password-file",
+            str(password_file),
+            **collector_user,
+            **KPI_RP,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "admin-secret-for-setup" not in done.stdout + done.stderr
+        assert retention_policies(server) == [("raw", "2160h0m0s", True), ("kpi", "0s", False)]
+    finally:
+        server.kill()
