@@ -34,11 +34,13 @@ def local_copy(
     keep_queue_settings: bool = True,
     more: dict[str, str] | None = None,
     acl_extra: str = "",
+    acl_file: Path | None = None,
 ) -> Path:
     """The shipped conf with only its port and paths changed; ``more`` replaces further whole lines
-    (e.g. to take the commented-out TLS listener in); ``acl_extra`` is appended to a copy of the ACL."""
+    (e.g. to take the commented-out TLS listener in); ``acl_extra`` is appended to a copy of the ACL;
+    ``acl_file`` replaces the shipped ACL (e.g. by what ``broker acl`` wrote)."""
     folder.mkdir(parents=True, exist_ok=True)
-    acl = SHIPPED_ACL
+    acl = acl_file or SHIPPED_ACL
     if acl_extra:
         acl = folder / "city-telemetry.acl"
         acl.write_text(SHIPPED_ACL.read_text(encoding="utf-8") + acl_extra, encoding="utf-8")
