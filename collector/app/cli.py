@@ -9,7 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
+from collector.app.broker_cli import add_broker_parser
 from collector.app.config import ConfigError, load_config
+from collector.app.influx_cli import add_influxdb_parser
 from collector.app.kpi_cli import add_kpi_parser
 from simulators.cli import add_simulate_parser
 
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(commands)
     add_kpi_parser(commands)
+    add_broker_parser(commands)
+    add_influxdb_parser(commands)
     return parser
 
 

@@ -106,7 +106,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     async def run() -> list[KpiPoint]:
         query = InfluxQuery(config.influxdb)
         try:
-            return await read_points(query, args.level, day_window(args.day).start_ns)
+            rp = config.influxdb.kpi_retention_policy
+            return await read_points(query, args.level, day_window(args.day).start_ns, retention_policy=rp)
         finally:
             await query.close()
 

@@ -62,7 +62,7 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
         ),
         load_places(inventory) if inventory is not None else Places(),
         InfluxQuery(config.influxdb),
-        InfluxWriter(config.influxdb),
+        InfluxWriter(config.influxdb.for_kpis()),  # KPI points: their own retention policy or bucket
         stage=stage,
         state_file=(kpi.state_file or config.spool.folder / "kpi-state.json") if stage is not None else None,
         lateness_s=kpi.lateness_s,

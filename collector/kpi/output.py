@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from collector.ingest.lineprotocol import encode_line, series_key
 from collector.kpi.compute import KpiRow
 from collector.kpi.enrich import Places
-from collector.sink.query import InfluxQuery, quote_string
+from collector.sink.query import InfluxQuery, quote_identifier, quote_string
 
 FieldValue = int | float | str | bool
 LEVELS = ("device", "site", "municipality", "region")
@@ -56,12 +56,18 @@ def to_lines(points: Iterable[KpiPoint]) -> list[str]:
     return [encode_line(series_key(p.measurement, p.tags), sorted(p.fields.items()), p.ts_ns) for p in points]
 
 
-async def read_points(query: InfluxQuery, level: str, start_ns: int, grain: str = "day") -> list[KpiPoint]:
-    """The stored KPI points of one level and window."""
+async def read_points(
+    query: InfluxQuery, level: str, start_ns: int, grain: str = "day", retention_policy: str | None = None
+) -> list[KpiPoint]:
+    """The stored KPI points of one level and window (in ``retention_policy``, influxdb.kpi_retention_policy:
+    else the one the query reads by default)."""
     measurement = f"kpi_{level}"
-    found = await query.query(
-        f'SELECT * FROM "{measurement}" WHERE time = {start_ns} AND "grain" = {quote_string(grain)}'
+    source = (
+        f"{quote_identifier(retention_policy)}.{quote_identifier(measurement)}"
+        if retention_policy
+        else f'"{measurement}"'
     )
+    found = await query.query(f'SELECT * FROM {source} WHERE time = {start_ns} AND "grain" = {quote_string(grain)}')
     points: list[KpiPoint] = []
     for series in found:
         for values in series.values:

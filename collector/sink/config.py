@@ -1,13 +1,24 @@
-"""``[influxdb]``: where readings are written, v1 (database) or v2 (org, bucket, token)."""
+"""``[influxdb]``: where readings are written, v1 (database) or v2 (org, bucket, token).
+
+Raw readings and KPI points can be kept for different durations (deploy/influxdb-notes.md): on 1.x
+in two retention policies of the database, raw readings in ``retention_policy`` (unset: the
+database's default, which ``city-telemetry influxdb setup`` makes its ``raw`` policy) and KPI points
+in ``kpi_retention_policy``; on 2.x/3.x in two buckets, KPI points written to ``kpi_bucket`` and read
+through InfluxQL as ``"<kpi_retention_policy>"."kpi_<level>"`` (a DBRP mapping of ``bucket`` and that
+name to ``kpi_bucket``). Unset, KPI points go where the raw readings go.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collector.settings import PositiveSeconds, Section, read_secret
+
+_RP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class InfluxConfig(Section):
@@ -16,6 +27,10 @@ class InfluxConfig(Section):
     # v1 (InfluxDB 1.x, and 3.x's v1 compatibility)
     database: str = "city_telemetry"
     retention_policy: str | None = None
+    kpi_retention_policy: str | None = Field(
+        None, description="KPI points go to (and are read from) this retention policy; unset: as raw readings"
+    )
+    kpi_bucket: str | None = Field(None, description="v2: KPI points are written to this bucket; unset: bucket")
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
@@ -37,8 +52,24 @@ class InfluxConfig(Section):
             raise ValueError("credentials in the URL would be logged; use username and password_file or token_file")
         return value
 
+    @field_validator("kpi_retention_policy")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and not _RP_NAME.match(value):
+            raise ValueError(f"{value!r}: a retention policy name of A-Z a-z 0-9 _ . -, 1-64 characters")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> InfluxConfig:
+        if self.kpi_retention_policy is not None and self.kpi_retention_policy == self.retention_policy:
+            raise ValueError("kpi_retention_policy is retention_policy: leave kpi_retention_policy unset")
+        if self.api == "v1" and self.kpi_bucket is not None:
+            raise ValueError("kpi_bucket is for api = 'v2'; with v1 use kpi_retention_policy")
+        if self.api == "v2" and (self.kpi_retention_policy is None) != (self.kpi_bucket is None):
+            raise ValueError(
+                "api = 'v2' with KPIs in a bucket of their own needs both kpi_bucket (written to) and "
+                "kpi_retention_policy (its DBRP name, read through InfluxQL); or neither"
+            )
         if self.password_file is not None:
             object.__setattr__(self, "password", read_secret(self.password_file, "influxdb.password_file"))
         if self.token_file is not None:
@@ -48,3 +79,12 @@ class InfluxConfig(Section):
             if missing:
                 raise ValueError(f"api = 'v2' needs {', '.join(missing)}")
         return self
+
+    def for_kpis(self) -> InfluxConfig:
+        """The same server, with KPI points going to their own retention policy (v1) or bucket (v2)."""
+        return self.model_copy(
+            update={
+                "retention_policy": self.kpi_retention_policy or self.retention_policy,
+                "bucket": self.kpi_bucket or self.bucket,
+            }
+        )

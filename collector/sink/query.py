@@ -106,9 +106,9 @@ def merge_chunks(body: bytes) -> list[Series]:
                 raise QueryError(str(result["error"]))
             for raw in result.get("series", []):
                 tags = raw.get("tags") or {}
-                key = (raw["name"], tuple(sorted(tags.items())))
+                key = (raw.get("name", ""), tuple(sorted(tags.items())))  # SHOW ... series have no name
                 series = merged.get(key)
                 if series is None:
-                    series = merged[key] = Series(raw["name"], dict(tags), list(raw["columns"]))
+                    series = merged[key] = Series(key[0], dict(tags), list(raw["columns"]))
                 series.values.extend(raw.get("values", []))
     return list(merged.values())

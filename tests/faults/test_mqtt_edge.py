@@ -1,7 +1,7 @@
 """The MQTT edge under a backlog, with payloads of many megabytes, and past the broker's own limits.
 
 All on the real mosquitto, with the shipped deploy/mosquitto/city-telemetry.conf where the broker's
-settings matter (tests/security/test_broker_config.py makes the local copy).
+settings matter (tests/security/shipped.py makes the local copy).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.faults.proxy import FaultyInfluxProxy
 from tests.faults.streams import readings, stored_count, stored_seqs
 from tests.integration.test_daemon import start_daemon, wait_for_log
 from tests.security.conftest import new_secret
-from tests.security.test_broker_config import local_copy, with_password
+from tests.security.shipped import COLLECTOR_ACCOUNT, gateway, local_copy, with_password
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
@@ -31,17 +31,21 @@ class ShippedBroker:
     """The shipped broker config on a loopback port, with a collector and a publisher account."""
 
     def __init__(self, tmp_path: Path, more: dict[str, str] | None = None) -> None:
-        self.passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+        self.passwords = {COLLECTOR_ACCOUNT: new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
         password_file = write_password_file(tmp_path / "passwd", self.passwords)
         self.port = free_port()
         folder = tmp_path / "mosquitto"
-        self.server = Mosquitto(folder, self.port, config_file=local_copy(folder, self.port, password_file, more=more))
+        self.server = Mosquitto(
+            folder,
+            self.port,
+            config_file=local_copy(folder, self.port, password_file, more=more, acl_extra=gateway("publisher")),
+        )
 
     def publisher(self) -> Publisher:
         return Publisher(self.port, setup=with_password("publisher", self.passwords["publisher"]))
 
     def collector_settings(self) -> dict[str, str]:
-        return {"MQTT__USERNAME": '"collector"', "MQTT__PASSWORD": self.passwords["collector"]}
+        return {"MQTT__USERNAME": f'"{COLLECTOR_ACCOUNT}"', "MQTT__PASSWORD": self.passwords[COLLECTOR_ACCOUNT]}
 
 
 def publish_all(broker: ShippedBroker, messages: list[tuple[str, bytes]]) -> None:

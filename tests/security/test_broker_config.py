@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,47 +23,17 @@ from tests.security.conftest import (
     tls_publisher,
 )
 from tests.security.pki import Pki
+from tests.security.shipped import COLLECTOR_ACCOUNT, gateway, local_copy, with_password
 
 pytestmark = pytest.mark.servers
 
-SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "city-telemetry.conf"
-QUEUE_SETTINGS = ("max_queued_messages ", "max_queued_bytes ")
 MESSAGES = 5000  # five times mosquitto's default max_queued_messages
-
-
-def local_copy(
-    folder: Path, port: int, password_file: Path, keep_queue_settings: bool = True, more: dict[str, str] | None = None
-) -> Path:
-    """The shipped file with only its port, paths and password file changed (and ``user root`` when we
-    are root: mosquitto would otherwise switch to its own user, which cannot enter our folders).
-    ``more`` replaces further whole lines, e.g. to take the commented-out TLS listener in."""
-    replacements = {
-        "persistence_location /var/lib/mosquitto/": f"persistence_location {folder / 'data'}/",
-        "listener 1883": f"listener {port} 127.0.0.1",
-        "password_file /etc/mosquitto/passwd": f"password_file {password_file}",
-        **(more or {}),
-    }
-    lines = SHIPPED.read_text(encoding="utf-8").splitlines()
-    for original in replacements:
-        assert lines.count(original) == 1, f"{SHIPPED} no longer has the line {original!r}"
-    adjusted = [replacements.get(line, line) for line in lines]
-    if not keep_queue_settings:
-        adjusted = [line for line in adjusted if not line.startswith(QUEUE_SETTINGS)]
-    if os.geteuid() == 0:
-        adjusted.insert(0, "user root")
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    copy = folder / "city-telemetry.conf"
-    copy.write_text("\n".join(adjusted) + "\n", encoding="utf-8")
-    return copy
+PUBLISHER = gateway("publisher")  # one account publishing for many devices
 
 
 def count(influxdb: InfluxDB) -> int:
     series = influxdb.query("SELECT count(num_clients) FROM ap_clients", DATABASE)
     return int(series[0]["values"][0][1]) if series else 0
-
-
-def with_password(user: str, password: str) -> Callable[[mqtt.Client], None]:
-    return lambda client: client.username_pw_set(user, password)
 
 
 async def settled(value: Callable[[], int], quiet_s: float = 1.5, timeout_s: float = 30.0) -> int:
@@ -84,16 +53,20 @@ async def settled(value: Callable[[], int], quiet_s: float = 1.5, timeout_s: flo
 async def test_an_absent_collector_gets_every_queued_message_across_a_broker_restart(
     shipped: bool, influxdb: InfluxDB, tmp_path: Path
 ) -> None:
-    passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+    passwords = {COLLECTOR_ACCOUNT: new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
     password_file = write_password_file(tmp_path / "passwd", passwords)
     port = free_port()
     folder = tmp_path / "mosquitto"
-    config_file = local_copy(folder, port, password_file, keep_queue_settings=shipped)
+    config_file = local_copy(folder, port, password_file, keep_queue_settings=shipped, acl_extra=PUBLISHER)
     broker = Mosquitto(folder, port, config_file=config_file)
     broker.start()
     try:
         config = collector_config(
-            broker, influxdb, tmp_path, MQTT__USERNAME='"collector"', MQTT__PASSWORD=passwords["collector"]
+            broker,
+            influxdb,
+            tmp_path,
+            MQTT__USERNAME=f'"{COLLECTOR_ACCOUNT}"',
+            MQTT__PASSWORD=passwords[COLLECTOR_ACCOUNT],
         )
         async with running_collector(config):
             pass  # the collector's persistent session now exists; then it goes away
@@ -120,7 +93,7 @@ async def test_an_absent_collector_gets_every_queued_message_across_a_broker_res
 async def test_the_shipped_tls_listener_lines_take_the_collector_with_certificate_and_password(
     influxdb: InfluxDB, pki: Pki, tmp_path: Path
 ) -> None:
-    passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+    passwords = {COLLECTOR_ACCOUNT: new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
     password_file = write_password_file(tmp_path / "passwd", passwords)
     folder, tls_port = tmp_path / "mosquitto", free_port()
     tls_lines = {  # the commented-out block, taken in with our port and files
@@ -129,11 +102,18 @@ async def test_the_shipped_tls_listener_lines_take_the_collector_with_certificat
         "# certfile /etc/mosquitto/certs/broker.crt": f"certfile {pki.broker.cert}",
         "# keyfile /etc/mosquitto/certs/broker.key": f"keyfile {pki.broker.key}",
         "# require_certificate true": "require_certificate true",
+        "# use_username_as_clientid true": "use_username_as_clientid true",
     }
-    broker = Mosquitto(folder, tls_port, config_file=local_copy(folder, free_port(), password_file, more=tls_lines))
+    broker = Mosquitto(
+        folder,
+        tls_port,
+        config_file=local_copy(folder, free_port(), password_file, more=tls_lines, acl_extra=PUBLISHER),
+    )
     broker.start()
     try:
-        security = mqtt_security(tmp_path, pki.ca.cert, pki.collector, password=passwords["collector"])
+        security = mqtt_security(
+            tmp_path, pki.ca.cert, pki.collector, username=COLLECTOR_ACCOUNT, password=passwords[COLLECTOR_ACCOUNT]
+        )
         config = collector_config(broker, influxdb, tmp_path, **security)
         secure = SecureBroker(broker, password_file, passwords)
         messages, expected = link_probes(10)
@@ -154,15 +134,19 @@ async def test_an_absent_collector_gets_every_acknowledged_message_across_a_brok
     """Issue 13.13: the shipped config saves its store every second, so a SIGKILL loses at most the
     last seconds. Here it comes 2.5 s after the broker acknowledged the last message: nothing may be
     lost (with the old "autosave_interval 60" every one of them was)."""
-    passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+    passwords = {COLLECTOR_ACCOUNT: new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
     password_file = write_password_file(tmp_path / "passwd", passwords)
     port = free_port()
     folder = tmp_path / "mosquitto"
-    broker = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file))
+    broker = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file, acl_extra=PUBLISHER))
     broker.start()
     try:
         config = collector_config(
-            broker, influxdb, tmp_path, MQTT__USERNAME='"collector"', MQTT__PASSWORD=passwords["collector"]
+            broker,
+            influxdb,
+            tmp_path,
+            MQTT__USERNAME=f'"{COLLECTOR_ACCOUNT}"',
+            MQTT__PASSWORD=passwords[COLLECTOR_ACCOUNT],
         )
         async with running_collector(config):
             pass  # the collector's persistent session now exists; then it goes away
@@ -187,16 +171,20 @@ async def test_the_shipped_max_packet_size_takes_the_largest_payload_the_collect
     """max_packet_size matches limits.max_payload_bytes (256 KiB): a payload of exactly that size is
     stored; a packet beyond the 4 KiB allowance never reaches the collector (the broker disconnects
     its sender)."""
-    passwords = {"collector": new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
+    passwords = {COLLECTOR_ACCOUNT: new_secret("mqtt-collector"), "publisher": new_secret("mqtt-publisher")}
     password_file = write_password_file(tmp_path / "passwd", passwords)
     port = free_port()
     folder = tmp_path / "mosquitto"
-    broker = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file))
+    broker = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file, acl_extra=PUBLISHER))
     broker.start()
     limit = 262144
     try:
         config = collector_config(
-            broker, influxdb, tmp_path, MQTT__USERNAME='"collector"', MQTT__PASSWORD=passwords["collector"]
+            broker,
+            influxdb,
+            tmp_path,
+            MQTT__USERNAME=f'"{COLLECTOR_ACCOUNT}"',
+            MQTT__PASSWORD=passwords[COLLECTOR_ACCOUNT],
         )
         async with running_collector(config) as collector:
             topic, payload, _ = samples.ap_clients(1, samples.recent())
