@@ -5,10 +5,11 @@ points, so that a Grafana on InfluxDB alone can show and alert on the collector'
 (deploy/grafana/, dashboard *Collector health*) without a Prometheus:
 
 - one point of ``city_telemetry_collector`` tagged ``instance`` (``mqtt.client_id``) and ``host``,
-  whose fields are the numeric statistics (counters since the process started, gauges as they are;
-  a boolean as 0/1), ``health`` (text) and ``health_code`` (0 healthy, 1 degraded, 2 unhealthy), and
-  ``write_latency_ms`` / ``write_latency_max_ms``: the mean and slowest answer of InfluxDB to the
-  collector's writes over the interval (absent when there was no write);
+  whose fields are the numeric statistics (counters since the process started, the committer's from
+  0 before they first count; gauges as they are; a boolean as 0/1), ``health`` (text) and
+  ``health_code`` (0 healthy, 1 degraded, 2 unhealthy), and ``write_latency_ms`` /
+  ``write_latency_max_ms``: the mean and slowest answer of InfluxDB to the collector's writes over the
+  interval (absent when there was no write);
 - one point of ``city_telemetry_rejected`` per rejection reason seen so far, tagged ``reason``, with
   ``messages`` (dead-lettered, since the start) and ``retained_repeats``.
 
@@ -40,13 +41,26 @@ MEASUREMENT = "city_telemetry_collector"
 REJECTED_MEASUREMENT = "city_telemetry_rejected"
 HEALTH_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 FINAL_WRITE_S = 2.0  # at stop, the last point is tried this long
+# The committer's counters exist once they first count; the point has them from the start (0), so
+# that a dashboard shows 0 rather than "no data" and a rate over a first rise has a point before it.
+COUNTERS = (
+    "received",
+    "messages_committed",
+    "acked",
+    "rejected",
+    "lines_written",
+    "lines_spooled",
+    "lines_drained",
+    "backpressure_episodes",
+    "batches_abandoned",
+)
 
 
 def stats_lines(
     stats: Mapping[str, Any], tags: Mapping[str, str], ts_ns: int, extra: Mapping[str, FieldValue] | None = None
 ) -> list[str]:
     """The statistics as line protocol: the collector's point, then one point per rejection reason."""
-    fields: dict[str, FieldValue] = {}
+    fields: dict[str, FieldValue] = dict.fromkeys(COUNTERS, 0)
     for key, value in stats.items():
         if isinstance(value, bool):
             fields[key] = int(value)

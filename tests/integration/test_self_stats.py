@@ -117,8 +117,10 @@ def test_statistics_lines_are_typed_and_one_per_reason() -> None:
     }
     lines = stats_lines(stats, {"instance": "c 1", "host": "h"}, 10**18, {"write_latency_ms": 1.5})
     assert lines == [
-        'city_telemetry_collector,host=h,instance=c\\ 1 backpressure=1i,drain_rate_lines_s=0i,health="degraded",'
-        "health_code=1i,received=7i,write_latency_ms=1.5,write_seconds=0.25 1000000000000000000",
+        "city_telemetry_collector,host=h,instance=c\\ 1 acked=0i,backpressure=1i,backpressure_episodes=0i,"
+        'batches_abandoned=0i,drain_rate_lines_s=0i,health="degraded",health_code=1i,lines_drained=0i,'
+        "lines_spooled=0i,lines_written=0i,messages_committed=0i,received=7i,rejected=0i,write_latency_ms=1.5,"
+        "write_seconds=0.25 1000000000000000000",
         "city_telemetry_rejected,host=h,instance=c\\ 1,reason=bad_json messages=2i,retained_repeats=1i "
         "1000000000000000000",
         "city_telemetry_rejected,host=h,instance=c\\ 1,reason=invalid messages=0i,retained_repeats=3i "
