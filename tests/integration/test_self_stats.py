@@ -126,3 +126,27 @@ def test_statistics_lines_are_typed_and_one_per_reason() -> None:
         "city_telemetry_rejected,host=h,instance=c\\ 1,reason=invalid messages=0i,retained_repeats=3i "
         "1000000000000000000",
     ]
+
+
+async def test_a_hanging_statistics_write_does_not_hold_up_ingest(
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+) -> None:
+    """The statistics go to a server that accepts connections and never answers: readings are still
+    stored at once, and each statistics write gives up after its interval (counted)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody ever answers
+        config = collector_config(mosquitto, influxdb, tmp_path, OPS__SELF_STATS_EVERY_S="0.2", KPI__ENABLED="false")
+        async with running_collector(config) as collector:
+            assert collector.self_stats is not None
+            collector.self_stats.writer = InfluxWriter(
+                InfluxConfig(url=f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=60)
+            )
+            await wait_until(lambda: collector.self_stats.failures >= 1, timeout_s=10, what="a write given up")
+            started = asyncio.get_running_loop().time()
+            for i in range(VALID):
+                topic, payload, _ = samples.link_probe(i, samples.recent(offset_s=i))
+                publisher.publish(topic, json.dumps(payload))
+            publisher.flush()
+            await wait_until(lambda: collector.counters["lines_written"] == VALID, timeout_s=5, what="stored")
+            assert asyncio.get_running_loop().time() - started < 3
+            assert collector.stats()["self_stats_failures"] >= 1
+    assert len(points(influxdb, "SELECT * FROM link_probe")) == VALID
