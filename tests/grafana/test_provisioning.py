@@ -30,6 +30,7 @@ DATASOURCE_UID = "city-telemetry-influxdb"
 RECENT_SCHEMA = 36  # Grafana 9.0 onwards; Grafana migrates older dashboards on load
 DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 DASHBOARD_TITLES = {"City overview", "Access point", "School links", "Collector health"}
+CORE_PANELS = {"row", "stat", "table", "timeseries", "state-timeline", "bargauge", "gauge", "text"}  # no plugins
 
 
 def test_one_influxql_data_source_with_a_fixed_uid_and_the_alternatives_share_it() -> None:
@@ -73,8 +74,10 @@ def test_dashboard_is_valid_for_provisioning(name: str) -> None:
         if var["type"] == "query":
             assert var["datasource"]["uid"] in known, f"{name}: variable {var['name']}"
     for panel in panels:
+        assert panel["type"] in CORE_PANELS, f"{name}: panel {panel['title']!r} needs a plugin"
         if panel["type"] == "row":
             continue
+        assert panel.get("description"), f"{name}: panel {panel['title']!r} says nothing of what it shows"
         assert panel["targets"], f"{name}: panel {panel['title']!r} has no query"
         assert panel["datasource"]["uid"] in known, f"{name}: panel {panel['title']!r}"
         for target in panel["targets"]:
