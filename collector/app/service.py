@@ -129,10 +129,9 @@ class Collector:
             counters=self.counters,
             before_ack=self.kpi.before_ack if self.kpi is not None else None,
         )
+        # The statistics go to InfluxDB through a writer of their own, never the committer (collector/ops/selfstats.py).
         self.self_stats: SelfStatsReporter | None = None
-        if (
-            config.ops.self_stats_every_s > 0
-        ):  # its own writer: never through the committer (collector/ops/selfstats.py)
+        if config.ops.self_stats_every_s > 0:
             self.self_stats = SelfStatsReporter(
                 config.ops.self_stats_every_s,
                 self.stats,

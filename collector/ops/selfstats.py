@@ -158,7 +158,10 @@ class SelfStatsReporter:
         """Every ``every_s`` until cancelled; a write takes at most one interval."""
         while True:
             await asyncio.sleep(self.every_s)
-            await self.write_once(timeout_s=max(1.0, self.every_s))
+            try:
+                await self.write_once(timeout_s=max(1.0, self.every_s))
+            except Exception as error:  # a bug here must not end the statistics, nor anything else
+                self._failed(repr(error), "a bug in the collector's statistics; please report it with this line")
 
     async def final(self) -> None:
         """The last point at stop (the final counts), if InfluxDB takes it quickly; then close."""
