@@ -24,7 +24,7 @@ from collector.ingest.config import InventoryConfig, LimitsConfig, TopicConfig
 from collector.ingest.routing import RoutingConfig, subscriptions
 from collector.ingest.topics import TopicPattern
 from collector.kpi.config import KpiSection
-from collector.ops.config import HealthConfig, LogConfig
+from collector.ops.config import HealthConfig, LogConfig, OpsConfig
 from collector.settings import Section
 from collector.sink.config import InfluxConfig
 from collector.source.config import MqttConfig
@@ -47,6 +47,7 @@ class Config(Section):
     inventory: InventoryConfig = InventoryConfig()
     health: HealthConfig = HealthConfig()
     log: LogConfig = LogConfig()
+    ops: OpsConfig = OpsConfig()
     routing: RoutingConfig = RoutingConfig()
     kpi: KpiSection = KpiSection()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from collector.kpi.enrich import Places, load_places
 from collector.kpi.pseudonym import Pseudonymiser
 from collector.kpi.stage import KpiStage
 from collector.ops.health import HealthServer, Status, assess, assess_ready, bind_listener
+from collector.ops.selfstats import SelfStatsReporter
 from collector.ops.systemd import Notifier
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
@@ -128,6 +130,16 @@ class Collector:
             counters=self.counters,
             before_ack=self.kpi.before_ack if self.kpi is not None else None,
         )
+        # The statistics go to InfluxDB through a writer of their own, never the committer (collector/ops/selfstats.py).
+        self.self_stats: SelfStatsReporter | None = None
+        if config.ops.self_stats_every_s > 0:
+            self.self_stats = SelfStatsReporter(
+                config.ops.self_stats_every_s,
+                self.stats,
+                InfluxWriter(config.influxdb),
+                {"instance": config.mqtt.client_id, "host": socket.gethostname()},
+                observed=self.writer,
+            )
         self.health_port: int | None = None  # where /healthz and /metrics listen, once started
         self.notifier = Notifier()  # systemd's READY/WATCHDOG/STATUS; inert outside Type=notify
         self._influxdb_answered = False  # InfluxDB answered the start-up query (for /readyz)
@@ -176,6 +188,7 @@ class Collector:
         drainer = asyncio.create_task(self.committer.run_drainer(), name="drain-spool")
         reporter = asyncio.create_task(self._report_loop(), name="report")
         systemd = asyncio.create_task(self.notifier.run(self.source.subscribed, self.stats), name="systemd")
+        self_stats = asyncio.create_task(self.self_stats.run(), name="self-stats") if self.self_stats else None
         kpi = None
         if self.kpi is not None:
             cfg = self.config.kpi
@@ -194,6 +207,8 @@ class Collector:
         systemd.cancel()
         consumer.cancel()
         reporter.cancel()
+        if self_stats is not None:
+            self_stats.cancel()
         if kpi is not None:
             kpi.cancel()
         try:
@@ -211,6 +226,10 @@ class Collector:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(KPI_FINAL_S):
                     await self.kpi.cycle(self._stored_now)
+        if self_stats is not None:
+            await asyncio.gather(self_stats, return_exceptions=True)
+        if self.self_stats is not None:
+            await self.self_stats.final()  # the final counts, before the source and writers close
         self.committer.abandon()
         flusher.cancel()
         drainer.cancel()
@@ -327,6 +346,8 @@ class Collector:
             "pending_lines": len(self.committer.batch.lines),
             "write_requests": self.writer.requests,
             "write_retries": self.writer.retries,
+            "write_answered": self.writer.answered,
+            "write_seconds": round(self.writer.answered_s, 6),
             "series_keys": len(self.pipeline.keys),
             **self.source.stats(),
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
@@ -338,6 +359,7 @@ class Collector:
             "spool_lost_bytes": self.spool.lost_bytes if self.spool is not None else 0,
             "drain_rate_lines_s": round(self.committer.drain_rate_lines_s),
             "backpressure": self.committer.backpressure,
+            **(self.self_stats.counters() if self.self_stats is not None else {}),
             "health": self.health()[0],
         }
 

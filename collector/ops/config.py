@@ -1,4 +1,4 @@
-"""``[health]`` and ``[log]``: how operators watch the collector."""
+"""``[health]``, ``[log]`` and ``[ops]``: how operators watch the collector."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
     stats_every_s: PositiveSeconds = 30.0
+
+
+class OpsConfig(Section):
+    """What the collector tells about itself, beside ``/metrics`` (docs/operations.md)."""
+
+    self_stats_every_s: float = Field(
+        10.0,
+        ge=0,
+        description="write the collector's own statistics to InfluxDB this often (0: off); Grafana's "
+        "Collector health dashboard reads them",
+    )

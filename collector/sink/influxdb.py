@@ -58,6 +58,9 @@ class InfluxWriter:
         # Running totals (read by the metrics while a write may still be retrying).
         self.requests = 0
         self.retries = 0
+        self.answered = 0  # requests InfluxDB answered (any status), and how long they took in total
+        self.answered_s = 0.0
+        self.slowest_s = 0.0  # the slowest answer since the last take_slowest()
         self.recovered_at = 0.0  # time.monotonic() of the last success after a failure
 
     def _endpoint(self) -> tuple[str, dict[str, str]]:
@@ -92,6 +95,11 @@ class InfluxWriter:
 
     def should_stop(self) -> bool:
         return self._aborted.is_set() or self._should_stop()
+
+    def take_slowest(self) -> float:
+        """The slowest answer (seconds) since the previous call, for a statistics interval."""
+        slowest, self.slowest_s = self.slowest_s, 0.0
+        return slowest
 
     async def close(self) -> None:
         if self._session is not None:
@@ -168,9 +176,15 @@ class InfluxWriter:
     async def _post(self, body: bytes) -> tuple[int, str]:
         """(status, text); status 0 for a transport failure, with the error as text."""
         session = await self._get_session()
+        started = time.monotonic()
         try:
             async with session.post(self.write_url, data=body, headers=self.headers) as response:
-                return response.status, await response.text(errors="replace")
+                text = await response.text(errors="replace")
+                took = time.monotonic() - started
+                self.answered += 1
+                self.answered_s += took
+                self.slowest_s = max(self.slowest_s, took)
+                return response.status, text
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             return 0, f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
