@@ -74,6 +74,10 @@ def test_install_uninstall_and_purge_in_a_staging_folder(tmp_path: Path) -> None
     for doc in ("README.md", "docs/operations.md", "docs/delivery.md", "examples/collector.toml"):
         assert (stage / DOCS / doc).is_file(), doc
     assert (stage / DOCS / "examples/mosquitto/city-telemetry.conf").is_file()
+    assert (stage / DOCS / "examples/mosquitto/city-telemetry.acl").is_file()
+    assert sorted(p.name for p in (stage / DOCS / "examples/grafana/dashboards").iterdir()) == sorted(
+        p.name for p in (ROOT / "deploy/grafana/dashboards").iterdir()
+    )
 
     # Uninstall keeps the operator's config and the state (spool, dead letters) unless PURGE=1.
     (stage / CONFIG).write_text((stage / CONFIG).read_text() + "\n# edited by the operator\n")
