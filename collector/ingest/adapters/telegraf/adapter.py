@@ -111,7 +111,6 @@ class TelegrafAdapter:
         kind = source.kind or _kind_tag(points) or DEFAULT_KIND
         readings: list[Reading] = []
         rows: list[tuple[int, Point]] = []
-        only_protocol_rows = True
         for point in points:
             ts_ns = received_ns if point.timestamp_ns is None else point.timestamp_ns
             if point.name == "ping":
@@ -119,10 +118,9 @@ class TelegrafAdapter:
             elif point.name == "net" and point.tags.get("interface") == "all":
                 continue  # protocol counters, not an interface
             else:
-                only_protocol_rows = False
                 rows.append((ts_ns, point))
         if not rows:
-            if only_protocol_rows and not readings:
+            if not readings:
                 raise AdapterError(
                     "unsupported", "only the net plugin's interface=all protocol counters, which are not stored"
                 )
