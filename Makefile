@@ -10,10 +10,12 @@ STAMP := $(VENV)/.installed
 .PHONY: test demo lint typecheck servers venv clean bench install uninstall
 
 servers:
-	@command -v mosquitto >/dev/null && command -v influxd >/dev/null || { \
-	  echo "installing mosquitto and influxdb from Debian packages"; \
+	@command -v mosquitto >/dev/null && command -v influxd >/dev/null && command -v mosquitto_pub >/dev/null \
+	  && command -v busybox >/dev/null || { \
+	  echo "installing mosquitto, mosquitto-clients, busybox and influxdb from Debian packages"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends mosquitto influxdb; }
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
+	    mosquitto mosquitto-clients busybox influxdb; }
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)

@@ -134,6 +134,7 @@ def _routing_model() -> Any:
             __base__=AdapterRouteConfig,
             __module__=__name__,
             pattern=(str, info.default_pattern),
+            **info.settings,
         )
         sections[name] = (section, section())  # type: ignore[call-arg]
     return create_model("RoutingConfig", __base__=_RoutingBase, __module__=__name__, **sections)
@@ -152,7 +153,9 @@ def build_routes(config: _RoutingBase) -> list[Route]:
     for name, options in config.builtin():
         if options.enabled:
             pattern = TopicPattern.for_route(options.pattern)
-            routes.append(Route(name, pattern, adapters[name].factory(), options.kind))
+            info = adapters[name]
+            adapter = info.factory(**{key: getattr(options, key) for key in info.settings})
+            routes.append(Route(name, pattern, adapter, options.kind))
     return routes
 
 

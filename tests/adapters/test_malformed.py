@@ -216,7 +216,7 @@ CASES: list[tuple[str, str, bytes, str, list[str]]] = [
         TELEGRAF,
         b"cpu,cpu=cpu0 usage_idle=99.5 1764338400000000000",
         "unsupported",
-        ["'cpu'", "interface, net, snmp"],
+        ["'cpu'", "interface, net, ping, snmp"],
     ),
     ("telegraf snmp alone", TELEGRAF, SNMP.split(b"\n")[0], "unsupported", ["snmp row without interface rows"]),
     (

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -78,12 +78,15 @@ class AdapterInfo:
     """How a builtin adapter package declares itself (its ``ADAPTER``); the registry finds it there.
 
     ``name`` is also its config section (``[routing.<name>]``) and route name; ``default_pattern`` the
-    topic pattern it reads unless the config says otherwise.
+    topic pattern it reads unless the config says otherwise. ``settings``: keys of its own in that
+    section, as pydantic field definitions (``{"key": (type, Field(default, ...))}``); the factory
+    is called with their configured values as keyword arguments.
     """
 
     name: str
-    factory: Callable[[], Adapter]
+    factory: Callable[..., Adapter]
     default_pattern: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --- decoding ------------------------------------------------------------------------------------

@@ -14,11 +14,30 @@ Measurements read (anything else is refused as ``unsupported``, naming it):
   counts include multicast, so they are not mapped to unicast packets.
 - ``snmp``: ``uptime`` (seconds, Telegraf's ``float(2)`` conversion of sysUpTime) or ``sysUpTime``
   (raw TimeTicks, 1/100 s) -> ``sys_uptime_s`` of the same poll.
+- ``ping``: inputs.ping -> ``link.probe/1`` (method ``icmp``), target from the ``url`` tag:
+  ``packets_transmitted``/``packets_received`` -> sent/received, ``minimum``/``average``/
+  ``maximum_response_ms`` -> rtt min/avg/max. ``standard_deviation_ms`` is not IPDV (RFC 3393), so
+  it is not stored as jitter. A ping that sent nothing (``result_code`` 2 without counts: the ping
+  command failed or the host did not resolve) measured nothing and is refused.
 
-Rows with the same timestamp make one ``if.counters/1`` message, so Telegraf must publish a poll in
-one message (``outputs.mqtt`` with ``batch = true`` or ``layout = "batch"``, and a topic that keeps
-``snmp`` and ``interface`` together): a message with only an ``snmp`` row cannot be stored (the
-canonical message needs interfaces) and is refused with that explanation.
+**Polls.** Telegraf's snmp input stamps each table with the time its walk ended, so the rows of one
+poll carry times seconds apart (the ``snmp`` scalars first, then each table). Rows of one agent
+(``agent_host``) whose times lie within ``poll_tolerance_s`` of the poll's first row are one poll
+and make one ``if.counters/1`` message, stamped with that first row's time; a message holding rows
+of several agents is refused (one device per topic). Within a poll, rows of one interface are
+merged: Telegraf's example configuration walks ``ifTable`` and ``ifXTable`` as two tables of one
+``interface`` measurement, one row per interface each. The rows are joined on the first identity
+they all carry: ``ifIndex`` (or the ``index`` tag of ``index_as_tag``), else ``ifDescr``, else
+``ifName`` (tag or field). A single table with both tables' columns (an ``ifXTable`` walk with
+``ifOperStatus`` added, or ``ifTable`` with ``ifHC*`` fields) is one row per interface and needs
+no join. Two rows of one interface that disagree on a value are refused (``invalid``); an
+interface with no ``ifTable`` column (ifOperStatus, ifInOctets ...) is a poll whose ifTable walk
+is missing from the message (it failed, or the poll was split over two flushes) and is refused
+(``unsupported``), like an ``snmp`` row without interface rows: a half poll is never stored.
+
+Telegraf must publish a poll in one message: ``outputs.mqtt`` with ``layout = "batch"`` (before
+v1.37.0 also ``batch = true``) and a topic that keeps a device's ``snmp``, ``interface`` and ``ping``
+metrics together (``deploy/telegraf/telegraf.conf``).
 
 Kind: the topic's ``{kind}``, else a ``kind`` tag on the metrics (Telegraf: ``[inputs.snmp.tags]
 kind = "cpe"``), else the route's ``kind`` setting, else ``switch``. Time: the metric's timestamp
@@ -36,6 +55,7 @@ anything. Anything else is refused, naming the metric and the key.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from typing import Any
 
 from collector.ingest.adapters.base import (
@@ -57,18 +77,26 @@ from collector.ingest.adapters.base import (
 )
 from collector.ingest.adapters.telegraf.lineprotocol import Point, parse
 from collector.ingest.topics import LEVEL_VALUE
-from schemas.canonical import IfCounters
+from schemas.canonical import IfCounters, LinkProbe
 
 OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
 _OPER_NAMES = frozenset(OPER_STATUS.values())
 GAUGE32_MAX = 2**32 - 1
 DEFAULT_KIND = "switch"
-KNOWN = ("interface", "net", "snmp")
+KNOWN = ("interface", "net", "ping", "snmp")
+DEFAULT_POLL_TOLERANCE_S = 20.0
+# ifTable columns: an interface whose rows hold none of them has no ifTable row in the poll.
+IF_TABLE = frozenset(
+    {"ifOperStatus", "ifAdminStatus", "ifInOctets", "ifOutOctets", "ifSpeed", "ifType", "ifMtu", "ifInUcastPkts"}
+)
 _INDEX_TAG = re.compile(r"[0-9]{1,10}")
 
 
 class TelegrafAdapter:
     name = "telegraf"
+
+    def __init__(self, poll_tolerance_s: float = DEFAULT_POLL_TOLERANCE_S) -> None:
+        self.tolerance_ns = round(poll_tolerance_s * 1e9)
 
     def decode(self, payload: bytes | bytearray, source: Source, received_ns: int) -> list[Reading]:
         points = _points(payload)
@@ -81,43 +109,148 @@ class TelegrafAdapter:
                 f"Telegraf measurement(s) {', '.join(map(repr, unknown))} are not mapped (known: {', '.join(KNOWN)})",
             )
         kind = source.kind or _kind_tag(points) or DEFAULT_KIND
-        polls: dict[EpochNs, tuple[list[dict[str, Any]], list[int]]] = {}
+        readings: list[Reading] = []
+        rows: list[tuple[int, Point]] = []
         for point in points:
-            if point.name == "net" and point.tags.get("interface") == "all":
+            ts_ns = received_ns if point.timestamp_ns is None else point.timestamp_ns
+            if point.name == "ping":
+                readings.append(Reading(kind, _probe(point, source.device, from_ns(ts_ns))))
+            elif point.name == "net" and point.tags.get("interface") == "all":
                 continue  # protocol counters, not an interface
-            ts = from_ns(received_ns if point.timestamp_ns is None else point.timestamp_ns)
-            interfaces, uptimes = polls.setdefault(ts, ([], []))
-            if point.name == "interface":
-                interfaces.append(_snmp_interface(point))
-            elif point.name == "net":
-                interfaces.append(_net_interface(point))
             else:
-                uptime = _uptime(point)
-                if uptime is not None:
-                    uptimes.append(uptime)
-        if not polls:
-            raise AdapterError(
-                "unsupported", "only the net plugin's interface=all protocol counters, which are not stored"
-            )
-        readings = []
-        for ts, (interfaces, uptimes) in polls.items():
-            if not interfaces:
+                rows.append((ts_ns, point))
+        if not rows:
+            if not readings:
                 raise AdapterError(
-                    "unsupported",
-                    "an snmp row without interface rows of the same poll "
-                    f"({ts.isoformat()}): publish snmp and interface metrics in one message "
-                    "(outputs.mqtt batch)",
+                    "unsupported", "only the net plugin's interface=all protocol counters, which are not stored"
                 )
-            data = {
-                "schema": "if.counters/1",
-                "device_id": source.device,
-                "ts": ts,
-                "seq": 0,
-                "sys_uptime_s": uptimes[0] if uptimes else None,
-                "interfaces": interfaces,
-            }
-            readings.append(Reading(kind, build(IfCounters, data, "Telegraf metrics")))
+            return readings
+        agents = sorted({p.tags.get("agent_host", "") for _, p in rows if p.name != "net"} - {""})
+        if len(agents) > 1:
+            raise invalid(
+                "tags.agent_host",
+                f"rows of {len(agents)} SNMP agents {agents[:4]} in one message for one device: "
+                "put the device in the topic (deploy/telegraf/telegraf.conf)",
+            )
+        for poll in self._polls(rows):
+            readings.append(Reading(kind, _poll(poll, source.device)))
         return readings
+
+    def _polls(self, rows: list[tuple[int, Point]]) -> list[list[tuple[int, Point]]]:
+        """Rows grouped into polls: a poll starts at a row and takes every later row up to
+        ``poll_tolerance_s`` after it (measured from the poll's first row, not chained)."""
+        polls: list[list[tuple[int, Point]]] = []
+        for row in sorted(rows, key=lambda r: r[0]):
+            if polls and row[0] - polls[-1][0][0] <= self.tolerance_ns:
+                polls[-1].append(row)
+            else:
+                polls.append([row])
+        return polls
+
+
+def _poll(poll: list[tuple[int, Point]], device: str) -> IfCounters:
+    ts = from_ns(poll[0][0])
+    interfaces: list[dict[str, Any]] = []
+    uptimes: list[int] = []
+    snmp_rows = [p for _, p in poll if p.name == "interface"]
+    for _, point in poll:
+        if point.name == "net":
+            interfaces.append(_net_interface(point))
+        elif point.name == "snmp":
+            uptime = _uptime(point)
+            if uptime is not None:
+                uptimes.append(uptime)
+    interfaces += [_snmp_interface(point) for point in _merged(snmp_rows)]
+    if not interfaces:
+        raise AdapterError(
+            "unsupported",
+            "an snmp row without interface rows of the same poll "
+            f"({ts.isoformat()}): publish snmp and interface metrics in one message "
+            '(outputs.mqtt layout = "batch")',
+        )
+    data = {
+        "schema": "if.counters/1",
+        "device_id": device,
+        "ts": ts,
+        "seq": 0,
+        "sys_uptime_s": uptimes[0] if uptimes else None,
+        "interfaces": interfaces,
+    }
+    return build(IfCounters, data, "Telegraf metrics")
+
+
+def _identity(point: Point, key: str) -> Hashable | None:
+    if key == "ifIndex":
+        index = _index(point)
+        if index is None and _INDEX_TAG.fullmatch(point.tags.get("index", "")):
+            index = int(point.tags["index"])  # index_as_tag = true: the row index, ifIndex in IF-MIB
+        return index
+    return _text(point, key)
+
+
+def _merged(rows: list[Point]) -> list[Point]:
+    """The rows of one poll with one row per interface: rows of one interface (ifTable and ifXTable
+    walked as two tables) joined on the first identity every row carries."""
+    if not rows:
+        return []
+    join = next((k for k in ("ifIndex", "ifDescr", "ifName") if all(_identity(r, k) is not None for r in rows)), None)
+    merged: dict[Hashable, Point] = {}
+    for number, row in enumerate(rows):
+        key = number if join is None else _identity(row, join)
+        into = merged.get(key)
+        if into is None:
+            merged[key] = Point(row.name, dict(row.tags), dict(row.fields), row.timestamp_ns, row.where)
+            continue
+        for source, target, what in ((row.tags, into.tags, "tag"), (row.fields, into.fields, "field")):
+            for name, value in source.items():
+                if name in target and target[name] != value:
+                    raise invalid(
+                        f"{row.where}: interface {show(key)}",
+                        f"rows of one poll disagree on {what} {name!r}: {show(target[name])} and {show(value)} "
+                        "(two polls within poll_tolerance_s, or two interfaces with one name?)",
+                    )
+                target[name] = value
+    for key, point in merged.items():
+        if not IF_TABLE.intersection(point.fields):
+            raise AdapterError(
+                "unsupported",
+                f"{point.where}: interface {show(key)} has no ifTable columns (ifOperStatus, ifInOctets ...) "
+                "in this poll: its ifTable walk is missing (failed, or the poll was split over two messages); "
+                "a half poll is not stored",
+            )
+    return list(merged.values())
+
+
+def _probe(point: Point, device: str, ts: EpochNs) -> LinkProbe:
+    target = point.tags.get("url")
+    if not target:
+        raise invalid(f"{point.where}: ping", "no url tag (the probed host)")
+    if point.fields.get("packets_transmitted") is None:
+        code = point.fields.get("result_code")
+        raise AdapterError(
+            "unsupported",
+            f"{point.where}: ping of {show(target)} measured nothing (result_code {show(code)}: the ping "
+            "command failed or the host did not resolve; Telegraf's log says why)",
+        )
+    data = {
+        "schema": "link.probe/1",
+        "device_id": device,
+        "ts": ts,
+        "seq": 0,
+        "target": target,
+        "method": "icmp",
+        "sent": _counter(point, "packets_transmitted"),
+        "received": _counter(point, "packets_received"),
+        "rtt_min_ms": _number(point, "minimum_response_ms"),
+        "rtt_avg_ms": _number(point, "average_response_ms"),
+        "rtt_max_ms": _number(point, "maximum_response_ms"),
+    }
+    return build(LinkProbe, data, "Telegraf ping")
+
+
+def _number(point: Point, key: str) -> float | None:
+    value = point.fields.get(key)
+    return None if value is None else as_float(value, f"{point.where}: {point.name}.{key}")
 
 
 def _points(payload: bytes | bytearray) -> list[Point]:
