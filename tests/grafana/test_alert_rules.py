@@ -33,9 +33,10 @@ REDUCERS = {
 }
 
 
-def write(influxdb: InfluxDB, lines: list[str]) -> None:
+def write(influxdb: InfluxDB, lines: list[str], rp: str | None = None) -> None:
+    target = f"db={DATABASE}" + (f"&rp={rp}" if rp else "")
     request = urllib.request.Request(
-        f"{influxdb.url}/write?db={DATABASE}&precision=ns", data="\n".join(lines).encode(), method="POST"
+        f"{influxdb.url}/write?{target}&precision=ns", data="\n".join(lines).encode(), method="POST"
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 204
@@ -102,8 +103,16 @@ def situation(influxdb: InfluxDB) -> InfluxDB:
         "kpi_device,device={d},grain=day,kind=cpe,municipality=Anderlecht,nis=21001,site={s} "
         "school_link_availability_pct={a} {t}"
     )
-    lines.append(kpi.format(d="cpe-1", s="school-1", a=98.0, t=midnight))
-    lines.append(kpi.format(d="cpe-2", s="school-2", a=99.9, t=midnight))
+    # KPI points in their own retention policy, as `influxdb setup` and the shipped collector.toml keep them.
+    influxdb.query(f"CREATE RETENTION POLICY kpi ON {DATABASE} DURATION INF REPLICATION 1")
+    write(
+        influxdb,
+        [
+            kpi.format(d="cpe-1", s="school-1", a=98.0, t=midnight),
+            kpi.format(d="cpe-2", s="school-2", a=99.9, t=midnight),
+        ],
+        rp="kpi",
+    )
     for i in range(120):  # a statistics point every 10 s for 20 minutes
         t = now - i * 10 * S
         lines.append(

@@ -96,12 +96,12 @@ def test_dashboard_is_valid_for_provisioning(name: str) -> None:
     assert all(g["x"] >= 0 and g["x"] + g["w"] <= 24 for g in gridded)
 
 
-def test_kpi_queries_take_their_retention_policy_from_a_variable_defaulting_to_autogen() -> None:
+def test_kpi_queries_take_their_retention_policy_from_a_variable_defaulting_to_the_kpi_policy() -> None:
     for query in dashboard_queries():
         for measurement in re.findall(r'FROM\s+("[^"]+"\.)?"?(kpi_\w+)', query.text):
             assert measurement[0] == '"$kpi_rp".', f"{query.id}: {measurement[1]} without $kpi_rp"
             kpi_rp = query.variables["kpi_rp"]
-            assert kpi_rp["current"]["value"] == "autogen" and "kpi" in kpi_rp["query"].split(",")
+            assert kpi_rp["current"]["value"] == "kpi" and "autogen" in kpi_rp["query"].split(",")
 
 
 def rules_by_uid() -> dict[str, dict[str, Any]]:
