@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from collector.app.bridge_cli import add_bridge_parser
 from collector.app.config import ConfigError, load_config
 from collector.app.kpi_cli import add_kpi_parser
 from simulators.cli import add_simulate_parser
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(commands)
     add_kpi_parser(commands)
+    add_bridge_parser(commands)
     return parser
 
 
