@@ -5,7 +5,7 @@ Contract:
 - ``DeviceIndex`` maps what a vendor calls a device (its MAC address, serial number or name) to our
   device id, NIS code, site and kind, from the city's inventory (``city-telemetry.inventory/1``,
   optional device keys ``mac``, ``serial`` and ``name``). A device the inventory lacks is never
-  dropped: ``place`` returns what is known (a device id from its name or serial, ``nis`` =
+  dropped: ``place`` returns what is known (a device id from its serial, else its name, ``nis`` =
   ``unknown``, the vendor's site) with ``known=False``, and the bridge counts and logs it.
 - ``level`` turns a vendor text into a valid topic level (``A-Z a-z 0-9 . _ -``, 1-64).
 - ``http_ssl`` turns the TLS settings into what aiohttp takes: the system's CAs, a CA file, a pinned
@@ -134,7 +134,8 @@ class DeviceIndex:
         )
         if found is not None:
             return found
-        ident = level(name, "") or level(serial, "") or (f"mac-{key}" if key else UNKNOWN)
+        # a serial number never changes (Meraki); a name is what an operator reads (UniFi has no serial here)
+        ident = level(serial, "") or level(name, "") or (f"mac-{key}" if key else UNKNOWN)
         return Placement(ident, UNKNOWN, level(site), kind, False)
 
 

@@ -218,7 +218,9 @@ class DashboardApi:
                     detail=error.detail,
                     attempt=attempt,
                     delay_s=delay,
-                    hint="429: another application shares the organisation's 10 requests/s; else the API is unwell",
+                    hint="another application shares the organisation's 10 requests/s; waiting its Retry-After"
+                    if error.reason == "rate_limited"
+                    else "the API answered badly or not at all; retrying",
                 )
                 await asyncio.sleep(delay)
 
@@ -367,9 +369,9 @@ class MerakiBridge:
         async with DashboardApi(cfg, self.stats) as api:
             while True:
                 ok = await self.poll_once(api, cfg)
-                self.stats.log()
                 if once:
-                    return ok
+                    return ok  # the counters are logged once, at exit
+                self.stats.log()
                 delay = cfg.period_s if ok else backoff.next()
                 if ok:
                     backoff.reset()

@@ -332,9 +332,9 @@ class UnifiBridge:
         async with UnifiController(self.cfg, self.stats) as controller:
             while True:
                 ok = await self.poll_once(controller)
-                self.stats.log()
                 if once:
-                    return ok
+                    return ok  # the counters are logged once, at exit
+                self.stats.log()
                 if ok:
                     backoff.reset()
                     delay = self.cfg.period_s
