@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -29,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeHttp:
-    def __init__(self, routes: list[tuple[str, str, Handler]]) -> None:
+    def __init__(self, routes: list[tuple[str, str, Handler]], ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ssl_context = ssl_context
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
         self.faults: dict[str, list[str]] = {}
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
         self.slow_s = 3.0
@@ -53,7 +55,7 @@ class FakeHttp:
             app.router.add_route(method, path, handler)
         runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.ssl_context).start())
         self._runner = runner
         self._ready.set()
         self._loop.run_forever()

@@ -11,7 +11,9 @@ retry and no wrong point; a poll that cannot be completed publishes nothing at a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from aiohttp import web
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from tests.bridges.helpers import FakeHttp, json_lines, last_stats, run_bridge
 from tests.conftest import DATABASE, collector_config, running_collector, wait_until
+from tests.security.pki import CertificateAuthority
 
 pytestmark = pytest.mark.servers
 
@@ -45,7 +48,7 @@ def device(fixture: str, **changes: Any) -> dict[str, Any]:
 class Controller:
     """A classic UniFi controller: /api/login sets the ``unifises`` cookie; every GET needs it."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.session: str | None = None
         self.logins = 0
         lobby = device("uap_stat_device.json", name="Lobby AP 2", mac="80:22:22:22:22:99")
@@ -61,7 +64,8 @@ class Controller:
                 ("GET", "/api/self/sites", self.sites),
                 ("GET", "/api/s/{site}/stat/device", self.stat_device),
                 ("GET", "/api/s/{site}/stat/sta", self.stat_sta),
-            ]
+            ],
+            ssl_context,
         )
 
     async def login(self, request: web.Request) -> web.Response:
@@ -270,3 +274,56 @@ async def test_a_controller_that_is_away_fails_the_poll_with_a_hint(
     assert (stats["polls_failed"], stats["fetch_failed_unreachable"]) == (1, 1)
     (failed,) = [e for e in json_lines(log) if e.get("event") == "unifi_poll_failed"]
     assert "check the controller" in failed["hint"]
+
+
+@pytest.fixture(scope="module")
+def tls_controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Controller, Path, str]]:
+    """A controller on HTTPS with a certificate no system trusts: the usual self-signed controller."""
+    ca = CertificateAuthority(tmp_path_factory.mktemp("controller-pki"), "controller-ca")
+    server = ca.issue("controller", server=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server.cert, server.key)
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(server.cert.read_text())).hexdigest()
+    controller = Controller(context)
+    controller.http.start()
+    yield controller, ca.cert, ":".join(fingerprint[i : i + 2] for i in range(0, 64, 2)).upper()
+    controller.http.stop()
+
+
+@pytest.mark.parametrize(
+    ("tls", "ok"),
+    [
+        ("", False),  # the system's CAs: refused, never silently accepted
+        ("ca_file", True),
+        ("fingerprint_sha256", True),
+        ("wrong_fingerprint", False),
+        ("insecure", True),  # accepted, and logged as an error
+    ],
+)
+async def test_a_self_signed_controller_is_trusted_only_as_configured(
+    servers: tuple[Mosquitto, InfluxDB, Controller],
+    tls_controller: tuple[Controller, Path, str],
+    tmp_path: Path,
+    tls: str,
+    ok: bool,
+) -> None:
+    mosquitto = servers[0]
+    controller, ca_file, fingerprint = tls_controller
+    config = write_config(tmp_path, mosquitto, controller, retries=0)
+    section = {
+        "": "",
+        "ca_file": f'ca_file = "{ca_file}"',
+        "fingerprint_sha256": f'fingerprint_sha256 = "{fingerprint}"',
+        "wrong_fingerprint": f'fingerprint_sha256 = "{"ab" * 32}"',
+        "insecure": "insecure = true",
+    }[tls]
+    config.write_text(config.read_text() + f"\n[unifi.tls]\n{section}\n")
+    code, log = await run_bridge("unifi", config)
+    events = json_lines(log)
+    stats = last_stats(events)
+    if ok:
+        assert code == 0 and stats["published"] == 5, log
+    else:
+        assert code == 1 and stats["fetch_failed_tls"] == 1 and "published" not in stats, log
+    loud = [e for e in events if e.get("event") == "tls_verification_disabled"]
+    assert [e["level"] for e in loud] == (["error"] if tls == "insecure" else [])

@@ -205,7 +205,7 @@ class DashboardApi:
             try:
                 return await self._page_once(url, query, path)
             except FetchError as error:
-                if error.reason in ("refused", "bad_answer") or attempt >= self.cfg.retries:
+                if error.reason in ("refused", "bad_answer", "tls") or attempt >= self.cfg.retries:
                     raise
                 attempt += 1
                 self.stats.add("fetch_retries")
@@ -239,6 +239,8 @@ class DashboardApi:
             reason = "timeout" if isinstance(error, TimeoutError) else "unreachable"
             if isinstance(error, aiohttp.ClientPayloadError):
                 reason = "truncated"
+            elif isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+                reason = "tls"  # the certificate is not the one configured: never retried into acceptance
             raise FetchError(reason, f"GET {path}: {type(error).__name__}: {error}") from None
         if status == 429:
             wait = retry_after(headers.get("Retry-After"), 1.0, 3600.0)

@@ -202,7 +202,10 @@ class UnifiController:
                     raise FetchError("http_error", f"POST {path}: HTTP {response.status}")
                 self.csrf = response.headers.get("x-csrf-token") or self.csrf
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise FetchError("unreachable", f"POST {path}: {type(error).__name__}: {error}") from None
+            reason = "unreachable"
+            if isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+                reason = "tls"
+            raise FetchError(reason, f"POST {path}: {type(error).__name__}: {error}") from None
         self.logged_in = True
         log.info("unifi_logged_in", url=self.cfg.url, api=self.cfg.api)
 
@@ -221,7 +224,7 @@ class UnifiController:
                     log.warning("unifi_session_expired", path=path, hint="logging in again once")
                     self.logged_in, relogged = False, True
                     continue
-                if error.reason in ("login_refused", "unauthorized") or attempt >= self.cfg.retries:
+                if error.reason in ("login_refused", "unauthorized", "tls") or attempt >= self.cfg.retries:
                     raise
                 attempt += 1
                 self.stats.add("fetch_retries")
@@ -250,6 +253,8 @@ class UnifiController:
             reason = "timeout" if isinstance(error, TimeoutError) else "unreachable"
             if isinstance(error, aiohttp.ClientPayloadError):
                 reason = "truncated"
+            elif isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+                reason = "tls"  # the certificate is not the one configured: never retried into acceptance
             raise FetchError(reason, f"GET {full}: {type(error).__name__}: {error}") from None
         if status == 401:
             raise FetchError("unauthorized", f"GET {full}: HTTP 401")
