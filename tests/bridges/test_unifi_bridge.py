@@ -46,9 +46,16 @@ def device(fixture: str, **changes: Any) -> dict[str, Any]:
 
 
 class Controller:
-    """A classic UniFi controller: /api/login sets the ``unifises`` cookie; every GET needs it."""
+    """A classic UniFi controller: /api/login sets the ``unifises`` cookie; every GET needs it.
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    With ``unifi_os``, a UniFi OS console: /api/auth/login sets ``TOKEN`` and answers an
+    ``x-csrf-token`` header that every request must send back, and the Network API is under
+    /proxy/network."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, unifi_os: bool = False) -> None:
+        self.unifi_os = unifi_os
+        self.cookie = "TOKEN" if unifi_os else "unifises"
+        prefix = "/proxy/network" if unifi_os else ""
         self.session: str | None = None
         self.logins = 0
         lobby = device("uap_stat_device.json", name="Lobby AP 2", mac="80:22:22:22:22:99")
@@ -60,10 +67,10 @@ class Controller:
         self.stations = json.loads((BRIDGE_DATA / "stat_sta.json").read_text())["data"]
         self.http = FakeHttp(
             [
-                ("POST", "/api/login", self.login),
-                ("GET", "/api/self/sites", self.sites),
-                ("GET", "/api/s/{site}/stat/device", self.stat_device),
-                ("GET", "/api/s/{site}/stat/sta", self.stat_sta),
+                ("POST", "/api/auth/login" if unifi_os else "/api/login", self.login),
+                ("GET", prefix + "/api/self/sites", self.sites),
+                ("GET", prefix + "/api/s/{site}/stat/device", self.stat_device),
+                ("GET", prefix + "/api/s/{site}/stat/sta", self.stat_sta),
             ],
             ssl_context,
         )
@@ -75,13 +82,16 @@ class Controller:
         self.logins += 1
         self.session = f"session-{self.logins}"
         response = web.json_response({"meta": {"rc": "ok"}, "data": []})
-        response.set_cookie("unifises", self.session)
+        response.set_cookie(self.cookie, self.session)
+        if self.unifi_os:
+            response.headers["x-csrf-token"] = f"csrf-{self.session}"
         return response
 
     def _guard(self, request: web.Request) -> web.Response | None:
         if self.http.expire:
             self.session, self.http.expire = None, False
-        if self.session is None or request.cookies.get("unifises") != self.session:
+        csrf_ok = not self.unifi_os or request.headers.get("x-csrf-token") == f"csrf-{self.session}"
+        if self.session is None or request.cookies.get(self.cookie) != self.session or not csrf_ok:
             return web.json_response({"meta": {"rc": "error", "msg": "api.err.LoginRequired"}, "data": []}, status=401)
         return None
 
@@ -327,3 +337,20 @@ async def test_a_self_signed_controller_is_trusted_only_as_configured(
         assert code == 1 and stats["fetch_failed_tls"] == 1 and "published" not in stats, log
     loud = [e for e in events if e.get("event") == "tls_verification_disabled"]
     assert [e["level"] for e in loud] == (["error"] if tls == "insecure" else [])
+
+
+async def test_a_unifi_os_console_gets_its_login_path_prefix_and_csrf_token(
+    servers: tuple[Mosquitto, InfluxDB, Controller], tmp_path: Path
+) -> None:
+    mosquitto = servers[0]
+    console = Controller(unifi_os=True)
+    console.http.start()
+    try:
+        console.http.faults["/proxy/network/api/s/metro/stat/device"] = ["expire"]
+        config = write_config(tmp_path, mosquitto, console, api="unifi-os")
+        code, log = await run_bridge("unifi", config)
+    finally:
+        console.http.stop()
+    stats = last_stats(json_lines(log))
+    assert code == 0 and (stats["published"], stats["logins"], stats["relogins"]) == (5, 2, 1), log
+    assert console.http.count("/api/auth/login") == 2 and console.http.count("/proxy/network/api/self/sites") == 1
