@@ -111,3 +111,16 @@ def test_the_inventory_places_devices_by_mac_serial_or_name_and_keeps_the_unknow
     )
     with pytest.raises(InventoryError, match="is not a topic level"):
         DeviceIndex.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("vendor", ["unifi", "meraki"])
+def test_the_sample_config_is_valid_once_its_files_exist(tmp_path: Path, vendor: str) -> None:
+    text = (ROOT / "collector" / "bridges" / vendor / "sample.toml").read_text()
+    for name in ("inventory.json", "unifi.password", "meraki-webhook.secret", "meraki-api.key"):
+        target = tmp_path / name
+        target.write_text("a-long-enough-secret\n")
+        text = text.replace(f'"/etc/city-telemetry/{name}"', f'"{target}"')
+    config(tmp_path, "")  # writes inventory.json
+    (tmp_path / "sample.toml").write_text(text)
+    result = cli(vendor, "-c", str(tmp_path / "sample.toml"), "--check")
+    assert result.returncode == 0, result.stderr
