@@ -288,7 +288,18 @@ class MqttPublisher:
         return await asyncio.to_thread(self.connected.wait, timeout_s)
 
     async def publish(self, messages: Sequence[tuple[str, bytes]], timeout_s: float) -> int:
-        """Publish at QoS 1; return how many the broker acknowledged within ``timeout_s``."""
+        """Publish at QoS 1; return how many the broker acknowledged within ``timeout_s``.
+
+        Not connected: nothing is handed to paho (its queue would grow by a poll every period for as
+        long as the broker is away); the messages count as unacknowledged and the poll as failed."""
+        if not self.connected.is_set():
+            self.stats.add("publish_unacked", len(messages))
+            log.error(
+                "publish_skipped_not_connected",
+                messages=len(messages),
+                hint="the broker is not connected: this poll is not published; paho keeps reconnecting",
+            )
+            return 0
         infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
         deadline = time.monotonic() + timeout_s
 

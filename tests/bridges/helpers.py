@@ -4,8 +4,9 @@ bridge run as the real CLI subprocess.
 ``FakeHttp`` runs an aiohttp application on 127.0.0.1 in a thread of its own (so one server serves a
 whole test module, whatever event loop each test has). ``faults[path]`` is a list of what the next
 requests to that path get instead of the normal answer: ``"500"``, ``"429"`` (Retry-After: 1),
-``"timeout"`` (an answer later than the bridge waits), ``"truncated"`` (half the body, then the
-connection is closed), ``"expire"`` (the session is forgotten: 401).
+``"429-long"`` (Retry-After: 3600), ``"timeout"`` (an answer later than the bridge waits),
+``"truncated"`` (half the body, then the connection is closed), ``"expire"`` (the session is
+forgotten: 401).
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ class FakeHttp:
         fault = queue.pop(0) if queue else None
         if fault == "500":
             return web.Response(status=500, text="Internal Server Error")
-        if fault == "429":
+        if fault in ("429", "429-long"):
+            wait = "1" if fault == "429" else "3600"
             return web.json_response(
-                {"errors": ["API rate limit exceeded for organization"]}, status=429, headers={"Retry-After": "1"}
+                {"errors": ["API rate limit exceeded for organization"]}, status=429, headers={"Retry-After": wait}
             )
         if fault == "timeout":
             await asyncio.sleep(self.slow_s)

@@ -195,6 +195,17 @@ async def test_a_poll_whose_second_page_never_comes_publishes_nothing(
     assert len(rows(influxdb, "SELECT * FROM device_state")) == before
 
 
+async def test_a_retry_after_beyond_the_limit_fails_the_poll_at_once(
+    servers: tuple[Mosquitto, InfluxDB, Dashboard], tmp_path: Path
+) -> None:
+    _, _, dashboard = servers
+    dashboard.http.faults[STATUSES] = ["429-long"]
+    code, log, stats, committed = await bridge_poll(servers, tmp_path, retry_after_max_s=60.0)
+    assert code == 1, log
+    assert (stats["polls_failed"], stats["fetch_failed_rate_limited_too_long"], committed) == (1, 1, 0)
+    assert "fetch_retries" not in stats  # an hour's wait is not retried after a second
+
+
 async def test_webhooks_with_the_right_secret_are_stored_and_the_others_refused(
     servers: tuple[Mosquitto, InfluxDB, Dashboard], tmp_path: Path
 ) -> None:
@@ -220,6 +231,8 @@ async def test_webhooks_with_the_right_secret_are_stored_and_the_others_refused(
                             break
                     except aiohttp.ClientConnectionError:
                         await asyncio.sleep(0.1)
+                async with session.post(url, data=b"{" + b" " * 300_000 + b"}") as response:
+                    assert response.status == 413
                 wrong = {**alert, "sharedSecret": "guessed"}
                 async with session.post(url, json=wrong) as response:
                     assert response.status == 401
@@ -240,8 +253,9 @@ async def test_webhooks_with_the_right_secret_are_stored_and_the_others_refused(
     assert answered_s < 1.0  # measured on a 2-core shared machine; Meraki's own timeout is not published
     log = out.decode()
     stats = last_stats(json_lines(log))
-    assert (stats["webhooks"], stats["webhooks_refused"], stats["webhooks_published"]) == (4, 3, 1)
+    assert (stats["webhooks"], stats["webhooks_refused"], stats["webhooks_published"]) == (5, 4, 1)
     assert (stats["webhooks_refused_wrong_secret"], stats["webhooks_refused_bad_json"]) == (2, 1)
+    assert stats["webhooks_refused_too_large"] == 1
     assert SECRET not in log and "guessed" not in log
 
     (state,) = rows(influxdb, "SELECT * FROM device_state WHERE device = 'ap-21004-0102' AND reason = 'APs went down'")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import signal
 import ssl
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -354,3 +356,39 @@ async def test_a_unifi_os_console_gets_its_login_path_prefix_and_csrf_token(
     stats = last_stats(json_lines(log))
     assert code == 0 and (stats["published"], stats["logins"], stats["relogins"]) == (5, 2, 1), log
     assert console.http.count("/api/auth/login") == 2 and console.http.count("/proxy/network/api/self/sites") == 1
+
+
+async def test_a_controller_that_comes_back_is_polled_after_a_doubling_backoff(
+    servers: tuple[Mosquitto, InfluxDB, Controller], tmp_path: Path
+) -> None:
+    mosquitto, influxdb, controller = servers
+    controller.http.faults["/api/self/sites"] = ["500"] * 4  # two polls of two attempts each
+    config = write_config(tmp_path, mosquitto, controller, retries=1, backoff_min_s=0.2, period_s=600.0)
+    command = [sys.executable, "-m", "collector.app.cli", "bridge", "unifi", "-c", str(config)]
+    async with running_collector(collector_config(mosquitto, influxdb, tmp_path)) as collector:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT
+        )
+        try:
+            await wait_until(lambda: collector.counters["messages_committed"] >= 5, what="the third poll stored")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    events = json_lines(out.decode())
+    assert [e["wait_s"] for e in events if e.get("event") == "unifi_backoff"] == [0.2, 0.4]
+    stats = last_stats(events)
+    assert (stats["polls"], stats["polls_failed"], stats["published"]) == (3, 2, 5)
+
+
+async def test_a_broker_that_is_away_gets_nothing_queued_and_the_poll_fails(
+    servers: tuple[Mosquitto, InfluxDB, Controller], tmp_path: Path
+) -> None:
+    mosquitto, _, controller = servers
+    config = write_config(tmp_path, mosquitto, controller)
+    config.write_text(config.read_text().replace(f"port = {mosquitto.port}", f"port = {free_port()}\nkeepalive_s = 5"))
+    code, log = await run_bridge("unifi", config)
+    assert code == 1
+    stats = last_stats(json_lines(log))
+    assert (stats["polls_failed"], stats["publish_unacked"], stats.get("published", 0)) == (1, 5, 0)
+    assert any(e.get("event") == "publish_skipped_not_connected" for e in json_lines(log))

@@ -205,7 +205,10 @@ class DashboardApi:
             try:
                 return await self._page_once(url, query, path)
             except FetchError as error:
-                if error.reason in ("refused", "bad_answer", "tls") or attempt >= self.cfg.retries:
+                if (
+                    error.reason in ("refused", "bad_answer", "tls", "rate_limited_too_long")
+                    or attempt >= self.cfg.retries
+                ):
                     raise
                 attempt += 1
                 self.stats.add("fetch_retries")
@@ -245,7 +248,9 @@ class DashboardApi:
         if status == 429:
             wait = retry_after(headers.get("Retry-After"), 1.0, 3600.0)
             if wait > self.cfg.retry_after_max_s:
-                raise FetchError("rate_limited", f"GET {path}: Retry-After {wait:g} s is beyond retry_after_max_s")
+                raise FetchError(
+                    "rate_limited_too_long", f"GET {path}: Retry-After {wait:g} s is beyond retry_after_max_s"
+                )
             raise FetchError("rate_limited", f"GET {path}: HTTP 429", wait)
         if status in (400, 401, 403, 404):
             raise FetchError("refused", f"GET {path}: HTTP {status}: check api.api_key_file and api.organization_id")
