@@ -139,6 +139,19 @@ class DeviceIndex:
         return Placement(ident, UNKNOWN, level(site), kind, False)
 
 
+def check_topic(key: str, topic: str) -> None:
+    """A topic template of a bridge's config: ``{nis}``, ``{site}``, ``{kind}``, ``{device}`` only,
+    ``{device}`` required, no MQTT wildcard (a ValueError naming ``key`` otherwise)."""
+    if "{device}" not in topic:
+        raise ValueError(f"{key}: needs a {{device}} level")
+    try:
+        example = topic.format(nis="n", site="s", kind="k", device="d")
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(f"{key}: only {{nis}}, {{site}}, {{kind}} and {{device}} may be filled in ({error})") from None
+    if "+" in example or "#" in example or not example or example.startswith("/"):
+        raise ValueError(f"{key}: {topic!r} is not a topic to publish on")
+
+
 class HttpTls(Section):
     """How the bridge trusts the vendor's HTTPS certificate. Exactly one way, said explicitly."""
 

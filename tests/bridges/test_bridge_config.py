@@ -53,6 +53,8 @@ def test_check_accepts_a_good_config_and_says_what_it_read(tmp_path: Path) -> No
         ("\n[unifi.tls]\ninsecure = true\nfingerprint_sha256 = '" + "ab" * 32 + "'\n", "choose one of"),
         ("\n[unifi.tls]\nfingerprint_sha256 = 'abc'\n", "unifi.tls.fingerprint_sha256: must be 64 hex digits"),
         ("device_topic = 'unifi/{nis}/{site}'\n", "device_topic: needs a {device} level"),
+        ("clients_topic = 'x/{region}/{device}'\n", "clients_topic: only {nis}, {site}, {kind} and {device}"),
+        ("device_topic = 'unifi/+/{device}'\n", "is not a topic to publish on"),
     ],
 )
 def test_a_bad_unifi_config_is_refused_naming_the_key(tmp_path: Path, extra: str, message: str) -> None:

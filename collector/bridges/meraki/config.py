@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
-from collector.bridges.common import HttpTls
+from collector.bridges.common import HttpTls, check_topic
 from collector.settings import PositiveSeconds, Section, read_secret
 
 
@@ -81,6 +81,8 @@ class MerakiConfig(Section):
 
     @model_validator(mode="after")
     def _something(self) -> MerakiConfig:
+        for key in ("alert_topic", "state_topic", "event_topic"):
+            check_topic(key, getattr(self, key))
         if (self.webhook is None or not self.webhook.enabled) and (self.api is None or not self.api.enabled):
             raise ValueError("neither [meraki.webhook] nor [meraki.api] is configured and enabled")
         return self

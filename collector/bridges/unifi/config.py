@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from collector.bridges.common import HttpTls
+from collector.bridges.common import HttpTls, check_topic
 from collector.settings import PositiveSeconds, Section, read_secret
 
 
@@ -38,7 +38,5 @@ class UnifiConfig(Section):
     def _load_secret(self) -> UnifiConfig:
         object.__setattr__(self, "password", read_secret(self.password_file, "unifi.password_file"))
         for key in ("device_topic", "clients_topic"):
-            topic = getattr(self, key)
-            if "{device}" not in topic:
-                raise ValueError(f"{key}: needs a {{device}} level")
+            check_topic(key, getattr(self, key))
         return self
