@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from collector.bridges.common import (
     MqttPublisher,
     Stats,
     http_ssl,
+    mac_key,
     retry_after,
 )
 from collector.bridges.unifi.config import UnifiConfig
@@ -54,6 +56,7 @@ log = structlog.get_logger("collector.bridges.unifi")
 
 KINDS = {"uap": "ap", "usw": "switch"}
 BANDS = {"ng": "2.4", "na": "5", "6e": "6"}
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}\Z")  # what ap.clients/1 takes
 MAX_CLIENTS = 2048  # ap.clients/1 carries at most this many; beyond it, the summary only
 
 
@@ -87,7 +90,13 @@ def client_report(device: str, stations: list[dict[str, Any]], ts: str, seq: int
     skipped = 0
     for sta in stations:
         band, signal, mac = BANDS.get(str(sta.get("radio"))), _int(sta.get("signal")), sta.get("mac")
-        if band is None or signal is None or not -130 <= signal <= 40 or not isinstance(mac, str):
+        if (
+            band is None
+            or signal is None
+            or not -130 <= signal <= 40
+            or not isinstance(mac, str)
+            or not _MAC.match(mac)
+        ):
             skipped += 1
             continue
         entry: dict[str, Any] = {"mac": mac, "band": band, "rssi_dbm": signal}
@@ -126,8 +135,9 @@ def build_messages(sites: list[SiteData], index: DeviceIndex, cfg: UnifiConfig, 
     for site in sites:
         by_ap: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for sta in site.stations:
-            if sta.get("is_wired") is not True and isinstance(sta.get("ap_mac"), str):
-                by_ap[sta["ap_mac"].lower()].append(sta)
+            ap = mac_key(sta.get("ap_mac")) if isinstance(sta.get("ap_mac"), str) else None
+            if sta.get("is_wired") is not True and ap is not None:
+                by_ap[ap].append(sta)
         for element in site.devices:
             device_type = element.get("type")
             if device_type not in KINDS:
@@ -142,7 +152,7 @@ def build_messages(sites: list[SiteData], index: DeviceIndex, cfg: UnifiConfig, 
             values = {"nis": place.nis, "site": place.site, "device": place.device, "kind": place.kind}
             built.messages.append((cfg.device_topic.format(**values), json.dumps(element).encode()))
             if cfg.clients and device_type == "uap":
-                report, skipped = client_report(place.device, by_ap.get((mac or "").lower(), []), ts, seq)
+                report, skipped = client_report(place.device, by_ap.get(mac_key(mac) or "", []), ts, seq)
                 built.clients_skipped += skipped
                 try:
                     ApClients.model_validate(report)
