@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import pytest
 from aiohttp import web
+from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from tests.bridges.helpers import ROOT, FakeHttp, json_lines, last_stats, run_bridge
@@ -217,6 +219,12 @@ async def test_webhooks_with_the_right_secret_are_stored_and_the_others_refused(
     alert["occurredAt"] = occurred.isoformat().replace("+00:00", "Z")
     alert["deviceSerial"] = "Q3AB-CD12-EF35"  # ap-21004-0102 in the inventory
     url = f"http://127.0.0.1:{port}/meraki/webhook"
+    seen: list[tuple[str, bytes]] = []  # what reaches the broker, read by a subscriber of our own
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-watcher")
+    watcher.on_message = lambda client, userdata, message: seen.append((message.topic, message.payload))
+    watcher.connect("127.0.0.1", mosquitto.port)
+    watcher.subscribe("meraki/#", qos=1)
+    watcher.loop_start()
     async with running_collector(collector_config(mosquitto, influxdb, tmp_path)) as collector:
         command = [sys.executable, "-m", "collector.app.cli", "bridge", "meraki", "-c", str(config)]
         process = await asyncio.create_subprocess_exec(
@@ -249,7 +257,12 @@ async def test_webhooks_with_the_right_secret_are_stored_and_the_others_refused(
         finally:
             process.send_signal(signal.SIGTERM)
             out, _ = await asyncio.wait_for(process.communicate(), 30)
+    watcher.loop_stop()
+    watcher.disconnect()
     assert process.returncode == 0
+    (published,) = seen  # the refused ones published nothing
+    assert published[0] == "meraki/21004/grand-place/ap-21004-0102/alert"
+    assert json.loads(published[1]) == {k: v for k, v in alert.items() if k != "sharedSecret"}
     assert answered_s < 1.0  # measured on a 2-core shared machine; Meraki's own timeout is not published
     log = out.decode()
     stats = last_stats(json_lines(log))
