@@ -71,7 +71,7 @@ def test_meraki_statuses_and_utilisation_become_states_and_per_band_events(tmp_p
         {"serial": "Q-2", "status": "dormant", "productType": "switch", "networkId": "N_1"},
         {"serial": "Q-3", "status": "rebooting?"},  # not a documented status: skipped, counted
     ]
-    utilization = [{"serial": "Q-1", "byBand": [{"band": "6", "total": {"percentage": 7}}, {"band": "x y"}]}]
+    utilization = [{"serial": "Q-1", "byBand": [{"band": "6", "total": {"percentage": 7}}, {"band": "6E"}]}]
     built = meraki_messages(statuses, utilization, index, cfg, NOW)
     assert built.skipped == 2 and built.not_in_inventory == ["Q-2"]
     topics = [topic for topic, _ in built.messages]

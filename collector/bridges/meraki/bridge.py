@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +50,6 @@ from collector.bridges.common import (
     MqttPublisher,
     Stats,
     http_ssl,
-    level,
     retry_after,
 )
 from collector.bridges.meraki.config import ApiConfig, MerakiConfig, WebhookConfig
@@ -66,6 +66,7 @@ PRODUCT_KINDS = {
     "sensor": "sensor",
 }
 STATES = {"online": "online", "alerting": "online", "offline": "offline", "dormant": "offline"}
+_BAND = re.compile(r"^[0-9]{1,2}(\.[0-9])?\Z")  # "2.4", "5", "6": what makes an event type of ours
 INTERVALS = (300, 600, 3600, 7200, 14400, 21600)  # what channelUtilization accepts as interval
 
 
@@ -133,7 +134,7 @@ def build_messages(
         values, _ = place(d, kinds.get(str(d.get("serial")), "ap"))
         for entry in bands:
             band = entry.get("band") if isinstance(entry, dict) else None
-            if not isinstance(band, str) or level(band, "") != band:
+            if not isinstance(band, str) or not _BAND.match(band):
                 built.skipped += 1
                 continue
             attributes: dict[str, Any] = {"band": band}
