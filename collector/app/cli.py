@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from collector.app.broker_cli import add_broker_parser
+from collector.app.bridge_cli import add_bridge_parser
 from collector.app.config import ConfigError, load_config
 from collector.app.influx_cli import add_influxdb_parser
 from collector.app.kpi_cli import add_kpi_parser
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_kpi_parser(commands)
     add_broker_parser(commands)
     add_influxdb_parser(commands)
+    add_bridge_parser(commands)
     return parser
 
 

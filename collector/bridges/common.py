@@ -1,0 +1,340 @@
+"""What both bridges share: the inventory lookup, topic levels, HTTP TLS, retries and the MQTT publisher.
+
+Contract:
+
+- ``DeviceIndex`` maps what a vendor calls a device (its MAC address, serial number or name) to our
+  device id, NIS code, site and kind, from the city's inventory (``city-telemetry.inventory/1``,
+  optional device keys ``mac``, ``serial`` and ``name``). A device the inventory lacks is never
+  dropped: ``place`` returns what is known (a device id from its serial, else its name, ``nis`` =
+  ``unknown``, the vendor's site) with ``known=False``, and the bridge counts and logs it.
+- ``level`` turns a vendor text into a valid topic level (``A-Z a-z 0-9 . _ -``, 1-64).
+- ``http_ssl`` turns the TLS settings into what aiohttp takes: the system's CAs, a CA file, a pinned
+  SHA-256 fingerprint, or (only if asked for in so many words) no verification, logged loudly.
+- ``MqttPublisher`` publishes at QoS 1 and waits for the broker's PUBACKs; what is not acknowledged
+  in time is counted, never assumed delivered.
+- ``Stats`` counts what could not be fetched or published; the bridges log it as one
+  ``bridge_stats`` line after every poll and at exit.
+
+The device MAC addresses in the inventory are the equipment's own, not clients': they are no
+personal data. Client MAC addresses never pass through this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import Field, field_validator, model_validator
+
+from collector.ingest.inventory import FORMAT, InventoryError
+from collector.settings import Section
+from collector.source.config import MqttConfig
+
+log = structlog.get_logger("collector.bridges")
+
+UNKNOWN = "unknown"
+_NOT_LEVEL = re.compile(r"[^A-Za-z0-9._-]+")
+_HEX = re.compile(r"[^0-9a-f]")
+
+
+def level(text: str | None, fallback: str = UNKNOWN) -> str:
+    """A vendor's text as a topic level: other characters become '-', at most 64, never empty."""
+    value = _NOT_LEVEL.sub("-", (text or "").strip()).strip("-.")[:64].rstrip("-.")
+    return value or fallback
+
+
+def mac_key(text: str | None) -> str | None:
+    """A MAC address as 12 lower-case hex digits (any separators), or None if it is not one."""
+    if not text:
+        return None
+    digits = _HEX.sub("", text.lower())
+    return digits if len(digits) == 12 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    device: str
+    nis: str
+    site: str
+    kind: str
+    known: bool
+
+
+class DeviceIndex:
+    """The inventory's devices by MAC address, serial number and name (and device id)."""
+
+    def __init__(self, devices: Sequence[dict[str, Any]]) -> None:
+        self._by_mac: dict[str, Placement] = {}
+        self._by_serial: dict[str, Placement] = {}
+        self._by_name: dict[str, Placement] = {}
+        for d in devices:
+            place = Placement(d["device"], d["nis"], d["site"], d["kind"], True)
+            key = mac_key(d.get("mac"))
+            if key:
+                self._by_mac[key] = place
+            if d.get("serial"):
+                self._by_serial[str(d["serial"]).upper()] = place
+            if d.get("name"):
+                self._by_name[str(d["name"])] = place
+            self._by_name.setdefault(d["device"], place)
+
+    @classmethod
+    def load(cls, path: Path) -> DeviceIndex:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise InventoryError(f"inventory {path}: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise InventoryError(f"inventory {path}: not JSON: {error}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InventoryError(f"inventory {path}: not a {FORMAT} file")
+        devices = data.get("devices")
+        if not isinstance(devices, list):
+            raise InventoryError(f"inventory {path}: 'devices' must be a list of objects")
+        for i, d in enumerate(devices):
+            for key in ("device", "nis", "site", "kind"):
+                if not isinstance(d, dict) or not isinstance(d.get(key), str) or not d[key]:
+                    raise InventoryError(f"inventory {path}: devices[{i}]: '{key}' must be a non-empty string")
+                if level(d[key], "") != d[key]:
+                    raise InventoryError(f"inventory {path}: devices[{i}]: '{key}' {d[key]!r} is not a topic level")
+        return cls(devices)
+
+    def __len__(self) -> int:
+        return len({p.device for p in self._by_name.values()})
+
+    def place(
+        self,
+        *,
+        mac: str | None = None,
+        serial: str | None = None,
+        name: str | None = None,
+        site: str | None = None,
+        kind: str = UNKNOWN,
+    ) -> Placement:
+        """The inventory's entry for this device (by MAC, then serial, then name), else what is known."""
+        key = mac_key(mac)
+        found = (
+            (self._by_mac.get(key) if key else None)
+            or (self._by_serial.get(serial.upper()) if serial else None)
+            or (self._by_name.get(name) if name else None)
+        )
+        if found is not None:
+            return found
+        # a serial number never changes (Meraki); a name is what an operator reads (UniFi has no serial here)
+        ident = level(serial, "") or level(name, "") or (f"mac-{key}" if key else UNKNOWN)
+        return Placement(ident, UNKNOWN, level(site), kind, False)
+
+
+def check_topic(key: str, topic: str) -> None:
+    """A topic template of a bridge's config: ``{nis}``, ``{site}``, ``{kind}``, ``{device}`` only,
+    ``{device}`` required, no MQTT wildcard (a ValueError naming ``key`` otherwise)."""
+    if "{device}" not in topic:
+        raise ValueError(f"{key}: needs a {{device}} level")
+    try:
+        example = topic.format(nis="n", site="s", kind="k", device="d")
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(f"{key}: only {{nis}}, {{site}}, {{kind}} and {{device}} may be filled in ({error})") from None
+    if "+" in example or "#" in example or not example or example.startswith("/"):
+        raise ValueError(f"{key}: {topic!r} is not a topic to publish on")
+
+
+class HttpTls(Section):
+    """How the bridge trusts the vendor's HTTPS certificate. Exactly one way, said explicitly."""
+
+    ca_file: Path | None = Field(None, description="CA (or the self-signed certificate itself) to verify against")
+    fingerprint_sha256: str | None = Field(
+        None, description="pin the server certificate by its SHA-256 fingerprint (hex, ':' allowed)"
+    )
+    insecure: bool = Field(False, description="no verification at all: logged as an error at every start")
+
+    @field_validator("fingerprint_sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.replace(":", "").replace(" ", "").lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", digits):
+            raise ValueError("must be 64 hex digits (openssl x509 -noout -fingerprint -sha256)")
+        return digits
+
+    @model_validator(mode="after")
+    def _one_way(self) -> HttpTls:
+        chosen = [k for k in ("ca_file", "fingerprint_sha256") if getattr(self, k) is not None]
+        if self.insecure:
+            chosen.append("insecure")
+        if len(chosen) > 1:
+            raise ValueError(f"choose one of ca_file, fingerprint_sha256, insecure (got {', '.join(chosen)})")
+        if self.ca_file is not None:
+            try:
+                ssl.create_default_context(cafile=str(self.ca_file))
+            except (OSError, ssl.SSLError) as error:
+                raise ValueError(f"ca_file {str(self.ca_file)!r} is not usable: {error}") from None
+        return self
+
+
+def http_ssl(tls: HttpTls, bridge: str) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
+    """What aiohttp's ``ssl=`` takes for these settings (True: the system's CAs)."""
+    if tls.insecure:
+        log.error(
+            "tls_verification_disabled",
+            bridge=bridge,
+            hint="tls.insecure = true: anyone on the path can read the credentials; pin the certificate "
+            "(tls.fingerprint_sha256) or give its CA (tls.ca_file) instead",
+        )
+        return False
+    if tls.fingerprint_sha256 is not None:
+        return aiohttp.Fingerprint(bytes.fromhex(tls.fingerprint_sha256))
+    if tls.ca_file is not None:
+        return ssl.create_default_context(cafile=str(tls.ca_file))
+    return True
+
+
+class FetchError(Exception):
+    """A request that did not give a complete, usable answer. ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+def retry_after(value: str | None, default_s: float, max_s: float) -> float:
+    """Seconds from a Retry-After header (seconds form), bounded; the default if absent or unreadable."""
+    try:
+        seconds = float(value) if value is not None else default_s
+    except ValueError:
+        seconds = default_s
+    return min(max(seconds, 0.0), max_s)
+
+
+class Backoff:
+    """Exponential delays between failed polls: min, 2 x min, ... up to max; reset by a success."""
+
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self.min_s, self.max_s = min_s, max_s
+        self.failures = 0
+
+    def next(self) -> float:
+        self.failures += 1
+        return float(min(self.max_s, self.min_s * 2 ** (self.failures - 1)))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Stats:
+    """Counters of one bridge process, logged as ``bridge_stats``."""
+
+    def __init__(self, bridge: str) -> None:
+        self.bridge = bridge
+        self.counts: Counter[str] = Counter()
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+    def log(self) -> None:
+        log.info(
+            "bridge_stats",
+            bridge=self.bridge,
+            **dict(sorted(self.counts.items())),
+            hint="fetch_failed/publish_unacked/polls_failed above 0: see the events before this line",
+        )
+
+
+class MqttPublisher:
+    """QoS 1 publishing with a wait for every PUBACK (paho's network thread, awaited off the loop)."""
+
+    def __init__(self, cfg: MqttConfig, stats: Stats) -> None:
+        self.stats = stats
+        self.connected = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311)
+        if cfg.username is not None:
+            password = cfg.password.get_secret_value() if cfg.password is not None else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls is not None:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                cert_reqs=ssl.CERT_NONE if cfg.tls.insecure_skip_verify else ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(cfg.tls.insecure_skip_verify)
+        client.reconnect_delay_set(max(1, round(cfg.reconnect_min_s)), max(1, round(cfg.reconnect_max_s)))
+        client.max_inflight_messages_set(100)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self.client = client
+        self.cfg = cfg
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not reason.is_failure:
+            self.connected.set()
+            log.info("mqtt_connected", host=self.cfg.host, port=self.cfg.port)
+        else:
+            log.error("mqtt_connect_refused", reason=str(reason), hint="check mqtt.username/password and the ACL")
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        log.warning("mqtt_disconnected", reason=str(reason), hint="paho reconnects by itself; is the broker up?")
+
+    def start(self) -> None:
+        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+        self.client.loop_start()
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        return await asyncio.to_thread(self.connected.wait, timeout_s)
+
+    async def publish(self, messages: Sequence[tuple[str, bytes]], timeout_s: float) -> int:
+        """Publish at QoS 1; return how many the broker acknowledged within ``timeout_s``.
+
+        Not connected: nothing is handed to paho (its queue would grow by a poll every period for as
+        long as the broker is away); the messages count as unacknowledged and the poll as failed."""
+        if not self.connected.is_set():
+            self.stats.add("publish_unacked", len(messages))
+            log.error(
+                "publish_skipped_not_connected",
+                messages=len(messages),
+                hint="the broker is not connected: this poll is not published; paho keeps reconnecting",
+            )
+            return 0
+        infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
+        deadline = time.monotonic() + timeout_s
+
+        def wait() -> int:
+            for info in infos:
+                # RuntimeError/ValueError: not queued (disconnected), counted as unacknowledged below
+                with contextlib.suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(max(0.01, deadline - time.monotonic()))
+            return sum(1 for info in infos if info.is_published())
+
+        acked = await asyncio.to_thread(wait)
+        self.stats.add("published", acked)
+        if acked < len(infos):
+            self.stats.add("publish_unacked", len(infos) - acked)
+            log.error(
+                "publish_unacknowledged",
+                unacknowledged=len(infos) - acked,
+                of=len(infos),
+                hint="the broker did not acknowledge in time: is it up, and may this client publish there (ACL)?",
+            )
+        return acked
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,1 @@
+"""The Meraki bridge: webhooks and Dashboard API polls onto MQTT (README.md)."""
