@@ -9,8 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from collector.app.broker_cli import add_broker_parser
 from collector.app.bridge_cli import add_bridge_parser
+from collector.app.broker_cli import add_broker_parser
 from collector.app.config import ConfigError, load_config
 from collector.app.influx_cli import add_influxdb_parser
 from collector.app.kpi_cli import add_kpi_parser

@@ -48,13 +48,15 @@ def logged_events() -> dict[str, set[str]]:
 
 
 def doc_rows(heading: str) -> dict[str, list[str]]:
-    """The table under ``heading``: first cell (without backticks) -> the other cells."""
+    """The table under ``heading``: each name in the first cell (in backticks; one row may name several
+    events of the same meaning) -> the other cells."""
     section = DOC.read_text().split(f"### {heading}\n", 1)[1].split("\n#", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if line.startswith("| `") and len(cells) >= 3:
-            rows[cells[0].strip("`")] = cells[1:]
+            for name in re.findall(r"`([^`]+)`", cells[0]):
+                rows[name] = cells[1:]
     return rows
 
 
