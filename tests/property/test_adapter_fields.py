@@ -118,6 +118,20 @@ def epoch_auto(value: Any) -> int:
     return int(ns)
 
 
+TELEGRAF_POLL_NS = 1764338400 * 10**9  # the other rows' time in telegraf/json_interface_batch.json
+
+
+def telegraf_poll_time(value: Any) -> int:
+    """The snmp row's time moved: rows within poll_tolerance_s (20 s) after the poll's earliest row are one
+    poll, stored at that earliest time; further apart, the snmp row and the interface rows are two half
+    polls, refused."""
+    ns = epoch_auto(value)
+    first, last = sorted((ns, TELEGRAF_POLL_NS))
+    if last - first > 20 * 10**9:
+        raise REFUSE
+    return first
+
+
 def scaled_int(factor: float) -> Callable[[Any], int]:
     def oracle(value: Any) -> int:
         result = number(value) * factor
@@ -300,7 +314,7 @@ ROUTES: dict[str, tuple[str, list[Position]]] = {
             P("metrics.1.fields.ifName", "interface", "tag:ifname", name),
             P("metrics.1.tags.ifDescr", "interface", "tag:ifname", name),
             P("metrics.0.fields.uptime", "netdev", "sys_uptime_s", uptime_seconds),
-            P("metrics.0.timestamp", "netdev", "time", epoch_auto),
+            P("metrics.0.timestamp", "netdev", "time", telegraf_poll_time),
         ],
     ),
     "meraki": (
