@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -234,3 +235,34 @@ def test_the_brokers_start_command_takes_a_password_file_that_only_root_can_read
             process.wait(timeout=10)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.servers
+def test_the_headers_influxdb_setup_step_makes_the_policies_the_collector_writes_into(
+    compose: dict[str, Any], influxdb: Any
+) -> None:
+    """The shipped collector.toml writes KPI points into the retention policy "kpi", which only
+    ``influxdb setup`` creates (without it InfluxDB refuses every KPI point and the dashboards' KPI
+    panels stay empty). The compose header's set-up step, run as written with the collector service's
+    environment (its InfluxDB address replaced by the test's influxd), creates it."""
+    header = [line.removeprefix("#").strip() for line in COMPOSE.read_text().splitlines() if line.startswith("#")]
+    steps = [line for line in header if " influxdb setup " in f"{line} "]
+    assert steps, "the compose header has no 'influxdb setup' step"
+    words = steps[0].split("#")[0].split()
+    assert words[:3] == ["docker", "compose", "run"] and "collector" in words, words
+    args = words[words.index("collector") + 1 :]
+    assert args[:2] == ["influxdb", "setup"]
+    mounts = {target: DEPLOY / source for source, target in bind_mounts(compose["services"]["collector"])}
+    args = [str(mounts.get(arg, arg)) for arg in args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITY_TELEMETRY__")}
+    env.update(compose["services"]["collector"]["environment"])
+    env["CITY_TELEMETRY__INFLUXDB__URL"] = json.dumps(influxdb.url)
+    env["CITY_TELEMETRY__MQTT__PASSWORD_FILE"] = json.dumps(str(COMPOSE))  # any readable file: not used here
+    result = subprocess.run(
+        [sys.executable, "-m", "collector.app.cli", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (series,) = influxdb.query("SHOW RETENTION POLICIES ON city_telemetry")
+    policies = {row[0]: row[4] for row in series["values"]}  # name -> default
+    config = load_config(DEPLOY / "collector.toml")
+    assert policies == {"raw": True, config.influxdb.kpi_retention_policy: False}
