@@ -369,3 +369,45 @@ def test_the_acls_gateway_example_lets_each_bridge_publish_everything_it_sends(v
         collector.close()
     finally:
         server.kill()
+
+
+def test_the_acls_telegraf_example_takes_every_topic_of_the_shipped_telegraf_conf(tmp_path: Path) -> None:
+    """deploy/telegraf/telegraf.conf logs in as its outputs.mqtt username and publishes each input's
+    metrics on its topic template: the ACL's commented Telegraf account, uncommented, lets every one of
+    those topics through (MQTT 5 PUBACK 0) to the collector's account."""
+    from tests.adapters.telegraf.test_deploy_conf import CONF, render
+
+    with CONF.open("rb") as handle:
+        conf = tomllib.load(handle)
+    (output,) = conf["outputs"]["mqtt"]
+    account = output["username"]
+    examples = gateway_examples()
+    assert account in examples, f"the ACL has no commented example for telegraf.conf's account {account!r}"
+    topics = sorted(
+        {
+            render(output["topic"], name, plugin["tags"])
+            for name in ("snmp", "interface")
+            for plugin in conf["inputs"]["snmp"]
+        }
+        | {render(output["topic"], "ping", plugin["tags"]) for plugin in conf["inputs"]["ping"]}
+    )
+    passwords = {name: new_secret(f"mqtt-{name}") for name in (COLLECTOR_ACCOUNT, account)}
+    password_file = write_password_file(tmp_path / "passwd", passwords)
+    folder, port = tmp_path / "mosquitto", free_port()
+    acl_extra = "\n" + "\n".join([f"user {account}", *examples[account]]) + "\n"
+    server = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file, acl_extra=acl_extra))
+    server.start()
+    try:
+        broker = Broker(server, passwords)
+        collector = broker.account(COLLECTOR_ACCOUNT)
+        collector.subscribe("telegraf/#")
+        telegraf = broker.account(account, client_id=output["client_id"])
+        assert {t: telegraf.publish(t, "x") for t in topics} == dict.fromkeys(topics, SUCCESS)
+        deadline = time.monotonic() + 10
+        while len(collector.received) < len(topics) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(collector.received) == topics
+        telegraf.close()
+        collector.close()
+    finally:
+        server.kill()
