@@ -335,7 +335,8 @@ class MqttPublisher:
                 "publish_unacknowledged",
                 unacknowledged=len(infos) - acked,
                 of=len(infos),
-                hint="the broker did not acknowledge in time: is it up, and may this client publish there (ACL)?",
+                hint="the broker did not acknowledge in time: is it up and reachable? (mosquitto acknowledges and "
+                "drops a publish its ACL refuses: an ACL gap does not show here, see docs/bridges.md)",
             )
         return acked
 
