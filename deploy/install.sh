@@ -11,7 +11,9 @@
 #              created, nothing is chowned and systemctl is not called
 #   SYSCONFDIR default /etc           -> $SYSCONFDIR/city-telemetry/collector.toml (never overwritten)
 #   STATEDIR   default /var/lib       -> $STATEDIR/city-telemetry (owned by the service user)
-#   UNITDIR    default /etc/systemd/system
+#   UNITDIR    default /etc/systemd/system (the collector's unit and the bridges')
+#   BINDIR     default /usr/local/bin -> $BINDIR/city-telemetry, a link to $PREFIX/bin/city-telemetry,
+#              so that the commands of the documentation run as written
 #   DOCDIR     default /usr/share/doc/city-telemetry
 #   PYTHON     default python3 (3.11 or newer)
 #   PIP_ARGS   extra arguments for pip (e.g. --no-index --find-links /path/to/wheels on a host offline)
@@ -32,12 +34,15 @@ DESTDIR=${DESTDIR:-}
 SYSCONFDIR=${SYSCONFDIR:-/etc}
 STATEDIR=${STATEDIR:-/var/lib}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
+BINDIR=${BINDIR:-/usr/local/bin}
 DOCDIR=${DOCDIR:-/usr/share/doc/city-telemetry}
 PYTHON=${PYTHON:-python3}
 PIP_ARGS=${PIP_ARGS:-}
 PURGE=${PURGE:-0}
 USER_NAME=city-telemetry
 UNIT=city-telemetry.service
+# Every unit of deploy/systemd: the collector's, then the bridges' (installed, enabled by the operator).
+UNITS=$(cd "$(dirname "$0")/systemd" && ls -- *.service)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 CONF_DIR="$SYSCONFDIR/city-telemetry"
@@ -100,13 +105,18 @@ install_files() {
         install -m 0640 "$SRC/deploy/collector.toml" "$DESTDIR$CONF_DIR/collector.toml"
         say "config $CONF_DIR/collector.toml (edit it, then: city-telemetry check-config -c ...)"
     fi
-    sed -e "s#/opt/city-telemetry#$PREFIX#g" \
-        -e "s#/etc/city-telemetry#$CONF_DIR#g" \
-        -e "s#/var/lib/city-telemetry#$STATE_DIR#g" \
-        -e "s#/usr/share/doc/city-telemetry#$DOCDIR#g" \
-        "$SRC/deploy/systemd/$UNIT" >"$DESTDIR$UNITDIR/$UNIT"
-    chmod 0644 "$DESTDIR$UNITDIR/$UNIT"
-    say "unit $UNITDIR/$UNIT"
+    for unit in $UNITS; do
+        sed -e "s#/opt/city-telemetry#$PREFIX#g" \
+            -e "s#/etc/city-telemetry#$CONF_DIR#g" \
+            -e "s#/var/lib/city-telemetry#$STATE_DIR#g" \
+            -e "s#/usr/share/doc/city-telemetry#$DOCDIR#g" \
+            "$SRC/deploy/systemd/$unit" >"$DESTDIR$UNITDIR/$unit"
+        chmod 0644 "$DESTDIR$UNITDIR/$unit"
+        say "unit $UNITDIR/$unit"
+    done
+    install -d -m 0755 "$DESTDIR$BINDIR"
+    ln -sfn "$PREFIX/bin/city-telemetry" "$DESTDIR$BINDIR/city-telemetry"
+    say "command $BINDIR/city-telemetry -> $PREFIX/bin/city-telemetry"
     install -m 0644 "$SRC/README.md" "$DESTDIR$DOCDIR/README.md"
     install -m 0644 "$SRC"/docs/*.md "$DESTDIR$DOCDIR/docs/"
     install -m 0644 "$SRC/deploy/collector.toml" "$DESTDIR$DOCDIR/examples/collector.toml"
@@ -115,6 +125,10 @@ install_files() {
     if [ -d "$SRC/deploy/grafana" ]; then
         cp -R "$SRC/deploy/grafana" "$DESTDIR$DOCDIR/examples/grafana"
     fi
+    install -d -m 0755 "$DESTDIR$DOCDIR/examples/bridges"
+    for vendor in unifi meraki; do
+        install -m 0644 "$SRC/collector/bridges/$vendor/sample.toml" "$DESTDIR$DOCDIR/examples/bridges/bridge-$vendor.toml"
+    done
     say "documentation in $DOCDIR"
 }
 
@@ -135,25 +149,29 @@ create_user() {
 
 do_install() {
     need_root
-    was_running=0
-    if have_systemd && systemctl is-active --quiet "$UNIT"; then
-        # Its environment is about to be replaced under it. Stopping flushes and acknowledges what
-        # was received; the broker queues the rest until the start below.
-        say "stopping $UNIT for the upgrade"
-        systemctl stop "$UNIT"
-        was_running=1
-    fi
+    was_running=""
+    for unit in $UNITS; do
+        if have_systemd && systemctl is-active --quiet "$unit"; then
+            # Its environment is about to be replaced under it. Stopping flushes and acknowledges what
+            # was received; the broker queues the rest until the start below.
+            say "stopping $unit for the upgrade"
+            systemctl stop "$unit"
+            was_running="$was_running $unit"
+        fi
+    done
     install_venv
     install_files
     create_user
     if have_systemd; then
         systemctl daemon-reload
-        if [ "$was_running" = 1 ]; then
-            say "starting $UNIT again"
-            systemctl start "$UNIT" || {
-                echo "install.sh: $UNIT did not start: journalctl -u $UNIT; check-config -c $CONF_DIR/collector.toml" >&2
-                exit 1
-            }
+        if [ -n "$was_running" ]; then
+            for unit in $was_running; do
+                say "starting $unit again"
+                systemctl start "$unit" || {
+                    echo "install.sh: $unit did not start: journalctl -u $unit; check its config (--check)" >&2
+                    exit 1
+                }
+            done
         else
             say "installed; start with: systemctl enable --now $UNIT"
         fi
@@ -164,10 +182,16 @@ do_install() {
 
 do_uninstall() {
     need_root
-    if have_systemd; then
-        systemctl disable --now "$UNIT" 2>/dev/null || true
+    for unit in $UNITS; do
+        if have_systemd; then
+            systemctl disable --now "$unit" 2>/dev/null || true
+        fi
+        rm -f "$DESTDIR$UNITDIR/$unit"
+    done
+    # the command's link, if it is ours
+    if [ -L "$DESTDIR$BINDIR/city-telemetry" ] && [ "$(readlink "$DESTDIR$BINDIR/city-telemetry")" = "$PREFIX/bin/city-telemetry" ]; then
+        rm -f "$DESTDIR$BINDIR/city-telemetry"
     fi
-    rm -f "$DESTDIR$UNITDIR/$UNIT"
     rm -rf "$DESTDIR$PREFIX" "$DESTDIR$DOCDIR"
     if have_systemd; then
         systemctl daemon-reload

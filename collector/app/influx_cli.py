@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from collector.app.config import Config, ConfigError, load_config
+from collector.kpi.output import LEVELS as KPI_LEVELS
 from collector.settings import read_secret
 from collector.sink.config import InfluxConfig
 from collector.sink.query import InfluxQuery, QueryError, quote_identifier
@@ -155,19 +156,42 @@ async def setup_v1(influx: InfluxConfig, wanted: list[Policy]) -> tuple[list[str
                 for row in series.rows()
             )
             if used:
-                target = quote_identifier(wanted[0].name)
-                db = quote_identifier(influx.database)
-                lines.append(
-                    f"note: readings written before the set-up are in {influx.database}.autogen, which queries no "
-                    f"longer read by default; to keep them: SELECT * INTO {db}.{target}.:MEASUREMENT "
-                    f'FROM {db}."autogen"./.*/ GROUP BY *'
-                )
+                measurements = await query.query(f"SHOW MEASUREMENTS ON {quote_identifier(influx.database)}")
+                names = [str(row["name"]) for series in measurements for row in series.rows()]
+                lines += copy_note(influx.database, wanted, names)
         # After the DDL, read back what the server now has: what the output says is what is there.
         now = policies(await query.query(show))
         changes = sum(1 for action in actions if action.statement is not None)
         return [*lines, "now: " + ", ".join(_describe(p) for p in now)], changes
     finally:
         await query.close()
+
+
+def copy_note(database: str, wanted: list[Policy], measurements: list[str]) -> list[str]:
+    """How to keep what was written into ``autogen`` before the set-up: readings into the new default,
+    KPI points (``kpi_<level>``) into their own policy when there is one. Copied into the readings'
+    policy, KPI points would expire with the readings (older ones are refused at once), and the
+    dashboards, which read ``"<kpi policy>"."kpi_*"``, would not find them."""
+    db = quote_identifier(database)
+    raw = wanted[0]
+    kpi = wanted[1] if len(wanted) > 1 else None
+    kpi_names = {f"kpi_{level}" for level in KPI_LEVELS}
+    head = (
+        f"note: readings written before the set-up are in {database}.autogen, which queries no longer read "
+        "by default; to keep them"
+    )
+    if kpi is None or not kpi_names.intersection(measurements):
+        return [
+            f'{head}: SELECT * INTO {db}.{quote_identifier(raw.name)}.:MEASUREMENT FROM {db}."autogen"./.*/ GROUP BY *'
+        ]
+    readings = [name for name in measurements if name not in kpi_names]
+    kpis = [name for name in measurements if name in kpi_names]
+    lines = [f"{head} (readings into {raw.name}, KPI points into {kpi.name}, where the dashboards read them):"]
+    for policy, names in ((raw, readings), (kpi, kpis)):
+        if names:
+            sources = ", ".join(f'{db}."autogen".{quote_identifier(name)}' for name in names)
+            lines.append(f"  SELECT * INTO {db}.{quote_identifier(policy.name)}.:MEASUREMENT FROM {sources} GROUP BY *")
+    return lines
 
 
 def _describe(policy: Policy) -> str:

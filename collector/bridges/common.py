@@ -262,6 +262,7 @@ class MqttPublisher:
     def __init__(self, cfg: MqttConfig, stats: Stats) -> None:
         self.stats = stats
         self.connected = threading.Event()
+        self.stopping = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311)
         if cfg.username is not None:
             password = cfg.password.get_secret_value() if cfg.password is not None else None
@@ -291,6 +292,9 @@ class MqttPublisher:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
+        if self.stopping:  # our own disconnect at exit: nothing an operator should be warned of
+            log.info("mqtt_disconnected", reason=str(reason), shutdown=True)
+            return
         log.warning("mqtt_disconnected", reason=str(reason), hint="paho reconnects by itself; is the broker up?")
 
     def start(self) -> None:
@@ -331,10 +335,12 @@ class MqttPublisher:
                 "publish_unacknowledged",
                 unacknowledged=len(infos) - acked,
                 of=len(infos),
-                hint="the broker did not acknowledge in time: is it up, and may this client publish there (ACL)?",
+                hint="the broker did not acknowledge in time: is it up and reachable? (mosquitto acknowledges and "
+                "drops a publish its ACL refuses: an ACL gap does not show here, see docs/bridges.md)",
             )
         return acked
 
     def stop(self) -> None:
+        self.stopping = True
         self.client.disconnect()
         self.client.loop_stop()

@@ -392,3 +392,16 @@ async def test_a_broker_that_is_away_gets_nothing_queued_and_the_poll_fails(
     stats = last_stats(json_lines(log))
     assert (stats["polls_failed"], stats["publish_unacked"], stats.get("published", 0)) == (1, 5, 0)
     assert any(e.get("event") == "publish_skipped_not_connected" for e in json_lines(log))
+
+
+async def test_a_clean_exit_is_no_warning(servers: tuple[Mosquitto, InfluxDB, Controller], tmp_path: Path) -> None:
+    """Issue 12: a normal disconnect at shutdown is not a warning an operator would alert on. A ``--once``
+    run that went through ends with the bridge's own disconnect: logged at info, marked shutdown."""
+    mosquitto, _, controller = servers
+    code, log = await run_bridge("unifi", write_config(tmp_path, mosquitto, controller))
+    assert code == 0, log
+    events = json_lines(log)
+    disconnects = [e for e in events if e.get("event") == "mqtt_disconnected"]
+    assert [(e["level"], e.get("shutdown")) for e in disconnects] == [("info", True)], disconnects
+    warned = {e["event"] for e in events if e.get("level") in ("warning", "error")}
+    assert warned == {"devices_not_in_inventory"}  # the fixture's Lobby-AP-2, and nothing else

@@ -320,3 +320,22 @@ async def test_published_with_mosquitto_pub_over_tls_and_stored(ap: AccessPoint,
 def rows(influxdb: InfluxDB, measurement: str) -> list[dict[str, Any]]:
     found = points(influxdb, f'SELECT * FROM "{measurement}"')
     return [{k: v for k, v in row.items() if v is not None and k != "_measurement"} for row in found]
+
+
+def test_names_with_json_and_shell_characters_stay_valid_json(ap: AccessPoint) -> None:
+    """An SSID and a hostname as people name them: quotes, a backslash, a dollar, a tab, non-ASCII."""
+    ssid = 'Café "Wifi" \\ $HOME `x`\tgratuit 🙂'
+    status = ap.folder / "ubus" / "hostapd.wlan0.get_status.json"
+    doc = json.loads(status.read_text())
+    doc["ssid"] = ssid
+    status.write_text(json.dumps(doc, ensure_ascii=False))
+    board = ap.folder / "ubus" / "system.board.json"
+    doc = json.loads(board.read_text())
+    doc["hostname"] = 'AP "hall" 1'
+    board.write_text(json.dumps(doc))
+    result = ap.run("--print")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["general"]["hostname"] == 'AP "hall" 1'
+    wireless = [i["wireless"]["ssid"] for i in printed["interfaces"] if i["type"] == "wireless"]
+    assert ssid.replace("\t", "") in wireless

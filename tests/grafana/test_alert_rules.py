@@ -136,6 +136,7 @@ def test_each_alert_rule_fires_for_exactly_what_is_in_trouble(situation: InfluxD
     rules = {rule["uid"]: rule for rule in alert_rules()}
     expected = {
         "ct-device-down": ("device", {"ap-b", "ap-c", "sw-1"}),
+        "ct-device-silent": ("device", set()),  # the situation has states only: test below
         "ct-site-no-ap-up": ("site", {"s2"}),
         "ct-school-link-sla": ("device", {"cpe-1"}),
         "ct-school-link-loss": ("device", {"cpe-1"}),
@@ -148,3 +149,25 @@ def test_each_alert_rule_fires_for_exactly_what_is_in_trouble(situation: InfluxD
     assert set(expected) == set(rules), "every rule has its case here"
     got = {uid: names(firing(situation, rules[uid]), tag) for uid, (tag, _) in expected.items()}
     assert got == {uid: want for uid, (_, want) in expected.items()}
+
+
+def test_a_device_that_stops_reporting_without_a_state_is_alerted(influxdb: InfluxDB) -> None:
+    """Issue 12: "an AP or switch down longer than a configurable time". Many devices never send a
+    state: UniFi APs and switches through the bridge, Telegraf's SNMP switches and school CPEs, OpenWrt
+    APs; a canonical device whose will never reached the broker neither. Silent for 25 minutes after
+    reporting every minute, such an AP and such a switch make a device rule fire; those that keep
+    reporting do not."""
+    influxdb.query(f"CREATE DATABASE {DATABASE}")
+    now = time.time_ns()
+    lines = []
+    for i in range(90):  # a report a minute for 90 minutes, up to now
+        t = now - i * 60 * S
+        lines.append(f"ap,device=ap-fine,kind=ap,nis=21001,site=s1 uptime_s={100000 - i * 60}i,seq={i}i {t}")
+        lines.append(f"netdev,device=sw-fine,kind=switch,nis=21001,site=s1 sys_uptime_s={9000 - i}i,seq=0i {t}")
+        if i >= 25:  # these two went silent 25 minutes ago, with no state and no will
+            lines.append(f"ap,device=ap-quiet,kind=ap,nis=21001,site=s2 uptime_s={100000 - i * 60}i,seq={i}i {t}")
+            lines.append(f"netdev,device=sw-quiet,kind=switch,nis=21001,site=s2 sys_uptime_s={9000 - i}i,seq=0i {t}")
+    write(influxdb, lines)
+    devices = [rule for rule in alert_rules() if rule["uid"].startswith("ct-device")]
+    fired = set().union(*(names(firing(influxdb, rule), "device") for rule in devices))
+    assert fired == {"ap-quiet", "sw-quiet"}

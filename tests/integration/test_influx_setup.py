@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -99,6 +100,37 @@ def test_setup_after_the_collector_made_the_database_keeps_autogen_and_says_how_
     assert influxdb.rows("SELECT cpu_pct, device FROM ap", DATABASE) == [
         {"time": stamp, "cpu_pct": 1.5, "device": "ap-1", "_measurement": "ap"}
     ]  # now in raw, the default
+
+
+def test_setup_over_kpi_points_in_autogen_says_how_to_copy_them_where_the_dashboards_read_them(
+    influxdb: InfluxDB,
+) -> None:
+    """A collector ran before the set-up with its KPI points in autogen (kpi_retention_policy unset, the
+    default). The printed copy statements, run as given, put the readings in raw (the default) and the
+    KPI points in kpi, where ``kpi show``, the KPI engine's later writes and the dashboards
+    (``"$kpi_rp"."kpi_*"``) find them, and not in raw, which would expire them with the readings
+    (and ``DROP RETENTION POLICY "autogen"``, as deploy/influxdb-notes.md says next, would then lose
+    KPI history older than the raw readings, which cannot be recomputed)."""
+    influxdb.query(f"CREATE DATABASE {DATABASE}")
+    stamp = time.time_ns()
+    write(influxdb, f"ap,device=ap-1 cpu_pct=1.5 {stamp}")
+    write(influxdb, f"kpi_device,device=ap-1,grain=day availability_pct=99.5,final=true {stamp - 400 * 86_400 * 10**9}")
+    write(influxdb, f"kpi_municipality,nis=21004,grain=day unique_clients=42i {stamp}")
+    out = setup(influxdb, **KPI_RP).stdout
+    statements = re.findall(r"SELECT \* INTO .*? GROUP BY \*", out)
+    assert statements, out
+    for statement in statements:
+        influxdb.query(statement, DATABASE)
+    assert influxdb.rows("SELECT cpu_pct, device FROM ap", DATABASE) == [
+        {"time": stamp, "cpu_pct": 1.5, "device": "ap-1", "_measurement": "ap"}
+    ]  # in raw, the default
+    assert influxdb.rows('SELECT availability_pct, final FROM "kpi"."kpi_device"', DATABASE) == [
+        {"time": stamp - 400 * 86_400 * 10**9, "availability_pct": 99.5, "final": True, "_measurement": "kpi_device"}
+    ]  # older than raw keeps anything: in kpi, kept for good
+    assert influxdb.rows('SELECT unique_clients FROM "kpi"."kpi_municipality"', DATABASE) == [
+        {"time": stamp, "unique_clients": 42, "_measurement": "kpi_municipality"}
+    ]
+    assert influxdb.rows('SELECT * FROM "raw"./^kpi_/', DATABASE) == []  # not copied into raw
 
 
 def write(influxdb: InfluxDB, line: str) -> None:

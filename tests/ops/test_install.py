@@ -21,6 +21,7 @@ UNIT = "etc/systemd/system/city-telemetry.service"
 CONFIG = "etc/city-telemetry/collector.toml"
 STATE = "var/lib/city-telemetry"
 DOCS = "usr/share/doc/city-telemetry"
+BIN = "usr/local/bin/city-telemetry"
 
 
 def make(target: str, destdir: Path, **settings: str) -> str:
@@ -74,6 +75,14 @@ def test_install_uninstall_and_purge_in_a_staging_folder(tmp_path: Path) -> None
     for doc in ("README.md", "docs/operations.md", "docs/delivery.md", "examples/collector.toml"):
         assert (stage / DOCS / doc).is_file(), doc
     assert (stage / DOCS / "examples/mosquitto/city-telemetry.conf").is_file()
+    # docs/bridges.md, literally: the command on root's PATH, the bridges' units and sample configs there.
+    assert os.readlink(stage / BIN) == "/opt/city-telemetry/bin/city-telemetry"
+    for vendor in ("unifi", "meraki"):
+        bridge_unit = f"city-telemetry-bridge-{vendor}.service"
+        shipped = (ROOT / "deploy/systemd" / bridge_unit).read_text()
+        assert (stage / "etc/systemd/system" / bridge_unit).read_text() == shipped
+        sample = ROOT / "collector/bridges" / vendor / "sample.toml"
+        assert (stage / DOCS / f"examples/bridges/bridge-{vendor}.toml").read_text() == sample.read_text()
     assert (stage / DOCS / "examples/mosquitto/city-telemetry.acl").is_file()
     assert sorted(p.name for p in (stage / DOCS / "examples/grafana/dashboards").iterdir()) == sorted(
         p.name for p in (ROOT / "deploy/grafana/dashboards").iterdir()
@@ -90,6 +99,9 @@ def test_install_uninstall_and_purge_in_a_staging_folder(tmp_path: Path) -> None
     make("install", stage, PREFIX="/opt/elsewhere")
     assert (stage / CONFIG).read_text().endswith("# edited by the operator\n")
     assert "ExecStart=/opt/elsewhere/bin/city-telemetry run" in (stage / UNIT).read_text()
+    bridge_unit = (stage / "etc/systemd/system/city-telemetry-bridge-unifi.service").read_text()
+    assert "ExecStart=/opt/elsewhere/bin/city-telemetry bridge unifi" in bridge_unit
+    assert os.readlink(stage / BIN) == "/opt/elsewhere/bin/city-telemetry"
     assert not (stage / "opt/city-telemetry").exists()
     assert installed_cli(stage, "/opt/elsewhere", "--version").strip() == f"city-telemetry {VERSION}"
 

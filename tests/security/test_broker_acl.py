@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from collector.harness.localservers import InfluxDB, Mosquitto, free_port, write
 from tests import samples
 from tests.conftest import DATABASE, collector_config, running_collector, wait_until
 from tests.security.conftest import new_secret
-from tests.security.shipped import COLLECTOR_ACCOUNT, local_copy
+from tests.security.shipped import COLLECTOR_ACCOUNT, SHIPPED_ACL, local_copy
 
 pytestmark = pytest.mark.servers
 
@@ -304,3 +305,109 @@ async def test_the_queue_of_an_absent_collector_stays_its_own(
         # against the session's current account, so the queued readings are dropped at delivery and
         # the later ones never queued (measured: all 40 lost, none received by the thief).
         assert len(stored(influxdb)) < 2 * per_phase
+
+
+BRIDGES = Path(__file__).resolve().parents[2] / "collector" / "bridges"
+
+
+def gateway_examples() -> dict[str, list[str]]:
+    """The ACL file's commented gateway examples, uncommented: account -> its lines."""
+    blocks: dict[str, list[str]] = {}
+    account = None
+    for line in SHIPPED_ACL.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# user "):
+            account = line.removeprefix("# user ").strip()
+            blocks[account] = []
+        elif account is not None and line.startswith("# topic write "):
+            blocks[account].append(line.removeprefix("# "))
+        else:
+            account = None
+    return blocks
+
+
+def bridge_topics(vendor: str, nis: str, site: str, kind: str, device: str) -> list[str]:
+    """Every topic the bridge's sample config publishes on, for one device."""
+    with (BRIDGES / vendor / "sample.toml").open("rb") as handle:
+        section = tomllib.load(handle)[vendor]
+    templates = [value for key, value in section.items() if key.endswith("_topic")]
+    assert templates, f"{vendor}: no *_topic in its sample.toml"
+    return [t.format(nis=nis, site=site, kind=kind, device=device) for t in templates]
+
+
+@pytest.mark.parametrize("vendor", ["unifi", "meraki"])
+def test_the_acls_gateway_example_lets_each_bridge_publish_everything_it_sends(vendor: str, tmp_path: Path) -> None:
+    """A bridge publishes under its vendor root and, for client reports, states and events, under the
+    canonical root (its sample.toml). With MQTT 3.1.1, the bridges' protocol, mosquitto acknowledges and
+    drops what the ACL refuses: an account set up from the ACL's example must be granted every one of
+    those topics, or the bridge's client reports vanish without a trace."""
+    examples = {name: lines for name, lines in gateway_examples().items() if vendor in name}
+    assert examples, f"the ACL has no commented example account for the {vendor} bridge"
+    ((account, lines),) = examples.items()
+    passwords = {name: new_secret(f"mqtt-{name}") for name in (COLLECTOR_ACCOUNT, account)}
+    password_file = write_password_file(tmp_path / "passwd", passwords)
+    folder, port = tmp_path / "mosquitto", free_port()
+    acl_extra = "\n" + "\n".join([f"user {account}", *lines]) + "\n"
+    server = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file, acl_extra=acl_extra))
+    server.start()
+    try:
+        broker = Broker(server, passwords)
+        collector = broker.account(COLLECTOR_ACCOUNT)
+        collector.subscribe("bxl/#", f"{vendor}/#")
+        bridge = broker.account(account)
+        nis = next(line.split("/")[1] for line in lines if line.startswith(f"topic write {vendor}/"))
+        topics = bridge_topics(vendor, nis, "gare-du-midi", "ap", "ap-21004-0042")
+        answers = {topic: bridge.publish(topic, "{}") for topic in topics}
+        assert answers == dict.fromkeys(topics, SUCCESS)
+        deadline = time.monotonic() + 10
+        while len(collector.received) < len(topics) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(collector.received) == sorted(topics)
+        # ... and only for its own municipalities.
+        elsewhere = bridge_topics(vendor, "21001", "somewhere", "ap", "ap-21001-0001")
+        assert {t: bridge.publish(t, "{}") for t in elsewhere} == dict.fromkeys(elsewhere, NOT_AUTHORIZED)
+        bridge.close()
+        collector.close()
+    finally:
+        server.kill()
+
+
+def test_the_acls_telegraf_example_takes_every_topic_of_the_shipped_telegraf_conf(tmp_path: Path) -> None:
+    """deploy/telegraf/telegraf.conf logs in as its outputs.mqtt username and publishes each input's
+    metrics on its topic template: the ACL's commented Telegraf account, uncommented, lets every one of
+    those topics through (MQTT 5 PUBACK 0) to the collector's account."""
+    from tests.adapters.telegraf.test_deploy_conf import CONF, render
+
+    with CONF.open("rb") as handle:
+        conf = tomllib.load(handle)
+    (output,) = conf["outputs"]["mqtt"]
+    account = output["username"]
+    examples = gateway_examples()
+    assert account in examples, f"the ACL has no commented example for telegraf.conf's account {account!r}"
+    topics = sorted(
+        {
+            render(output["topic"], name, plugin["tags"])
+            for name in ("snmp", "interface")
+            for plugin in conf["inputs"]["snmp"]
+        }
+        | {render(output["topic"], "ping", plugin["tags"]) for plugin in conf["inputs"]["ping"]}
+    )
+    passwords = {name: new_secret(f"mqtt-{name}") for name in (COLLECTOR_ACCOUNT, account)}
+    password_file = write_password_file(tmp_path / "passwd", passwords)
+    folder, port = tmp_path / "mosquitto", free_port()
+    acl_extra = "\n" + "\n".join([f"user {account}", *examples[account]]) + "\n"
+    server = Mosquitto(folder, port, config_file=local_copy(folder, port, password_file, acl_extra=acl_extra))
+    server.start()
+    try:
+        broker = Broker(server, passwords)
+        collector = broker.account(COLLECTOR_ACCOUNT)
+        collector.subscribe("telegraf/#")
+        telegraf = broker.account(account, client_id=output["client_id"])
+        assert {t: telegraf.publish(t, "x") for t in topics} == dict.fromkeys(topics, SUCCESS)
+        deadline = time.monotonic() + 10
+        while len(collector.received) < len(topics) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(collector.received) == topics
+        telegraf.close()
+        collector.close()
+    finally:
+        server.kill()

@@ -197,6 +197,19 @@ def test_a_poll_without_its_iftable_walk_is_refused_with_the_reason() -> None:
     assert "no ifTable columns" in error.detail and "split over two messages" in error.detail
 
 
+def test_a_poll_cut_by_a_flush_after_its_iftable_walk_stores_that_half_as_documented() -> None:
+    """docs/adapters.md, "Not detectable": the first message of a split poll (uptime + ifTable rows)
+    reads as an agent without ifXTable: stored, 32-bit, named by ifDescr; the second is refused."""
+    lines = fixture("telegraf", "snmp_two_tables.lp").splitlines(keepends=True)[:7]  # the first poll
+    first = b"".join(line for line in lines if b"ifHCInOctets" not in line)
+    second = b"".join(line for line in lines if b"ifHCInOctets" in line)
+    (reading,) = ADAPTER.decode(first, source("sw-1", None), ns("2025-11-28T14:00:00Z"))
+    assert isinstance(reading.message, IfCounters)
+    names = [(i.name, i.counter_bits) for i in reading.message.interfaces]
+    assert names == [("GigabitEthernet0/1", 32), ("GigabitEthernet0/2", 32), ("GigabitEthernet0/3", 32)]
+    assert refused(second).reason == "unsupported"
+
+
 def test_two_polls_inside_the_tolerance_disagree_and_are_refused() -> None:
     error = refused(fixture("telegraf", "snmp_two_tables.lp"), TelegrafAdapter(poll_tolerance_s=120.0))
     assert error.reason == "invalid"

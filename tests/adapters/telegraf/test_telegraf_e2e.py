@@ -219,3 +219,60 @@ async def test_telegraf_polls_and_pings_are_stored_once_each_and_half_polls_refu
             "seq": 0,
         },
     ]
+
+
+TELEGRAF_CONF = Path(__file__).resolve().parents[3] / "deploy" / "telegraf" / "telegraf.conf"
+
+
+def backlog(device_rows: int, start_s: int) -> tuple[bytes, int]:
+    """What Telegraf publishes for one device after the broker was away: its outputs.mqtt groups a batch
+    of ``metric_batch_size`` metrics by topic, so one message holds up to that many rows of the device,
+    poll after poll (here the switch's two-table polls, a minute apart). Returns it and its poll count."""
+    two = fixture("telegraf", "snmp_two_tables.lp").splitlines(keepends=True)  # two polls of 7 rows
+    lines: list[bytes] = []
+    polls = 0
+    while (polls + 1) * 7 <= device_rows:
+        block = b"".join(two[:7]) if polls % 2 == 0 else b"".join(two[7:14])
+        minute = start_s + (polls // 2) * 120  # the fixture's second poll is already a minute later
+        delta = (minute - T0_S) * 10**9
+        lines.append(_STAMP.sub(lambda m, d=delta: b" " + str(int(m.group(1)) + d).encode(), block))
+        polls += 1
+    return b"".join(lines), polls
+
+
+@pytest.mark.parametrize("sized", [False, True], ids=["collector defaults", "sized as telegraf.conf says"])
+async def test_a_telegraf_backlog_after_a_broker_outage_is_stored_when_sized_as_documented(
+    sized: bool, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """telegraf.conf keeps metrics while the broker is away (metric_buffer_limit) and sends them back in
+    batches of metric_batch_size, one message per device. Such a message is larger than the shipped
+    broker's max_packet_size and the collector's default payload limit (256 KiB): refused whole. With
+    the broker and the collector sized as telegraf.conf says, every poll of it is stored."""
+    conf = TELEGRAF_CONF.read_text()
+    batch = int(re.search(r"^\s*metric_batch_size = (\d+)", conf, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    wanted = int(re.search(r"limits\.max_payload_bytes = (\d+)", conf).group(1))  # type: ignore[union-attr]
+    packet = int(re.search(r"max_packet_size (\d+)", conf).group(1))  # type: ignore[union-attr]
+    shipped = (TELEGRAF_CONF.parents[1] / "mosquitto" / "city-telemetry.conf").read_text()
+    shipped_packet = int(re.search(r"^max_packet_size (\d+)", shipped, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    payload, polls = backlog(batch, base() - 24 * 3600)
+    assert shipped_packet < len(payload) <= wanted <= packet - 4096, len(payload)
+    broker = Mosquitto(tmp_path / "mosquitto", extra_config=f"max_packet_size {packet}\n")
+    broker.start()
+    publisher = Publisher(broker.port)
+    try:
+        settings = {"limits__max_payload_bytes": str(wanted)} if sized else {}
+        config = collector_config(broker, influxdb, tmp_path, **settings)
+        async with running_collector(config) as collector:
+            publisher.publish(f"telegraf/21004/gare-du-midi/{SWITCH}/snmp", payload)
+            publisher.flush()
+            await wait_until(lambda: collector.counters["messages_committed"] == 1, what="commit", timeout_s=60)
+    finally:
+        publisher.close()
+        broker.kill()
+    stored = points(influxdb, f"SELECT count(sys_uptime_s) FROM netdev WHERE device = '{SWITCH}'")
+    if sized:
+        assert dict(collector.dead_letters.counts) == {}
+        assert stored[0]["count"] == polls
+    else:
+        assert dict(collector.dead_letters.counts) == {"payload_too_large": 1}
+        assert stored == []

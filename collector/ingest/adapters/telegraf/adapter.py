@@ -33,7 +33,9 @@ they all carry: ``ifIndex`` (or the ``index`` tag of ``index_as_tag``), else ``i
 no join. Two rows of one interface that disagree on a value are refused (``invalid``); an
 interface with no ``ifTable`` column (ifOperStatus, ifInOctets ...) is a poll whose ifTable walk
 is missing from the message (it failed, or the poll was split over two flushes) and is refused
-(``unsupported``), like an ``snmp`` row without interface rows: a half poll is never stored.
+(``unsupported``), like an ``snmp`` row without interface rows: that half is never stored. The
+other half of a split poll (ifTable rows only) cannot be told from an agent without ifXTable and is
+stored as one (README.md, "Known limits").
 
 Telegraf must publish a poll in one message: ``outputs.mqtt`` with ``layout = "batch"`` (before
 v1.37.0 also ``batch = true``) and a topic that keeps a device's ``snmp``, ``interface`` and ``ping``
