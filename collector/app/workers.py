@@ -49,6 +49,7 @@ from structlog.typing import EventDict, WrappedLogger
 
 from collector.app.config import Config
 from collector.ops.health import HealthServer, Status, bind_listener, is_gauge
+from collector.ops.systemd import Notifier
 
 log = structlog.get_logger("collector.app.workers")
 
@@ -58,6 +59,9 @@ RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
 STABLE_S = 60.0
 STOP_EXTRA_S = 30.0  # beyond --grace, for the workers' final KPI pass and closing
+HUNG_S = 30.0  # a running worker silent this long is killed and restarted (as systemd's WatchdogSec=30)
+# systemd talks to the supervisor only (NotifyAccess=main): the workers are not given its socket.
+_SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 MAX_WORKERS = 64
 _ORDER: dict[Status, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
@@ -267,6 +271,11 @@ class Supervisor:
             )
         return all(item["ready"] for item in detail.values()), {"workers": detail}
 
+    async def _until_ready(self, ready: asyncio.Event) -> None:
+        while not self.ready()[0]:
+            await asyncio.sleep(0.2)
+        ready.set()
+
     # -- running --------------------------------------------------------------------------------
     def _command(self, worker: Worker, fd: int) -> list[str]:
         command = [sys.executable, "-m", "collector.app.cli", "run", "--worker", str(worker.index)]
@@ -279,7 +288,8 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         try:
             command = self._command(worker, write_fd)
-            worker.process = await asyncio.create_subprocess_exec(*command, pass_fds=(write_fd,))
+            env = {name: value for name, value in os.environ.items() if name not in _SYSTEMD_VARIABLES}
+            worker.process = await asyncio.create_subprocess_exec(*command, pass_fds=(write_fd,), env=env)
         finally:
             os.close(write_fd)
         worker.started_at = time.monotonic()
@@ -304,6 +314,27 @@ class Supervisor:
                 worker.report = json.loads(line)
                 worker.reported_at = time.monotonic()
 
+    async def _watch(self, worker: Worker) -> None:
+        """Kill a running worker that stopped reporting for HUNG_S: its event loop is stuck (the
+        workers' equivalent of systemd's watchdog, which only sees the supervisor). It is then
+        restarted like any worker that died; what it had not acknowledged comes back to it."""
+        while True:
+            await asyncio.sleep(1.0)
+            process = worker.process
+            silent_s = time.monotonic() - max(worker.reported_at, worker.started_at)
+            if process is not None and process.returncode is None and silent_s > HUNG_S:
+                log.error(
+                    "worker_hung",
+                    worker=worker.index,
+                    pid=process.pid,
+                    silent_s=round(silent_s, 1),
+                    hint="no report from the worker's event loop: killed and restarted; its lines before "
+                    "this say what it was doing (send it SIGUSR1 next time for its tasks' stacks)",
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                return
+
     async def _keep(self, worker: Worker, stop: asyncio.Event) -> None:
         """Run worker ``index`` until the stop; restart it (backoff) whenever it exits before."""
         backoff = RESTART_MIN_S
@@ -313,7 +344,9 @@ class Supervisor:
             if stop.is_set():  # the stop came while it started: it missed the SIGTERM sent to the others
                 worker.process.send_signal(signal.SIGTERM)
             reading = asyncio.create_task(self._read_reports(worker, reader))
+            watching = asyncio.create_task(self._watch(worker))
             code = await worker.process.wait()
+            watching.cancel()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await reading  # its last report
@@ -373,7 +406,14 @@ class Supervisor:
         keepers = [
             asyncio.create_task(self._keep(worker, stop), name=f"worker-{worker.index}") for worker in self.workers
         ]
+        # systemd (Type=notify): READY=1 once every worker is subscribed, WATCHDOG=1 from this loop.
+        all_ready = asyncio.Event()
+        notifier = Notifier()
+        systemd = asyncio.create_task(notifier.run(all_ready, self.stats), name="systemd")
+        readiness = asyncio.create_task(self._until_ready(all_ready), name="readiness")
         await stop.wait()
+        notifier.stopping()
+        readiness.cancel()
         log.info("supervisor_stopping", running=sum(1 for worker in self.workers if worker.running))
         for worker in self.workers:
             if worker.running and worker.process is not None:
@@ -394,6 +434,9 @@ class Supervisor:
                     with contextlib.suppress(ProcessLookupError):
                         worker.process.kill()
             await asyncio.gather(*keepers, return_exceptions=True)
+        systemd.cancel()
+        await asyncio.gather(systemd, readiness, return_exceptions=True)
+        notifier.close()
         codes = [worker.process.returncode if worker.process is not None else None for worker in self.workers]
         if health is not None:
             await health.stop()

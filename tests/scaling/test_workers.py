@@ -284,3 +284,53 @@ def test_a_worker_not_restarted_keeps_its_share_in_the_broker_until_it_returns(
     publish(publisher, more)
     wait_count(influxdb, len(first) + len(rest) + len(more))
     assert stop(supervisor) == 0
+
+
+def test_under_systemd_ready_once_every_worker_is_subscribed_and_a_hung_worker_is_replaced(
+    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    from collector.ops.systemd import BLOCK_LOOP_ENV
+    from tests.ops.test_systemd import NotifyListener
+
+    listener = NotifyListener()
+    port = free_port()
+    config = write_config(tmp_path, mosquitto, influxdb, port)
+    log = tmp_path / "supervisor.log"
+    mosquitto.stop()  # away at start: no READY=1 before every worker has subscribed
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "NOTIFY_SOCKET": listener.name,
+        "WATCHDOG_USEC": "1000000",
+        BLOCK_LOOP_ENV: "45",  # test-only: SIGUSR2 blocks a worker's event loop this long
+    }
+    try:
+        with open(log, "ab") as handle:
+            supervisor = subprocess.Popen(
+                [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config), "--workers", "2"],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        _STARTED.append(supervisor)
+        listener.wait_for("WATCHDOG", timeout_s=20)
+        time.sleep(1.5)
+        assert listener.times("READY") == []
+        mosquitto.start()
+        listener.wait_for("READY", timeout_s=30)
+        assert get(port, "/readyz")[0] == 200
+        # Only the supervisor speaks to systemd (NotifyAccess=main): the workers are not given the socket.
+        assert [e.get("worker") for e in events(log, "systemd_ready")] == [None]
+        assert len(listener.times("READY")) == 1
+
+        # Worker 1's event loop blocked: no report for 30 s, the supervisor kills and restarts it.
+        _, body = get(port, "/healthz")
+        os.kill(json.loads(body)["workers"]["1"]["pid"], signal.SIGUSR2)
+        hung = wait_for_event(log, "worker_hung", timeout_s=45)
+        assert hung[0]["worker"] == 1
+        wait_for_event(log, "worker_started", count=3)
+        wait_ready(port)
+        assert stop(supervisor) == 0
+        assert len(listener.times("STOPPING")) == 1
+    finally:
+        listener.close()
