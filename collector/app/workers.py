@@ -3,7 +3,8 @@
 Contract (docs/scaling.md):
 
 - **Worker k** (1..N) is an ordinary collector process (``run --worker k``) with the config of
-  :func:`worker_config`: client id ``<mqtt.client_id>-k``, spool ``<spool.folder>/worker-k``,
+  :func:`worker_config`: client id ``<mqtt.client_id>-k`` (and account ``<mqtt.username>-k`` when
+  the username is the client id, as with the shipped Mosquitto drop-in), spool ``<spool.folder>/worker-k``,
   dead letters ``<dead_letter.file's folder>/worker-k/<name>``, the KPI state in its own spool (or
   ``<kpi.state_file's folder>/worker-k/<name>``), no health listener of its own. The names depend
   on k only, so worker k always resumes its own persistent session and spool, whatever restarts it.
@@ -73,8 +74,13 @@ def worker_folder(index: int) -> str:
 def worker_config(config: Config, index: int) -> Config:
     """The config of worker ``index`` (1..N): its own client id, spool, dead letters, KPI state; no health port."""
     sub = worker_folder(index)
+    mqtt = {"client_id": f"{config.mqtt.client_id}-{index}"}
+    if config.mqtt.username is not None and config.mqtt.username == config.mqtt.client_id:
+        # A broker that names each session after its account (the shipped Mosquitto drop-in's
+        # use_username_as_clientid) needs an account per worker: <username>-k (docs/scaling.md).
+        mqtt["username"] = f"{config.mqtt.username}-{index}"
     updates: dict[str, Any] = {
-        "mqtt": config.mqtt.model_copy(update={"client_id": f"{config.mqtt.client_id}-{index}"}),
+        "mqtt": config.mqtt.model_copy(update=mqtt),
         "spool": config.spool.model_copy(update={"folder": config.spool.folder / sub}),
         "health": config.health.model_copy(update={"listen": None}),
     }

@@ -31,6 +31,8 @@ class Member:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.on_message = lambda client, userdata, message: self.got.append(int(message.payload))
         self.client.on_connect = self._on_connect
+        self.unsubscribed = False
+        self.client.on_unsubscribe = lambda *args: setattr(self, "unsubscribed", True)
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = 0xFFFFFFFF if expiry_s is None else expiry_s
         self.client.connect("127.0.0.1", port, clean_start=False, properties=properties)
@@ -81,7 +83,8 @@ def test_an_offline_member_keeps_its_share_until_it_returns(tmp_path: Path) -> N
         b = Member(broker.port, "b")
         assert b.session_present
         b.client.unsubscribe(FILTER)  # what run --drain does: the queued share still comes
-        wait(lambda: len(b.got) >= 50)
+        wait(lambda: len(b.got) >= 50 and b.unsubscribed)
+        assert b.unsubscribed
         assert sorted(a.got + b.got) == list(range(100))
         publish(broker.port, range(100, 110))  # after the UNSUBSCRIBE, a takes everything
         wait(lambda: len(a.got) >= 60)

@@ -108,11 +108,14 @@ def wait_ready(port: int, timeout_s: float = 30.0) -> dict[str, Any]:
     raise AssertionError(f"not ready in {timeout_s} s: {get(port, '/readyz')}")
 
 
-def metric(port: int, name: str) -> float:
+def metric(port: int, name: str, missing: float | None = None) -> float:
+    """A metric's value; ``missing`` if not exported yet (a counter appears once it counted), else fail."""
     _, text = get(port, "/metrics")
     for line in text.splitlines():
         if line.startswith(f"{name} "):
             return float(line.split()[1])
+    if missing is not None:
+        return missing
     raise AssertionError(f"{name} not in /metrics:\n{text}")
 
 
@@ -148,7 +151,11 @@ def stored(influxdb: InfluxDB) -> list[tuple[str, int, int]]:
 
 
 def count(influxdb: InfluxDB) -> int:
-    series = influxdb.query("SELECT count(seq) FROM ap_clients", DATABASE)
+    try:
+        series = influxdb.query("SELECT count(seq) FROM ap_clients", DATABASE)
+    except RuntimeError as error:  # the first write creates the database
+        assert "database not found" in str(error)
+        return 0
     return int(series[0]["values"][0][1]) if series else 0
 
 
@@ -186,7 +193,7 @@ def test_three_workers_store_every_reading_once(
     # Received once each, in all: the broker gave each reading to one worker (InfluxDB would hide a
     # duplicate: same series, same time), and every worker had a share.
     deadline = time.monotonic() + 10
-    while metric(port, "city_telemetry_acked_total") < len(batch) and time.monotonic() < deadline:
+    while metric(port, "city_telemetry_acked_total", 0) < len(batch) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert metric(port, "city_telemetry_received_total") == len(batch)
     assert metric(port, "city_telemetry_acked_total") == len(batch)
