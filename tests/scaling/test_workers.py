@@ -76,13 +76,13 @@ self_stats_every_s = 0
     return path
 
 
-def start(config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+def start(config: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "ab") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config), *args],
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     _STARTED.append(process)
     return process
