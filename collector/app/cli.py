@@ -38,6 +38,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"config error:\n{error}", file=sys.stderr)
         return 2
+    if args.workers is not None and (args.worker is not None or args.drain or args.stats_fd is not None):
+        print(
+            "city-telemetry run: --workers runs the supervisor; --worker, --drain are for one process", file=sys.stderr
+        )
+        return 2
     if args.workers is not None:  # the supervisor (collector/app/workers.py)
         problems = check_workers(config, args.workers)
         if problems:

@@ -116,3 +116,27 @@ def test_an_offline_members_share_is_dropped_when_its_session_expires(tmp_path: 
         b.leave()
     finally:
         broker.kill()
+
+
+def test_retained_messages_go_to_each_member_that_subscribes(tmp_path: Path) -> None:
+    """MQTT 5 (4.8.2) says a shared subscription receives no retained messages; mosquitto 2.0.11 sends
+    them to every member as it subscribes (so each worker stores them once: idempotent writes)."""
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pub", protocol=mqtt.MQTTv5)
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.loop_start()
+        publisher.publish("t/state", "1", qos=1, retain=True).wait_for_publish(10)
+        publisher.disconnect()
+        publisher.loop_stop()
+        a, b = Member(broker.port, "a"), Member(broker.port, "b")
+        a.subscribe()
+        b.subscribe()
+        wait(lambda: len(a.got) + len(b.got) >= 2)
+        time.sleep(0.3)
+        assert (a.got, b.got) == ([1], [1])
+        a.leave()
+        b.leave()
+    finally:
+        broker.kill()

@@ -100,3 +100,15 @@ def test_a_shared_group_name_with_a_slash_is_refused() -> None:
 
     with pytest.raises(ConfigError, match=r"mqtt\.shared_group"):
         load_config(None, {"CITY_TELEMETRY__MQTT__SHARED_GROUP": "a/b"})
+
+
+def test_run_workers_refuses_a_config_that_cannot_share_with_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "collector.app.cli", "run", "--workers", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "mqtt.shared_group is not set" in result.stderr
+    result = subprocess.run([*command, "--drain"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "--worker, --drain are for one process" in result.stderr
