@@ -242,8 +242,9 @@ def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(
     assert [line["client_id"] for line in started] == ["collector-2", "collector-2"]  # the same session
 
 
+@pytest.mark.parametrize("comeback", ["worker 3 again", "two workers and worker 3 drained"])
 def test_a_worker_not_restarted_keeps_its_share_in_the_broker_until_it_returns(
-    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path, comeback: str
 ) -> None:
     port = free_port()
     config = write_config(tmp_path, mosquitto, influxdb, port)
@@ -277,6 +278,15 @@ def test_a_worker_not_restarted_keeps_its_share_in_the_broker_until_it_returns(
     assert events(log, "worker_started").__len__() == 3  # not restarted
     assert stop(supervisor) != 0  # worker 3 did not stop cleanly: it was killed
 
+    if comeback == "worker 3 again":  # the supervisor started again: worker 3 resumes its session
+        supervisor = start(config, log, "--workers", "3")
+        wait_ready(port)
+        wait_count(influxdb, len(first) + len(rest))
+        assert stored(influxdb) == sorted(expected for _, _, expected in first + rest)
+        assert stop(supervisor) == 0
+        returned = [line for line in events(log, "collector_stopped") if line["worker"] == 3][-1]
+        assert returned["received"] >= missing  # its share came to it, not to the others
+        return
     # Fewer workers: two, and worker 3's session drained on its own; its share is stored, exactly.
     supervisor = start(config, log, "--workers", "2")
     wait_ready(port)
