@@ -351,3 +351,36 @@ def test_under_systemd_ready_once_every_worker_is_subscribed_and_a_hung_worker_i
         assert len(listener.times("STOPPING")) == 1
     finally:
         listener.close()
+
+
+def test_workers_stop_cleanly_when_their_supervisor_is_killed(
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = write_config(tmp_path, mosquitto, influxdb, port)
+    log = tmp_path / "supervisor.log"
+    supervisor = start(config, log, "--workers", "2")
+    wait_ready(port)
+    _, body = get(port, "/healthz")
+    pids = [json.loads(body)["workers"][k]["pid"] for k in ("1", "2")]
+    batch = readings(0, 500)
+    publish(publisher, batch)
+    supervisor.kill()  # SIGKILL: nothing forwarded; the workers see their pipe close
+    supervisor.wait(timeout=10)
+    gone = wait_for_event(log, "worker_supervisor_gone", count=2, timeout_s=20)
+    assert sorted(line["worker"] for line in gone) == [1, 2]
+    stopped = wait_for_event(log, "collector_stopped", count=2, timeout_s=30)
+    assert sorted(line["worker"] for line in stopped) == [1, 2]
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.1)
+    # What they had received was stored before they stopped (the rest waits in their sessions).
+    assert count(influxdb) == sum(line["received"] for line in stopped) > 0
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
