@@ -75,6 +75,8 @@ def test_install_uninstall_and_purge_in_a_staging_folder(tmp_path: Path) -> None
         assert (stage / DOCS / doc).is_file(), doc
     assert (stage / DOCS / "examples/mosquitto/city-telemetry.conf").is_file()
     assert (stage / DOCS / "examples/mosquitto/city-telemetry.acl").is_file()
+    template = (stage / DOCS / "examples/systemd/city-telemetry@.service").read_text()
+    assert "StateDirectory=city-telemetry/%i" in template and (stage / DOCS / "docs/scaling.md").is_file()
     assert sorted(p.name for p in (stage / DOCS / "examples/grafana/dashboards").iterdir()) == sorted(
         p.name for p in (ROOT / "deploy/grafana/dashboards").iterdir()
     )
