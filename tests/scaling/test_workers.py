@@ -45,12 +45,13 @@ def _no_process_outlives_its_test() -> Iterator[None]:
                 process.wait(timeout=10)
 
 
-def write_config(folder: Path, mosquitto: Mosquitto, influxdb: InfluxDB, port: int) -> Path:
+def write_config(folder: Path, mosquitto: Mosquitto, influxdb: InfluxDB, port: int, protocol: str = "3.1.1") -> Path:
     path = folder / "collector.toml"
     path.write_text(
         f"""
 [mqtt]
 port = {mosquitto.port}
+protocol = "{protocol}"
 client_id = "collector"
 shared_group = "city"
 watch_broker_drops = false
@@ -177,11 +178,12 @@ def stop(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=60)
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_three_workers_store_every_reading_once(
-    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
+    mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path, protocol: str
 ) -> None:
     port = free_port()
-    config = write_config(tmp_path, mosquitto, influxdb, port)
+    config = write_config(tmp_path, mosquitto, influxdb, port, protocol)
     log = tmp_path / "supervisor.log"
     supervisor = start(config, log, "--workers", "3")
     ready = wait_ready(port)
