@@ -20,6 +20,9 @@ Contract (docs/scaling.md):
   stops cleanly. The supervisor sums the counters; a restarted worker's counters start at 0, so
   the last report of each ended run is kept and added (the counters of the whole never go back;
   what a worker counted after its last report, at most ``REPORT_EVERY_S``, is not in them).
+- **The workers' watchdog:** systemd watches only the supervisor (its READY=1 once every worker is
+  subscribed, its WATCHDOG=1 from its own loop; the workers do not get ``$NOTIFY_SOCKET``); a
+  running worker silent for ``HUNG_S`` has a stuck event loop and is killed, then restarted.
 - **Health of the whole:** the worst worker's state; a worker not running, or silent for
   ``STALE_S``, is ``unhealthy`` (its share waits in the broker: not lost, not collected).
   Ready when every worker is ready.
