@@ -4,7 +4,7 @@ recompute from storage (what one collector computes), point for point (docs/scal
 The workers' KPI engines compute once every reading is stored (``kpi.every_s`` is an hour while
 the day is published, then the workers are started again with 2 s): what this shows is that
 computing from storage does not depend on which worker received which device's messages, and
-that days a worker has not computed yet survive its stop. The race between two workers' live
+that days a worker has not computed by its stop survive it. The race between two workers' live
 computations of one day is a documented limit (docs/scaling.md), not covered here.
 """
 
@@ -75,10 +75,12 @@ self_stats_every_s = 0
         assert time.monotonic() < deadline, "not every message was committed"
         time.sleep(0.2)
     # Each worker computes the days its readings touched at its stop, for up to 10 s; three workers
-    # on two shared cores do not finish: the days left stay in each worker's KPI state file ...
+    # on two shared cores often do not finish: the days left stay in each worker's KPI state file ...
     assert stop(supervisor) == 0
     for k in (1, 2, 3):
-        assert day.isoformat() in (tmp_path / "spool" / f"worker-{k}" / "kpi-state.json").read_text()
+        pending = day.isoformat() in (tmp_path / "spool" / f"worker-{k}" / "kpi-state.json").read_text()
+        done = any(e["worker"] == k and e["day"] == day.isoformat() for e in events(log, "kpi_day_computed"))
+        assert pending or done, f"worker {k} neither computed the day nor kept it pending"
     # ... and are computed at the next start (every 2 s here), from what all three stored.
     supervisor = start(config_path, log, "--workers", "3", env={"CITY_TELEMETRY__KPI__EVERY_S": "2"})
     wait_ready(health)
