@@ -122,6 +122,14 @@ install_files() {
     install -m 0644 "$SRC/deploy/collector.toml" "$DESTDIR$DOCDIR/examples/collector.toml"
     install -m 0644 "$SRC/deploy/influxdb-notes.md" "$DESTDIR$DOCDIR/examples/influxdb-notes.md"
     cp -R "$SRC/deploy/mosquitto" "$DESTDIR$DOCDIR/examples/mosquitto"
+    # The template unit for several collectors (docs/scaling.md): an example, enabled by hand.
+    install -d -m 0755 "$DESTDIR$DOCDIR/examples/systemd"
+    install -m 0644 "$SRC/deploy/systemd/SCALING.md" "$DESTDIR$DOCDIR/examples/systemd/SCALING.md"
+    sed -e "s#/opt/city-telemetry#$PREFIX#g" \
+        -e "s#/etc/city-telemetry#$CONF_DIR#g" \
+        -e "s#/var/lib/city-telemetry#$STATE_DIR#g" \
+        -e "s#/usr/share/doc/city-telemetry#$DOCDIR#g" \
+        "$SRC/deploy/systemd/city-telemetry@.service" >"$DESTDIR$DOCDIR/examples/systemd/city-telemetry@.service"
     if [ -d "$SRC/deploy/grafana" ]; then
         cp -R "$SRC/deploy/grafana" "$DESTDIR$DOCDIR/examples/grafana"
     fi

@@ -14,34 +14,76 @@ from collector.app.broker_cli import add_broker_parser
 from collector.app.config import ConfigError, load_config
 from collector.app.influx_cli import add_influxdb_parser
 from collector.app.kpi_cli import add_kpi_parser
+from collector.app.workers import add_worker_arguments
 from simulators.cli import add_simulate_parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from collector.app.service import Collector
+    from collector.app.workers import (
+        check_workers,
+        report_to_supervisor,
+        run_supervisor,
+        stop_when_drained,
+        tag_worker_logs,
+        worker_config,
+    )
     from collector.ops.health import HealthPortUnavailable
     from collector.ops.logs import configure_logging
     from collector.ops.systemd import install_test_block_hook
+    from collector.source.mqtt import MqttSource
 
     try:
         config = load_config(args.config)
     except ConfigError as error:
         print(f"config error:\n{error}", file=sys.stderr)
         return 2
+    if args.workers is not None and (args.worker is not None or args.drain or args.stats_fd is not None):
+        print(
+            "city-telemetry run: --workers runs the supervisor; --worker, --drain are for one process", file=sys.stderr
+        )
+        return 2
+    if args.workers is not None:  # the supervisor (collector/app/workers.py)
+        problems = check_workers(config, args.workers)
+        if problems:
+            print("city-telemetry run --workers: cannot start:\n" + "\n".join(problems), file=sys.stderr)
+            return 2
+        configure_logging(config.log.level, config.log.format)
+        try:
+            return run_supervisor(config, args)
+        except HealthPortUnavailable as error:
+            print(f"city-telemetry run: {error}", file=sys.stderr)
+            return 2
+    if args.worker is not None:
+        config = worker_config(config, args.worker)
     configure_logging(config.log.level, config.log.format)
+    if args.worker is not None:
+        tag_worker_logs(args.worker)
 
     async def main() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        collector = Collector(config)
+        source = MqttSource(config.mqtt, config.subscriptions, drain_only=True) if args.drain else None
+        collector = Collector(config, source=source)
+        helpers = []
+        if args.stats_fd is not None:
+            report = lambda: {"stats": collector.stats(), "health": collector.health(), "ready": collector.ready()}  # noqa: E731
+            helpers.append(asyncio.create_task(report_to_supervisor(report, args.stats_fd, stop)))
+        if args.drain:
+            helpers.append(asyncio.create_task(stop_when_drained(collector, stop, args.idle)))
         # SIGUSR1: log the statistics and what every task is waiting for (for an operator's "why?").
         loop.add_signal_handler(signal.SIGUSR1, collector.log_diagnostics)
         # SIGHUP: reopen the dead-letter file (after an external logrotate moved it away).
         loop.add_signal_handler(signal.SIGHUP, collector.dead_letters.request_reopen)
         install_test_block_hook(loop)  # only with CITY_TELEMETRY_TEST_BLOCK_LOOP_S set (tests)
-        return await collector.run(stop, grace_s=args.grace)
+        try:
+            return await collector.run(stop, grace_s=args.grace)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     from collector.source.paho_internals import UnsupportedPaho
 
@@ -108,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the collector daemon until SIGTERM/SIGINT")
     run.add_argument("-c", "--config", type=Path, help="TOML config file (env CITY_TELEMETRY__* overrides it)")
     run.add_argument("--grace", type=float, default=10.0, help="seconds to flush on shutdown (default 10)")
+    add_worker_arguments(run)
     run.set_defaults(func=_cmd_run)
 
     check = commands.add_parser("check-config", help="validate a config; exit 2 naming every bad key")

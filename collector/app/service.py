@@ -163,7 +163,8 @@ class Collector:
         """
         log.info(
             "collector_starting",
-            subscriptions=self.config.subscriptions,
+            subscriptions=self.source.subscriptions,
+            client_id=self.config.mqtt.client_id,
             influxdb=self.config.influxdb.url,
             api=self.config.influxdb.api,
             kpi=self.kpi is not None,

@@ -80,6 +80,9 @@ _HELP = {
     "dead_letter_reopens": "times the dead-letter file was reopened (SIGHUP, or moved away)",
     "dead_letter_file_bytes": "bytes in the current dead-letter file",
     "retained_rejections_repeated": "refused retained messages seen again and not dead-lettered again",
+    "workers": "worker processes the supervisor runs (run --workers N)",
+    "workers_running": "worker processes running now",
+    "worker_restarts": "workers restarted by the supervisor after they exited",
 }
 _GAUGES = {
     "pending_lines",
@@ -92,7 +95,14 @@ _GAUGES = {
     "mqtt_held_messages",
     "mqtt_held_bytes",
     "kpi_days_pending",
+    "workers",
+    "workers_running",
 }
+
+
+def is_gauge(key: str) -> bool:
+    """Whether the statistic ``key`` is a gauge (a level now) rather than a counter (a running total)."""
+    return key in _GAUGES
 
 
 def assess(

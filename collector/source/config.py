@@ -53,6 +53,11 @@ class MqttConfig(Section):
     port: int = Field(1883, ge=1, le=65535)
     client_id: str = Field("city-telemetry", min_length=1, max_length=64, description="stable: the session is ours")
     topics: list[str] = Field(default_factory=list, description="subscriptions; default: the topic pattern's")
+    shared_group: str | None = Field(
+        None,
+        description="subscribe as a member of this MQTT shared subscription group ($share/<group>/<filter>), "
+        "so that several collectors share the messages (docs/scaling.md); default: a plain subscription",
+    )
     qos: Literal[0, 1] = 1
     protocol: Literal["5", "3.1.1"] = Field(
         "3.1.1", description="MQTT version; paho decodes 3.1.1 much faster (docs/delivery.md, 'MQTT version')"
@@ -76,6 +81,19 @@ class MqttConfig(Section):
     )
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
+
+    @field_validator("shared_group")
+    @classmethod
+    def _group_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in "/+#")):
+            raise ValueError("must be a non-empty name without '/', '+' or '#' (MQTT 5, 4.8.2)")
+        return value
+
+    def subscribed_filters(self, filters: list[str]) -> list[str]:
+        """What SUBSCRIBE carries for these topic filters: ``$share/<group>/<filter>`` with a group."""
+        if self.shared_group is None:
+            return list(filters)
+        return [f"$share/{self.shared_group}/{topic}" for topic in filters]
 
     @field_validator("protocol", mode="before")
     @classmethod

@@ -156,9 +156,16 @@ class _ConnectionLost:
 
 
 class MqttSource:
-    def __init__(self, config: MqttConfig, subscriptions: list[str]) -> None:
+    def __init__(self, config: MqttConfig, subscriptions: list[str], *, drain_only: bool = False) -> None:
         self.config = config
-        self.subscriptions = subscriptions
+        # As sent in SUBSCRIBE: with mqtt.shared_group, each filter as a shared subscription (the
+        # messages then carry their own topic, without the prefix). The broker's $SYS counter stays plain.
+        self.subscriptions = config.subscribed_filters(subscriptions)
+        # Drain only (``run --drain``): resume the session, UNSUBSCRIBE its filters instead of subscribing,
+        # and take what the broker had queued for it (docs/scaling.md, "Fewer workers").
+        self.drain_only = drain_only
+        self.unsubscribed = asyncio.Event()
+        self._unsubscribe_mid: int | None = None
         self._queue: deque[mqtt.MQTTMessage | _ConnectionLost] = deque()
         self._wakeup = asyncio.Event()
         self._wakeup_scheduled = False
@@ -246,6 +253,7 @@ class MqttSource:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         if cfg.watch_broker_drops:
             client.message_callback_add(DROPPED_TOPIC, self._on_broker_dropped)
         return client
@@ -309,7 +317,9 @@ class MqttSource:
         self._failed_since_connected = 0
         self.last_connect_error = None
         # Subscribing again is harmless with a resumed session and needed with a new one.
-        if self.config.protocol == "5":
+        if self.drain_only:  # nothing new for this session: mosquitto still sends what it queued
+            self._unsubscribe_mid = client.unsubscribe(self.subscriptions)[1]
+        elif self.config.protocol == "5":
             options = SubscribeOptions(qos=self.config.qos)
             self._subscribe_mid = client.subscribe([(topic, options) for topic in self.subscriptions])[1]
         else:
@@ -407,6 +417,17 @@ class MqttSource:
                 f"'topic read {DROPPED_TOPIC}' in the acl_file, or set mqtt.watch_broker_drops = false; "
                 "messages the broker drops for us would go unnoticed",
             )
+
+    def _on_unsubscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid == self._unsubscribe_mid:
+            self._call_in_loop(self.unsubscribed.set)
 
     def _on_broker_dropped(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:

@@ -84,6 +84,8 @@ def test_install_uninstall_and_purge_in_a_staging_folder(tmp_path: Path) -> None
         sample = ROOT / "collector/bridges" / vendor / "sample.toml"
         assert (stage / DOCS / f"examples/bridges/bridge-{vendor}.toml").read_text() == sample.read_text()
     assert (stage / DOCS / "examples/mosquitto/city-telemetry.acl").is_file()
+    template = (stage / DOCS / "examples/systemd/city-telemetry@.service").read_text()
+    assert "StateDirectory=city-telemetry/%i" in template and (stage / DOCS / "docs/scaling.md").is_file()
     assert sorted(p.name for p in (stage / DOCS / "examples/grafana/dashboards").iterdir()) == sorted(
         p.name for p in (ROOT / "deploy/grafana/dashboards").iterdir()
     )
