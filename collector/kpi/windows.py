@@ -13,7 +13,7 @@ the amount: a delta is never double counted nor lost by rounding.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -125,3 +125,35 @@ def touched(ts_ns: int, reach_ns: int, grain: Grain, tz: ZoneInfo = TZ) -> list[
     counter delta spans to the neighbouring reports; availability looks ``missed x period`` around;
     use ``KpiConfig.lookback_s``). A late reading marks these dirty; recomputing them is idempotent."""
     return list(windows_between(ts_ns - reach_ns, ts_ns + reach_ns + 1, grain, tz))
+
+
+BUCKET_NS = FIXED_NS["5m"]  # the finest grain: the KPI stage notes touched time in these buckets
+
+
+def windows_of_day(day: date, grain: Grain, tz: ZoneInfo = TZ) -> list[Window]:
+    """The windows of ``grain`` that make up the local ``day``: 1 day; 23, 24 or 25 hours; 276, 288 or
+    300 five-minute windows (Brussels' offsets are whole hours, so no hour or 5-minute window
+    straddles local midnight)."""
+    whole = day_window(day, tz)
+    return list(windows_between(whole.start_ns, whole.end_ns, grain, tz))
+
+
+def touched_by_buckets(
+    buckets: Iterable[int], reach_ns: int, grains: Iterable[Grain], tz: ZoneInfo = TZ
+) -> set[Window]:
+    """The windows of ``grains`` that readings in the given 5-minute buckets (``ts_ns // BUCKET_NS``)
+    can change: every window within ``reach_ns`` of a bucket (``touched``, for a whole bucket at
+    once). Consecutive buckets are merged into one range first, so a backlog of a whole day costs
+    one pass per grain rather than one per reading."""
+    runs: list[list[int]] = []
+    for bucket in sorted(set(buckets)):
+        if runs and bucket <= runs[-1][1] + 1:
+            runs[-1][1] = bucket
+        else:
+            runs.append([bucket, bucket])
+    out: set[Window] = set()
+    for first, last in runs:
+        lo, hi = first * BUCKET_NS - reach_ns, (last + 1) * BUCKET_NS + reach_ns
+        for grain in grains:
+            out.update(windows_between(lo, hi, grain, tz))
+    return out

@@ -9,15 +9,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.kpi.windows import (
+    BUCKET_NS,
+    GRAINS,
     NS,
+    TZ,
     Window,
     attribute,
     closed,
     day_window,
     local_date,
     touched,
+    touched_by_buckets,
     window_of,
     windows_between,
+    windows_of_day,
 )
 
 H = 3600 * NS
@@ -105,3 +110,48 @@ def test_closing_and_the_windows_a_late_reading_touches() -> None:
         date(2026, 11, 23),
     ]
     assert [w.local_date() for w in touched(utc(2026, 11, 23, 11), 3600 * NS, "day")] == [date(2026, 11, 23)]
+
+
+def test_windows_of_a_day_across_the_dst_changes() -> None:
+    """Spring (2026-03-29, 23 h) and autumn (2026-10-25, 25 h) in Brussels: exact starts and counts."""
+    spring, autumn, plain = date(2026, 3, 29), date(2026, 10, 25), date(2026, 11, 23)
+    for day, hours, first, last in (
+        (spring, 23, utc(2026, 3, 28, 23), utc(2026, 3, 29, 21)),  # 00:00 CET ... 23:00 CEST
+        (autumn, 25, utc(2026, 10, 24, 22), utc(2026, 10, 25, 22)),  # 00:00 CEST ... 23:00 CET
+        (plain, 24, utc(2026, 11, 22, 23), utc(2026, 11, 23, 22)),
+    ):
+        whole = day_window(day)
+        assert windows_of_day(day, "day") == [whole]
+        hourly = windows_of_day(day, "1h")
+        five = windows_of_day(day, "5m")
+        assert len(hourly) == hours and len(five) == 12 * hours
+        assert hourly[0].start_ns == first == whole.start_ns and hourly[-1].start_ns == last
+        assert hourly[-1].end_ns == five[-1].end_ns == whole.end_ns
+        for windows in (hourly, five):
+            assert all(a.end_ns == b.start_ns for a, b in pairwise(windows))  # a partition of the day
+            assert {local_date(w.start_ns) for w in windows} == {day}  # none straddles midnight
+    # The local hours of the autumn day: 02:00 comes twice (CEST, then CET).
+    hours = [datetime.fromtimestamp(w.start_ns / NS, TZ).strftime("%H%z") for w in windows_of_day(autumn, "1h")]
+    assert hours[:4] == ["00+0200", "01+0200", "02+0200", "02+0100"] and hours[-1] == "23+0100"
+    hours = [datetime.fromtimestamp(w.start_ns / NS, TZ).strftime("%H") for w in windows_of_day(spring, "1h")]
+    assert hours[:3] == ["00", "01", "03"] and "02" not in hours
+
+
+def test_touched_buckets_become_the_windows_within_reach() -> None:
+    t = utc(2026, 10, 24, 22, 7)  # 00:07 CEST on the autumn DST day
+    windows = touched_by_buckets([t // BUCKET_NS], 1200 * NS, GRAINS)
+    five = sorted(w for w in windows if w.grain == "5m")
+    # the bucket 00:05-00:10 and 20 minutes either side: 23:45 the day before to 00:30
+    assert (
+        len(five) == 9
+        and five[0].start_ns == utc(2026, 10, 24, 21, 45)
+        and five[-1].end_ns == utc(2026, 10, 24, 22, 30)
+    )
+    assert sorted(w.start_ns for w in windows if w.grain == "1h") == [utc(2026, 10, 24, 21), utc(2026, 10, 24, 22)]
+    assert {w for w in windows if w.grain == "day"} == {day_window(date(2026, 10, 24)), day_window(date(2026, 10, 25))}
+    # A run of buckets is one range: a whole day's backlog touches every window of the day and its neighbours' edges.
+    day = day_window(date(2026, 3, 29))
+    buckets = range(day.start_ns // BUCKET_NS, day.end_ns // BUCKET_NS)
+    windows = touched_by_buckets(buckets, 1200 * NS, ["5m", "1h"])
+    assert sum(1 for w in windows if w.grain == "5m") == 276 + 2 * 4
+    assert sum(1 for w in windows if w.grain == "1h") == 23 + 2
