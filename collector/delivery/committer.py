@@ -25,8 +25,9 @@ nothing. In detail:
 
 The spool drainer writes spooled lines back, oldest first. Every wait is on an event (the spool
 drained a chunk, the flusher settled, a dead letter was published, the committer was abandoned),
-never a polling loop or a timer. The collaborators are passed in, so this policy is tested in-process with an
-in-memory sink and acknowledger (tests/unit/test_committer.py) as well as on real servers.
+never a polling loop (and no timer, unless ``batch.linger_s`` is set). The collaborators are passed
+in, so this policy is tested in-process with an in-memory sink and acknowledger
+(tests/unit/test_committer.py) as well as on real servers.
 """
 
 from __future__ import annotations
