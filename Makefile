@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck servers venv clean bench install uninstall
+.PHONY: test demo lint typecheck servers venv clean bench bench-latency install uninstall
 
 servers:
 	@command -v mosquitto >/dev/null && command -v influxd >/dev/null && command -v mosquitto_pub >/dev/null \
@@ -41,6 +41,11 @@ demo: servers $(STAMP)
 
 bench: servers $(STAMP)
 	$(BIN)/python -m bench.ingest
+
+# Publish-to-queryable latency under load (docs/performance.md); BASE=<checkout> also measures that
+# code, interleaved in the same run (e.g. BASE=../main); LATENCY_ARGS="--rates 1500 --seconds 10".
+bench-latency: servers $(STAMP)
+	$(BIN)/python -m bench.latency $(if $(BASE),--base $(BASE)) $(LATENCY_ARGS)
 
 # Install as deploy/systemd/city-telemetry.service expects it (docs/operations.md, "Install"):
 #   sudo make install [PREFIX=/opt/city-telemetry] [DESTDIR=/staging]; sudo make uninstall [PURGE=1]

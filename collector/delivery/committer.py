@@ -6,8 +6,15 @@ in the dead-letter store. Until then the broker keeps it in our persistent sessi
 nothing. In detail:
 
 1. The app's consumer fills :attr:`Committer.batch` (lines, dead-letter records, acknowledgements) and
-   calls :meth:`Committer.batch_grew`; the flusher commits the batch when it reaches
-   ``batch.max_lines`` or every ``batch.max_interval_s``.
+   calls :meth:`Committer.batch_grew`. The flusher commits the batch as soon as it is free: one batch
+   is in flight at a time, and what arrives meanwhile forms the next one. So a batch is as large as
+   the load makes it: a lone reading at low load is written at once instead of waiting for a timer,
+   and at high load a batch holds whatever arrived during the previous write (sent in requests of at
+   most ``batch.max_lines``), so a slower write makes the next batch larger and the per-request cost
+   is shared by more lines. ``batch.linger_s`` (default 0) lets a free flusher wait that long for more
+   lines (or a full ``batch.max_lines``) before it writes, for a database that charges per request;
+   ``batch.max_interval_s`` is kept for old configuration files and no longer has an effect
+   (docs/delivery.md, "Batching").
 2. Refusals are written to the dead-letter store first (a failed write is retried; nothing is
    acknowledged meanwhile).
 3. Lines go to the sink. If it has failed to take them for ``spool.after_s`` (or older lines are
@@ -18,8 +25,9 @@ nothing. In detail:
 
 The spool drainer writes spooled lines back, oldest first. Every wait is on an event (the spool
 drained a chunk, the flusher settled, a dead letter was published, the committer was abandoned),
-never a polling loop. The collaborators are passed in, so this policy is tested in-process with an
-in-memory sink and acknowledger (tests/unit/test_committer.py) as well as on real servers.
+never a polling loop (and no timer, unless ``batch.linger_s`` is set). The collaborators are passed
+in, so this policy is tested in-process with an in-memory sink and acknowledger
+(tests/unit/test_committer.py) as well as on real servers.
 """
 
 from __future__ import annotations
@@ -104,7 +112,7 @@ class Committer:
         before_ack: Callable[[], None] | None = None,
     ) -> None:
         self.max_lines = batch_config.max_lines
-        self.max_interval_s = batch_config.max_interval_s
+        self.linger_s = batch_config.linger_s
         self.spool_after_s = spool_config.after_s
         self.sink = sink
         self.spool = spool
@@ -116,7 +124,8 @@ class Committer:
         self.backpressure = False  # spool full: messages are not acknowledged until it drains
         self.drain_rate_lines_s = 0.0
         self.abandoned = False
-        self._flush_now = asyncio.Event()
+        self._flush_now = asyncio.Event()  # the batch grew (or finish/abandon): a free flusher commits it
+        self._full = asyncio.Event()  # the batch reached max_lines (or finish/abandon): stop lingering
         self._settled = asyncio.Event()  # the flusher finished a pass (set, then cleared by whoever waits)
         self._idle = asyncio.Event()  # nothing is being committed
         self._idle.set()
@@ -128,38 +137,52 @@ class Committer:
 
     # -- the consumer's side ----------------------------------------------------------------
     def batch_grew(self, messages: int) -> None:
-        """``messages`` more were added to :attr:`batch`; commit it now if it is full."""
+        """``messages`` more were added to :attr:`batch`: a free flusher commits it now (or after
+        ``batch.linger_s``); a busy one takes it as soon as its write is done."""
         self.batch.messages += messages
         self._idle.clear()
+        self._flush_now.set()
         if len(self.batch.lines) >= self.max_lines:
-            self._flush_now.set()
+            self._full.set()
 
     async def finish(self) -> None:
         """Commit everything received so far (the caller bounds the wait)."""
         while self.batch.messages or not self._idle.is_set():
             self._settled.clear()
             self._flush_now.set()
+            self._full.set()  # no lingering: everything is there
             await self._settled.wait()
 
     def abandon(self) -> None:
         """Stop waiting for anything: what is not acknowledged stays in the broker's session."""
         self.abandoned = True
         self.sink.abort()
-        for event in (self._abandon, self._flush_now, self._settled, self._spool_room):
+        for event in (self._abandon, self._flush_now, self._full, self._settled, self._spool_room):
             event.set()
 
     # -- flushing ---------------------------------------------------------------------------
     async def run_flusher(self) -> None:
+        """Commit the batch whenever the flusher is free and the batch is not empty.
+
+        Free and nothing waiting: sleep until :meth:`batch_grew` (no timer; with ``linger_s``, then
+        wait that long for more). Done with a commit and messages waiting: commit them at once,
+        without lingering: they already waited for a whole write.
+        """
         while True:
-            await _wait(self._flush_now, self.max_interval_s)
+            if not self.batch.messages:
+                self._idle.set()
+                self._settled.set()
+                self._flush_now.clear()
+                await self._flush_now.wait()
+                if self.linger_s > 0 and not self._full.is_set():
+                    await _wait(self._full, self.linger_s)
             self._flush_now.clear()
+            self._full.clear()
             batch = self.batch
             if batch.messages:
                 self._idle.clear()
                 self.batch = Batch()
                 await self.commit(batch)
-            if not self.batch.messages:
-                self._idle.set()
             self._settled.set()
 
     async def commit(self, batch: Batch) -> None:

@@ -10,8 +10,20 @@ from collector.settings import PositiveSeconds, Section
 
 
 class BatchConfig(Section):
-    max_lines: int = Field(5000, ge=1, le=1_000_000, description="flush when this many lines wait")
-    max_interval_s: PositiveSeconds = Field(0.5, description="flush at least this often")
+    """How lines are grouped into writes (docs/delivery.md, "Batching").
+
+    A batch is written as soon as the writer is free; what arrives during a write forms the next
+    batch. ``max_interval_s`` is accepted so that existing files keep loading, and has no effect:
+    it promised "at least this often", which writing at once always keeps.
+    """
+
+    max_lines: int = Field(5000, ge=1, le=1_000_000, description="at most this many lines in one write request")
+    linger_s: float = Field(
+        0.0, ge=0, le=10, description="with the writer free, wait up to this long for more lines (0: write at once)"
+    )
+    max_interval_s: PositiveSeconds = Field(
+        0.5, description="no effect since batches are written when the writer is free (kept for old files)"
+    )
 
 
 class DeadLetterConfig(Section):

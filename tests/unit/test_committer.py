@@ -3,13 +3,16 @@
 What must hold whatever the sink does: a message is acknowledged only after its lines are accepted,
 refused and dead-lettered, or spooled; acknowledgements keep receive order; nothing overtakes spooled
 lines; a full spool holds acknowledgements back until the drainer makes room; an abandoned batch is
-never acknowledged. The real-process tests (tests/faults/) check the same with mosquitto and influxd.
+never acknowledged. And when it writes: as soon as it is free (no timer), with what arrived during
+the previous write forming the next batch, in requests of at most ``batch.max_lines``.
+The real-process tests (tests/faults/) check the same with mosquitto and influxd.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -31,10 +34,18 @@ class MemorySink:
         self.recovered_at = 0.0
         self.aborted = False
         self.calls = 0
+        self.requests: list[int] = []  # lines per write request, in order
         self.up_again = asyncio.Event()
+        self.gate: asyncio.Event | None = None  # when set to an Event, every write waits for it
+        self.write_s = 0.0  # every write takes this long (a slow database)
 
     async def write(self, lines: list[str], give_up_after_s: float | None = None) -> WriteReport:
         self.calls += 1
+        self.requests.append(len(lines))
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.write_s:
+            await asyncio.sleep(self.write_s)
         while self.down:
             if self.aborted:
                 raise WriteAborted()
@@ -80,12 +91,14 @@ def make(
     max_lines: int = 100,
     publish: Callable[[bytes], Awaitable[object]] | None = None,
     dead_file: bool = True,
+    max_interval_s: float = 0.05,
+    linger_s: float = 0.0,
 ) -> tuple[Committer, MemorySink, Acks, Spool | None, DeadLetters]:
     sink, acks = MemorySink(), Acks()
     spool = Spool(tmp_path / "spool", spool_bytes, 1024) if spool_bytes is not None else None
     dead = DeadLetters(tmp_path / "dead.jsonl" if dead_file else None, publish=publish)
     committer = Committer(
-        BatchConfig(max_lines=max_lines, max_interval_s=0.05),
+        BatchConfig(max_lines=max_lines, max_interval_s=max_interval_s, linger_s=linger_s),
         SpoolConfig(enabled=spool is not None, folder=tmp_path / "spool", after_s=0.01),
         sink=sink,
         spool=spool,
@@ -253,3 +266,88 @@ async def test_a_failing_dead_letter_file_is_retried_without_acknowledging(
     await run(committer, body)
     assert acks.acked == [(0, 1)]
     assert len((tmp_path / "dead.jsonl").read_text().splitlines()) == 1
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> float:
+    """Seconds until ``condition`` holds (checked every millisecond, for at most ``timeout_s``)."""
+    started = time.monotonic()
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.001)
+    return time.monotonic() - started
+
+
+async def test_a_lone_message_is_written_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    committer, sink, acks, _, _ = make(tmp_path, max_interval_s=30.0)
+
+    async def body() -> None:
+        await asyncio.sleep(0.05)  # the flusher is up and idle
+        add(committer, 1, 1)
+        waited = await until(lambda: acks.acked == [(0, 1)])
+        assert waited < 1.0  # not the 30 s interval: the writer was free
+        assert sink.requests == [1]
+
+    await run(committer, body)
+    assert sink.stored == ["m v=1i 1"]
+
+
+async def test_while_a_write_is_in_flight_arriving_messages_form_the_next_batch(tmp_path: Path) -> None:
+    committer, sink, acks, _, _ = make(tmp_path, max_interval_s=30.0)
+    gate = sink.gate = asyncio.Event()
+
+    async def body() -> None:
+        add(committer, 1, 1)
+        await until(lambda: sink.calls == 1)  # the lone message is being written, and held there
+        for first, count in ((2, 3), (5, 3), (8, 4)):  # three arrivals during the write
+            add(committer, first, count)
+            await asyncio.sleep(0.02)
+        assert sink.calls == 1 and acks.acked == []  # one write at a time; nothing durable yet
+        gate.set()
+        await until(lambda: len(acks.acked) == 11)
+        assert sink.requests == [1, 10]  # everything that arrived meanwhile, in one request
+
+    await run(committer, body)
+    assert sink.stored == [f"m v={n}i {n}" for n in range(1, 12)]
+    assert acks.acked == [(0, n) for n in range(1, 12)]
+    assert committer.counters["messages_committed"] == 11
+
+
+async def test_a_slow_writer_lets_batches_grow_up_to_max_lines(tmp_path: Path) -> None:
+    committer, sink, acks, _, _ = make(tmp_path, max_lines=10, max_interval_s=30.0)
+    sink.write_s = 0.05  # each write takes 50 ms; a message arrives every millisecond or so
+    total = 300
+
+    async def body() -> None:
+        for number in range(1, total + 1):
+            add(committer, number, 1)
+            await asyncio.sleep(0.001)
+        await committer.finish()
+
+    await run(committer, body)
+    assert sink.requests[0] == 1  # the first message found the writer free
+    assert max(sink.requests) == 10  # later ones waited for a write, and filled requests up to max_lines
+    assert sink.requests.count(10) >= 5
+    assert len(sink.requests) < total / 3  # batched, not one write per message
+    assert sink.stored == [f"m v={n}i {n}" for n in range(1, total + 1)]
+    assert acks.acked == [(0, n) for n in range(1, total + 1)]
+
+
+async def test_linger_waits_for_more_lines_unless_the_batch_is_full(tmp_path: Path) -> None:
+    committer, sink, acks, _, _ = make(tmp_path, max_lines=10, linger_s=0.3)
+
+    async def body() -> None:
+        await asyncio.sleep(0.05)
+        add(committer, 1, 1)
+        await asyncio.sleep(0.1)
+        assert sink.calls == 0  # lingering
+        add(committer, 2, 2)
+        waited = await until(lambda: len(acks.acked) == 3)
+        assert waited < 1.0
+        assert sink.requests == [3]  # the lone message waited for the next ones
+        add(committer, 4, 10)  # a full batch: no lingering
+        waited = await until(lambda: len(acks.acked) == 13)
+        assert waited < 0.2
+        assert sink.requests == [3, 10]
+
+    await run(committer, body)
+    assert acks.acked == [(0, n) for n in range(1, 14)]

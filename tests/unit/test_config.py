@@ -97,3 +97,13 @@ def test_secrets_from_the_environment_are_taken_as_written() -> None:
 def test_credentials_in_the_influxdb_url_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"influxdb\.url: credentials in the URL"):
         load_config(None, {"CITY_TELEMETRY__INFLUXDB__URL": "http://admin:secret@db:8086"})
+
+
+def test_an_old_batch_section_still_loads(tmp_path: Path) -> None:
+    """``batch.max_interval_s`` no longer has an effect (docs/delivery.md, "Batching"), but files that set it load."""
+    path = tmp_path / "old.toml"
+    path.write_text("[batch]\nmax_lines = 5000\nmax_interval_s = 0.5\n")
+    config = load_config(path, {})
+    assert config.batch.max_interval_s == 0.5 and config.batch.linger_s == 0.0
+    with pytest.raises(ConfigError, match=r"batch\.linger_s"):
+        load_config(None, {"CITY_TELEMETRY__BATCH__LINGER_S": "-1"})
