@@ -2,8 +2,10 @@
 
 ``recompute`` derives the KPIs of a range of local days from the raw readings in InfluxDB, with
 the code the running collector uses (collector/kpi/engine.py), and writes them over what is there:
-after an outage of the collector, a fix, or a new KPI. It is idempotent (a KPI point is identified
-by its tags and day) and says how far it is. ``show`` prints one day's stored KPIs at one level.
+after an outage of the collector, a fix, or a new KPI. Each day is read once and all its windows
+(5-minute, hourly, the day; ``--grain`` to choose) are computed from that read. It is idempotent (a
+KPI point is identified by its tags, grain and window start) and prints a line per day. ``show``
+prints the stored KPIs of one level and grain for one day (or one window of it, ``--at``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import date, timedelta
+import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from collector.app.config import Config, ConfigError, load_config
 from collector.kpi.aggregate import suppress
 from collector.kpi.output import KpiPoint, read_points
-from collector.kpi.windows import day_window
+from collector.kpi.windows import GRAINS, NS, TZ, Grain, day_window, window_of
 from collector.sink.query import InfluxQuery, QueryError
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {  # level -> (field, heading)
@@ -78,17 +81,23 @@ def cmd_recompute(args: argparse.Namespace) -> int:
         print("kpi recompute: --to is before --from", file=sys.stderr)
         return 2
     days = [args.from_ + timedelta(days=i) for i in range((last - args.from_).days + 1)]
+    grains: tuple[Grain, ...] = tuple(g for g in GRAINS if g in (args.grain or config.kpi.grains))
 
     async def run() -> int:
         engine = build_kpi_engine(config, None)
         try:
             for i, day in enumerate(days, 1):
+                started = time.monotonic()
                 try:
-                    written = await engine.recompute_day(day)
+                    written = await engine.recompute_day(day, grains)
                 except QueryError as error:
                     print(f"kpi recompute: {day}: {error}", file=sys.stderr)
                     return 1
-                print(f"[{i}/{len(days)}] {day}: {written} KPI points written", flush=True)
+                print(
+                    f"[{i}/{len(days)}] {day} ({', '.join(grains)}): {written} KPI points written"
+                    f" in {time.monotonic() - started:.1f} s",
+                    flush=True,
+                )
         finally:
             engine.close()
             await engine.query.close()
@@ -103,11 +112,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     if config is None:
         return 2
 
+    day = day_window(args.day)
+    start, end = day.start_ns, day.end_ns
+    if args.at is not None and args.grain != "day":
+        moment = datetime.combine(args.day, args.at, TZ)  # the first of a repeated hour (autumn DST)
+        start = window_of(int(moment.timestamp()) * NS, args.grain).start_ns
+        end = start + 1
+
     async def run() -> list[KpiPoint]:
         query = InfluxQuery(config.influxdb)
         try:
             rp = config.influxdb.kpi_retention_policy
-            return await read_points(query, args.level, day_window(args.day).start_ns, retention_policy=rp)
+            return await read_points(query, args.level, start, args.grain, end, retention_policy=rp)
         finally:
             await query.close()
 
@@ -117,7 +133,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"kpi show: {error}", file=sys.stderr)
         return 1
     if not points:
-        print(f"no {args.level} KPIs stored for {args.day} (run `city-telemetry kpi recompute --from {args.day}`)")
+        print(
+            f"no {args.grain} {args.level} KPIs stored for {args.day}"
+            f" (run `city-telemetry kpi recompute --from {args.day} --grain {args.grain}`)"
+        )
         return 1
     k = config.kpi.k_anonymity if args.public else None
     print(render(points, args.level, k))
@@ -125,15 +144,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
-    """A text table; ``k``: unique-client figures below k shown as "<k" (for what leaves the team)."""
+    """A text table; ``k``: unique-client figures below k shown as "<k" (for what leaves the team).
+    Windows shorter than a day get a first column with their local start time."""
     columns = [(f, h) for f, h in COLUMNS[level] if any(f in p.fields for p in points)]
-    header = [KEY[level], *(h for _, h in columns), "final"]
+    timed = any(p.tag("grain") != "day" for p in points)
+    header = [*(["from"] if timed else []), KEY[level], *(h for _, h in columns), "final"]
     rows = []
-    for point in sorted(points, key=lambda p: p.tag(KEY[level]) or ""):
+    for point in sorted(points, key=lambda p: (p.ts_ns, p.tag(KEY[level]) or "")):
         name = point.tag(KEY[level]) or ""
         if level == "municipality":
             name = f"{point.tag('nis')} {name}"
-        cells = [name]
+        local = datetime.fromtimestamp(point.ts_ns / NS, TZ)
+        cells = [*([local.strftime("%H:%M%z")] if timed else []), name]
         for field, _ in columns:
             cells.append(_cell(field, point.fields.get(field), k))
         cells.append("yes" if point.fields.get("final") else "no (more may come)")
@@ -146,6 +168,13 @@ def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def _clock(text: str) -> Any:
+    try:
+        return datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a local time (HH:MM)") from None
 
 
 def _cell(field: str, value: Any, k: int | None) -> str:
@@ -170,10 +199,20 @@ def add_kpi_parser(commands: Any) -> None:
         "--from", dest="from_", metavar="DAY", type=_day, required=True, help="first local day, YYYY-MM-DD"
     )
     recompute.add_argument("--to", metavar="DAY", type=_day, help="last local day (default: --from)")
+    recompute.add_argument(
+        "--grain",
+        action="append",
+        choices=GRAINS,
+        help="windows to compute, repeatable (default: kpi.grains, i.e. 5m, 1h and day)",
+    )
     recompute.set_defaults(func=cmd_recompute)
-    show = actions.add_parser("show", help="print one day's stored KPIs at one level")
+    show = actions.add_parser("show", help="print the stored KPIs of one day at one level and grain")
     show.add_argument("-c", "--config", type=Path)
     show.add_argument("--day", type=_day, required=True, help="local day, YYYY-MM-DD")
     show.add_argument("--level", choices=list(COLUMNS), default="municipality")
+    show.add_argument("--grain", choices=GRAINS, default="day", help="5m, 1h or day (default: day)")
+    show.add_argument(
+        "--at", type=_clock, metavar="HH:MM", help="with --grain 5m or 1h: the window at this local time (default: all)"
+    )
     show.add_argument("--public", action="store_true", help="hide unique-client counts below kpi.k_anonymity")
     show.set_defaults(func=cmd_show)

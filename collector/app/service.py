@@ -68,6 +68,8 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
         stage=stage,
         state_file=(kpi.state_file or config.spool.folder / "kpi-state.json") if stage is not None else None,
         lateness_s=kpi.lateness_s,
+        grains=kpi.grains,
+        day_every_s=kpi.day_every_s,
     )
 
 
@@ -103,8 +105,7 @@ class Collector:
         self.config = config
         self.kpi_stage: KpiStage | None = None
         if config.kpi.enabled:
-            reach_s = (config.kpi.missed_reports + 1) * max(config.kpi.report_period_s, config.kpi.clients_every_s)
-            self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file), reach_s)
+            self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file))
         self.pipeline = pipeline or build_pipeline(config, [self.kpi_stage] if self.kpi_stage else [])
         self.source = source or MqttSource(config.mqtt, config.subscriptions)
         self.writer = writer or InfluxWriter(config.influxdb)

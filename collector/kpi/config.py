@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from collector.kpi.pseudonym import PseudonymError, load_secret
+from collector.kpi.windows import GRAINS, Grain
 from collector.settings import PositiveSeconds, Section
 
 
@@ -23,9 +24,15 @@ class KpiSection(Section):
     clients_bucket_s: PositiveSeconds = Field(
         300.0, description="concurrent clients are summed over APs per bucket of this length (peak, mean)"
     )
-    every_s: PositiveSeconds = Field(30.0, description="how often touched days are recomputed")
-    lateness_s: PositiveSeconds = Field(4 * 3600.0 + 600.0, description="a day is final this long after its end")
-    state_file: Path | None = Field(None, description="the days still to recompute; default: in spool.folder")
+    grains: tuple[Grain, ...] = Field(
+        GRAINS, min_length=1, description='the windows computed: any of "5m", "1h", "day" (local Europe/Brussels day)'
+    )
+    every_s: PositiveSeconds = Field(30.0, description="how often due windows are computed")
+    day_every_s: PositiveSeconds = Field(
+        900.0, description="the open day is recomputed at most this often (closed windows and late data: at once)"
+    )
+    lateness_s: PositiveSeconds = Field(4 * 3600.0 + 600.0, description="a window is final this long after its end")
+    state_file: Path | None = Field(None, description="the windows still to compute; default: in spool.folder")
     presence_retention_days: int = Field(
         30, ge=1, le=400, description="client pseudonyms (ap_client_presence) are deleted after this"
     )

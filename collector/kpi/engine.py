@@ -1,22 +1,31 @@
-"""The KPI engine: which days to (re)compute, when, and writing their KPIs. Two feeds, one computation.
+"""The KPI engine: which windows to (re)compute, when, and writing their KPIs. Two feeds, one computation.
 
-- **Live** (in the collector): the KPI stage notes the local day of every reading (stage.py). Every
-  ``kpi.every_s`` the engine waits until what was received so far is in InfluxDB (committed, spool
-  drained), reads each touched day back (raw.py), computes it (day.py) and writes its rows. A late
-  reading touches its own past day, which is then recomputed and rewritten: a KPI point is
-  identified by its tags and time, so a rewrite replaces it.
-- **Recompute** (``city-telemetry kpi recompute``): the same :meth:`KpiEngine.recompute_day` for
-  every day of a range, from what is stored.
+- **Live** (in the collector): the KPI stage notes the 5-minute buckets of event time its readings
+  fall in (stage.py). Before a batch is acknowledged, the buckets become *pending windows*: every
+  window of the configured grains (``5m``, ``1h``, ``day``) within ``KpiConfig.lookback_s`` of them,
+  since a reading changes the counter interval, outage or session around it. Every ``kpi.every_s``
+  the engine waits until what was received so far is in InfluxDB (committed, spool drained) and
+  computes the pending windows that are *due*, grouped by local day: it reads the span they need
+  back **once** (raw.py), cuts each window's readings from it (``RawData.slice``), computes it
+  (compute.py) and writes its rows. A KPI point is identified by its tags and time, so a rewrite
+  replaces it.
+- **Due.** A 5-minute or hourly window is due once the watermark has passed its end by
+  ``lookahead_s`` (the readings after it that close its last counter interval and outage have then
+  arrived): it is written when it closes, once, and again only when a late reading touches it. The
+  day is due then too, and, while it is still open, at most every ``kpi.day_every_s`` (a whole day
+  costs seconds of CPU at city scale; its figures so far are shown, not recomputed every cycle).
+  The watermark is the newest reading time seen or the clock, whichever is later.
+- **Final.** A window's rows carry ``final=false`` until the watermark has passed its end by
+  ``kpi.lateness_s``; such a window is computed once more then, with ``final=true``.
+- **Recompute** (``city-telemetry kpi recompute``): :meth:`KpiEngine.recompute_day` for every day
+  of a range and every grain, one read per day, from what is stored.
 
 Because both compute from storage, KPIs do not depend on one process seeing all of a device's
 messages, or seeing them in order: several collectors on a shared subscription, a restart or a
-SIGKILL change nothing, as long as each touched day is recomputed once its readings are stored. The
-touched days are therefore kept in a small state file, written before the messages that touched
-them are acknowledged (the committer's ``before_ack`` hook), and cleared only once the day's rows
-are written.
-
-A day's rows carry ``final=false`` until the newest reading time seen has passed the day's end by
-``kpi.lateness_s``: until then, readings of that day may still arrive, and the figures say so.
+SIGKILL change nothing, as long as each touched window is recomputed once its readings are stored.
+The pending windows are therefore kept in a small state file, written and fsynced before the messages
+that touched them are acknowledged (the committer's ``before_ack`` hook), and cleared only once the
+window's rows are written.
 """
 
 from __future__ import annotations
@@ -28,20 +37,21 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from collector.kpi.compute import KpiConfig, compute_window
 from collector.kpi.enrich import Places
 from collector.kpi.output import KpiPoint, to_lines, to_point
-from collector.kpi.raw import DeviceRaw, read_raw, to_readings
+from collector.kpi.raw import DeviceRaw, RawData, read_raw, to_readings
 from collector.kpi.stage import KpiStage
-from collector.kpi.windows import NS, day_window
+from collector.kpi.windows import GRAINS, NS, Grain, Window, day_window, touched_by_buckets, windows_of_day
 from collector.sink.config import InfluxConfig
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
@@ -49,6 +59,7 @@ from collector.sink.query import InfluxQuery, QueryError
 log = structlog.get_logger("collector.kpi.engine")
 
 PURGE_EVERY_S = 3600.0
+WRITE_CHUNK = 20_000  # KPI lines per write: a day of 5-minute windows at city scale is ~400k points
 
 
 class KpiEngine:
@@ -62,6 +73,8 @@ class KpiEngine:
         stage: KpiStage | None = None,
         state_file: Path | None = None,
         lateness_s: float = 4 * 3600.0 + 600.0,
+        grains: Iterable[Grain] = GRAINS,
+        day_every_s: float = 900.0,
     ) -> None:
         self.settings = settings
         self.places = places
@@ -70,58 +83,79 @@ class KpiEngine:
         self.stage = stage
         self.state_file = state_file
         self.lateness_ns = int(lateness_s * NS)
-        self.dirty: set[date] = self._load_state()
-        self._persisted: frozenset[date] = frozenset(self.dirty)
+        self.grains: tuple[Grain, ...] = tuple(g for g in GRAINS if g in set(grains))
+        self.day_every_s = day_every_s
+        self.reach_ns = int(settings.lookback_s * NS)
+        self.pending, self.unfinal = self._load_state()
+        self._persisted = (frozenset(self.pending), frozenset(self.unfinal))
+        self._day_done_at: dict[int, float] = {}  # day window start -> monotonic time it was last computed
         self.days_computed = 0
+        self.windows_computed = 0
         self.rows_written = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.last_cycle_cpu_s = 0.0
         self._pool: ProcessPoolExecutor | None = None
         self.presence_purges = 0
 
-    # -- state: the touched days survive a crash --------------------------------------------
-    def _load_state(self) -> set[date]:
+    # -- state: the pending windows survive a crash -----------------------------------------
+    def _load_state(self) -> tuple[set[Window], set[Window]]:
         if self.state_file is None or not self.state_file.exists():
-            return set()
+            return set(), set()
         try:
-            return {date.fromisoformat(d) for d in json.loads(self.state_file.read_text())["dirty_days"]}
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            state = json.loads(self.state_file.read_text())
+            pending = {Window(int(a), int(b), g) for g, a, b in state.get("pending", ()) if g in GRAINS}
+            unfinal = {Window(int(a), int(b), g) for g, a, b in state.get("unfinal", ()) if g in GRAINS}
+            for day in state.get("dirty_days", ()):  # the state file of a version that computed days only
+                pending |= {w for g in self.grains for w in windows_of_day(date.fromisoformat(day), g)}
+            return pending, unfinal
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             log.error(
                 "kpi_state_unreadable",
                 file=str(self.state_file),
                 error=str(error),
-                hint="the days to recompute are unknown: run `city-telemetry kpi recompute` for recent days",
+                hint="the windows to recompute are unknown: run `city-telemetry kpi recompute` for recent days",
             )
-            return set()
+            return set(), set()
+
+    def _take_touched(self) -> None:
+        if self.stage is not None:
+            buckets = self.stage.take_touched()
+            if buckets:
+                self.pending |= touched_by_buckets(buckets, self.reach_ns, self.grains)
 
     def before_ack(self) -> None:
-        """Called by the committer before it acknowledges a batch: make the touched days durable."""
-        if self.stage is not None:
-            self.dirty |= self.stage.take_touched()
-        if self.state_file is not None and self._persisted != self.dirty:
+        """Called by the committer before it acknowledges a batch: make the touched windows durable."""
+        self._take_touched()
+        if self.state_file is not None and self._changed():
             self._write_state()
+
+    def _changed(self) -> bool:
+        return self._persisted != (frozenset(self.pending), frozenset(self.unfinal))
 
     def _write_state(self) -> None:
         assert self.state_file is not None
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_file.with_suffix(".tmp")
+        state = {
+            "pending": sorted([w.grain, w.start_ns, w.end_ns] for w in self.pending),
+            "unfinal": sorted([w.grain, w.start_ns, w.end_ns] for w in self.unfinal),
+        }
         with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump({"dirty_days": sorted(d.isoformat() for d in self.dirty)}, handle)
+            json.dump(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.state_file)
-        self._persisted = frozenset(self.dirty)
+        self._persisted = (frozenset(self.pending), frozenset(self.unfinal))
 
     # -- computing --------------------------------------------------------------------------
-    async def compute_day(self, day: date) -> list[KpiPoint]:
-        """The day's KPI points at every level, from what is stored (compute.py does the arithmetic).
+    def watermark_ns(self) -> int:
+        """The newest reading time seen, or the clock if later (a replayed backlog runs ahead of neither)."""
+        return max(self.stage.newest_ns if self.stage is not None else 0, time.time_ns())
 
-        Reading a day back and computing it takes seconds of CPU for a city: it runs in a process of
-        its own (one, reused), so that ingest keeps its event loop and the machine's other core."""
-        # Final once past the day's end by the allowed lateness, by the clock or by the readings' own time
-        # (a replayed backlog runs ahead of neither).
-        newest = max(self.stage.newest_ns if self.stage is not None else 0, time.time_ns())
-        job = (self.query.config, self.places, self.settings, day, newest, self.lateness_ns)
+    def _run(self, function: Callable[[Any], Any], job: Any) -> Awaitable[Any]:
+        """Reading back and computing takes seconds of CPU for a city: it runs in a process of its own
+        (one, reused), so that ingest keeps its event loop and the machine's other core."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
@@ -129,34 +163,56 @@ class KpiEngine:
                 initializer=_exit_with_parent,
                 initargs=(os.getpid(),),
             )
+        return asyncio.get_running_loop().run_in_executor(self._pool, function, job)
+
+    async def compute_day(self, day: date) -> list[KpiPoint]:
+        """The day window's KPI points at every level, from what is stored (not written)."""
+        job: DayJob = (self.query.config, self.places, self.settings, day, self.watermark_ns(), self.lateness_ns)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, compute_day_job, job)
+            result: list[KpiPoint] = await self._run(compute_day_job, job)
         except BrokenProcessPool as error:
             self._pool = None
             raise QueryError(f"the KPI process died: {error}") from None
+        return result
+
+    async def compute_windows(self, windows: list[Window]) -> list[Done]:
+        """Compute and write the given windows (one local day's), from one read of the span they need.
+        Returns, per window, whether it was final and how many points were written."""
+        job: WindowsJob = (
+            self.query.config,
+            self.places,
+            self.settings,
+            sorted(windows),
+            self.watermark_ns(),
+            self.lateness_ns,
+        )
+        try:
+            done: list[Done] = await self._run(compute_windows_job, job)
+        except BrokenProcessPool as error:
+            self._pool = None
+            raise QueryError(f"the KPI process died: {error}") from None
+        self.windows_computed += len(done)
+        self.days_computed += sum(1 for w, _, _ in done if w.grain == "day")
+        self.rows_written += sum(n for _, _, n in done)
+        return done
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    async def recompute_day(self, day: date) -> int:
-        """Compute one day from storage and write its rows; returns how many were written."""
-        rows = await self.compute_day(day)
-        if not rows:
-            return 0
-        report = await self.writer.write(to_lines(rows))
-        if report.refused:
-            raise QueryError(f"InfluxDB refused {len(report.refused)} KPI lines: {report.refused[0][1]}")
-        self.days_computed += 1
-        self.rows_written += report.accepted
-        return report.accepted
+    async def recompute_day(self, day: date, grains: Iterable[Grain] | None = None) -> int:
+        """Compute one local day's windows of ``grains`` (default: the configured ones) from storage
+        and write their rows; returns how many points were written."""
+        chosen = self.grains if grains is None else tuple(grains)
+        windows = [w for g in GRAINS if g in chosen for w in windows_of_day(day, g)]
+        return sum(n for _, _, n in await self.compute_windows(windows))
 
     # -- live -------------------------------------------------------------------------------
     async def run(
         self, every_s: float, ready: Callable[[], Awaitable[bool]], presence_retention_days: int | None = None
     ) -> None:
-        """Every ``every_s``: once ``ready()`` says what was received is stored, recompute touched days;
+        """Every ``every_s``: once ``ready()`` says what was received is stored, compute the due windows;
         and every hour, delete the client pseudonyms older than ``presence_retention_days``."""
         purged_at = 0.0
         while True:
@@ -168,7 +224,7 @@ class KpiEngine:
                 log.error(
                     "kpi_cycle_failed",
                     error=repr(error),
-                    hint="a bug in the KPI engine: ingest goes on, the days stay pending; please report it",
+                    hint="a bug in the KPI engine: ingest goes on, the windows stay pending; please report it",
                 )
             if presence_retention_days is not None and time.monotonic() - purged_at >= PURGE_EVERY_S:
                 purged_at = time.monotonic()
@@ -190,16 +246,33 @@ class KpiEngine:
         self.presence_purges += 1
         return True
 
+    def due(self, watermark_ns: int, now_s: float) -> list[Window]:
+        """The pending windows to compute now, and the written windows that have become final."""
+        lookahead = int(self.settings.lookahead_s * NS)
+        out = []
+        for w in self.pending:
+            if w.end_ns + lookahead <= watermark_ns:
+                out.append(w)  # closed (or a late reading touched it): written now
+            elif w.grain == "day" and now_s - self._day_done_at.get(w.start_ns, -1e18) >= self.day_every_s:
+                out.append(w)  # the open day, at most every day_every_s
+        out.extend(w for w in self.unfinal if w.end_ns + self.lateness_ns <= watermark_ns and w not in self.pending)
+        return sorted(out)
+
     async def cycle(self, ready: Callable[[], Awaitable[bool]]) -> int:
-        """One pass: returns how many days were recomputed."""
-        if self.stage is not None:
-            self.dirty |= self.stage.take_touched()
-        if not self.dirty or not await ready():
+        """One pass: returns how many windows were computed."""
+        self._take_touched()
+        now_s = time.monotonic()
+        due = self.due(self.watermark_ns(), now_s)
+        if not due or not await ready():
             return 0
+        by_day: dict[date, list[Window]] = {}
+        for w in due:
+            by_day.setdefault(w.local_date(), []).append(w)
         done = 0
-        for day in sorted(self.dirty):
+        cpu = time.process_time()
+        for day, windows in sorted(by_day.items()):
             try:
-                rows = await self.recompute_day(day)
+                results = await self.compute_windows(windows)
             except (QueryError, OSError) as error:
                 self.failures += 1
                 if str(error) != self.last_error:
@@ -207,29 +280,54 @@ class KpiEngine:
                         "kpi_compute_failed",
                         day=day.isoformat(),
                         error=str(error),
-                        hint="InfluxDB unreachable or refusing; the day stays pending and is retried",
+                        hint="InfluxDB unreachable or refusing; the windows stay pending and are retried",
                     )
                 self.last_error = str(error)
                 break
             self.last_error = None
-            self.dirty.discard(day)
-            done += 1
-            log.info("kpi_day_computed", day=day.isoformat(), rows=rows)
-        if self.state_file is not None and self._persisted != self.dirty:
+            for w, final, written in results:
+                self.pending.discard(w)
+                self.unfinal.discard(w)
+                if written and not final:
+                    self.unfinal.add(w)
+                if w.grain == "day":
+                    self._day_done_at[w.start_ns] = now_s
+            done += len(results)
+            log.info(
+                "kpi_windows_computed",
+                day=day.isoformat(),
+                windows=_count_grains(windows),
+                rows=sum(n for _, _, n in results),
+            )
+        self.last_cycle_cpu_s = time.process_time() - cpu
+        if self.state_file is not None and self._changed():
             with contextlib.suppress(OSError):
                 self._write_state()
         return done
 
     def stats(self) -> dict[str, int]:
+        self._take_touched()
         return {
-            "kpi_days_pending": len(self.dirty | (self.stage.touched if self.stage is not None else set())),
+            "kpi_days_pending": len({w.local_date() for w in self.pending}),
+            "kpi_windows_pending": len(self.pending),
+            "kpi_windows_not_final": len(self.unfinal),
             "kpi_days_computed": self.days_computed,
+            "kpi_windows_computed": self.windows_computed,
             "kpi_rows_written": self.rows_written,
             "kpi_failures": self.failures,
         }
 
 
-Job = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
+def _count_grains(windows: Iterable[Window]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for w in windows:
+        counts[w.grain] = counts.get(w.grain, 0) + 1
+    return counts
+
+
+Done = tuple[Window, bool, int]  # a window, whether it was final, how many points were written
+DayJob = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
+WindowsJob = tuple[InfluxConfig, Places, KpiConfig, list[Window], int, int]
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -243,27 +341,77 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def compute_day_job(job: Job) -> list[KpiPoint]:
-    """One day's KPI points (runs in the KPI process): read back, compute, mark final."""
-    return asyncio.run(_compute_day(*job))
-
-
-async def _compute_day(
-    influx: InfluxConfig, places: Places, settings: KpiConfig, day: date, newest_ns: int, lateness_ns: int
-) -> list[KpiPoint]:
-    window = day_window(day)
+async def _read_span(influx: InfluxConfig, settings: KpiConfig, windows: list[Window]) -> RawData:
+    """One read for all the windows: from lookback before the first to lookahead after the last."""
     before = int(settings.lookback_s * NS)
     after = int(settings.lookahead_s * NS)
     query = InfluxQuery(influx)
     try:
-        raw = await read_raw(query, window.start_ns - before, window.end_ns + after)
+        return await read_raw(query, min(w.start_ns for w in windows) - before, max(w.end_ns for w in windows) + after)
     finally:
         await query.close()
-    if not raw.any_within(window.start_ns, window.end_ns):
-        return []  # nothing was reported that day: nothing to say (not a day of zeros)
+
+
+def window_points(
+    raw: RawData, window: Window, places: Places, settings: KpiConfig, newest_ns: int, lateness_ns: int
+) -> list[KpiPoint]:
+    """One window's KPI points, from its readings cut from a wider read (``RawData.slice``)."""
+    cut = raw.slice(window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS))
+    if not cut.any_within(window.start_ns, window.end_ns):
+        return []  # nothing was reported in the window: nothing to say (not a window of zeros)
     for device in places.devices:  # a device of the inventory that said nothing was down
-        raw.devices.setdefault(device, DeviceRaw(device))
-    readings = [to_readings(d, places.place(d.device, d.tags)) for d in raw.devices.values()]
+        cut.devices.setdefault(device, DeviceRaw(device))
+    readings = [to_readings(d, places.place(d.device, d.tags)) for d in cut.devices.values()]
     rows = compute_window(readings, window, settings)
     final = newest_ns >= window.end_ns + lateness_ns
     return [to_point(row, places, final=final) for row in rows]
+
+
+def compute_day_job(job: DayJob) -> list[KpiPoint]:
+    """One day window's KPI points (runs in the KPI process): read back, compute, mark final."""
+
+    async def run() -> list[KpiPoint]:
+        influx, places, settings, day, newest_ns, lateness_ns = job
+        window = day_window(day)
+        raw = await _read_span(influx, settings, [window])
+        return window_points(raw, window, places, settings, newest_ns, lateness_ns)
+
+    return asyncio.run(run())
+
+
+def compute_windows_job(job: WindowsJob) -> list[Done]:
+    """Read the span once, compute every window from its slice, write (runs in the KPI process)."""
+    return asyncio.run(_compute_windows(*job))
+
+
+async def _compute_windows(
+    influx: InfluxConfig,
+    places: Places,
+    settings: KpiConfig,
+    windows: list[Window],
+    newest_ns: int,
+    lateness_ns: int,
+) -> list[Done]:
+    raw = await _read_span(influx, settings, windows)
+    writer = InfluxWriter(influx)
+    done: list[Done] = []
+    lines: list[str] = []
+
+    async def flush() -> None:
+        if lines:
+            report = await writer.write(lines)
+            if report.refused:
+                raise QueryError(f"InfluxDB refused {len(report.refused)} KPI lines: {report.refused[0][1]}")
+            lines.clear()
+
+    try:
+        for window in windows:
+            points = window_points(raw, window, places, settings, newest_ns, lateness_ns)
+            lines.extend(to_lines(points))
+            done.append((window, newest_ns >= window.end_ns + lateness_ns, len(points)))
+            if len(lines) >= WRITE_CHUNK:
+                await flush()
+        await flush()
+    finally:
+        await writer.close()
+    return done

@@ -57,17 +57,24 @@ def to_lines(points: Iterable[KpiPoint]) -> list[str]:
 
 
 async def read_points(
-    query: InfluxQuery, level: str, start_ns: int, grain: str = "day", retention_policy: str | None = None
+    query: InfluxQuery,
+    level: str,
+    start_ns: int,
+    grain: str = "day",
+    end_ns: int | None = None,
+    retention_policy: str | None = None,
 ) -> list[KpiPoint]:
-    """The stored KPI points of one level and window (in ``retention_policy``, influxdb.kpi_retention_policy:
-    else the one the query reads by default)."""
+    """The stored KPI points of one level and grain: the window starting at ``start_ns``, or with
+    ``end_ns`` every window starting in ``[start_ns, end_ns)``; in ``retention_policy``
+    (influxdb.kpi_retention_policy), else the one the query reads by default."""
     measurement = f"kpi_{level}"
     source = (
         f"{quote_identifier(retention_policy)}.{quote_identifier(measurement)}"
         if retention_policy
         else f'"{measurement}"'
     )
-    found = await query.query(f'SELECT * FROM {source} WHERE time = {start_ns} AND "grain" = {quote_string(grain)}')
+    span = f"time = {start_ns}" if end_ns is None else f"time >= {start_ns} AND time < {end_ns}"
+    found = await query.query(f'SELECT * FROM {source} WHERE {span} AND "grain" = {quote_string(grain)}')
     points: list[KpiPoint] = []
     for series in found:
         for values in series.values:

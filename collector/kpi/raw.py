@@ -8,12 +8,20 @@ layout on the read side; the computation (day.py) never sees a query.
 
 The live engine and ``kpi recompute`` both read through here: the same stored readings give the
 same KPIs whichever process wrote them, in whatever order they arrived.
+
+A span is read once and its windows are cut from it: ``RawData.slice(from_ns, to_ns)`` is exactly
+what ``read_raw`` would return for the narrower range (every list is sorted by time, a device with
+no reading in the range is left out), so the 288 five-minute windows and 24 hours of a day cost one
+read, not 313, and a window's KPIs do not depend on how wide the span it was cut from was.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar
 
 from collector.kpi.availability import Report, StateMark
 from collector.kpi.clients import ClientCount, ClientsReport
@@ -24,6 +32,14 @@ from collector.kpi.traffic import Check, Probe
 from collector.sink.query import InfluxQuery, Series
 
 TAGS = ("device", "kind", "nis", "site")
+T = TypeVar("T")
+TS: Callable[[Any], int] = attrgetter("ts_ns")
+FIRST: Callable[[Any], int] = itemgetter(0)
+
+
+def _cut(items: Sequence[T], lo: int, hi: int, key: Callable[[Any], int] = TS) -> list[T]:
+    """The items (sorted by ``key``) with ``lo <= key < hi``."""
+    return list(items[bisect_left(items, lo, key=key) : bisect_left(items, hi, key=key)])
 
 
 IF_COUNTERS = {  # stored field -> the counter's name in compute.DeviceReadings
@@ -44,6 +60,18 @@ class InterfaceRaw:
     speed_mbps: int | None = None
     counters: dict[str, list[CounterReading]] = field(default_factory=dict)
     oper: list[Check] = field(default_factory=list)
+
+    def sort(self) -> None:
+        for series in self.counters.values():
+            series.sort(key=TS)
+        self.oper.sort(key=TS)
+
+    def slice(self, lo: int, hi: int) -> InterfaceRaw | None:
+        counters = {name: cut for name, series in self.counters.items() if (cut := _cut(series, lo, hi))}
+        oper = _cut(self.oper, lo, hi)
+        if not counters and not oper:
+            return None
+        return InterfaceRaw(self.bits, self.speed_mbps, counters, oper)
 
 
 @dataclass(slots=True)
@@ -69,6 +97,39 @@ class DeviceRaw:
     radios: dict[str, list[RadioSample]] = field(default_factory=dict)
     rf_good: list[tuple[int, int, int]] = field(default_factory=list)  # (ts, good_rf_clients, num_clients)
 
+    def sort(self) -> None:
+        for items in (self.reports, self.marks, self.clients, self.presence, self.uplink_rx, self.uplink_tx):
+            items.sort(key=TS)
+        self.probes.sort(key=TS)
+        self.rf_good.sort(key=FIRST)
+        for interface in self.interfaces.values():
+            interface.sort()
+        for samples in self.radios.values():
+            samples.sort(key=TS)
+
+    def slice(self, lo: int, hi: int) -> DeviceRaw | None:
+        """The device's readings in ``[lo, hi)`` (lists sorted by ``sort``); None if there are none."""
+        interfaces = {name: cut for name, i in self.interfaces.items() if (cut := i.slice(lo, hi)) is not None}
+        radios = {band: part for band, samples in self.radios.items() if (part := _cut(samples, lo, hi))}
+        out = DeviceRaw(
+            self.device,
+            dict(self.tags),
+            _cut(self.reports, lo, hi),
+            _cut(self.marks, lo, hi),
+            _cut(self.clients, lo, hi),
+            _cut(self.presence, lo, hi),
+            _cut(self.uplink_rx, lo, hi),
+            _cut(self.uplink_tx, lo, hi),
+            interfaces,
+            _cut(self.probes, lo, hi),
+            radios,
+            _cut(self.rf_good, lo, hi, FIRST),
+        )
+        empty = not (
+            out.reports or out.marks or out.clients or out.presence or out.uplink_rx or out.uplink_tx
+        ) and not (interfaces or out.probes or radios or out.rf_good)
+        return None if empty else out
+
 
 @dataclass(slots=True)
 class RawData:
@@ -83,6 +144,16 @@ class RawData:
                 if any(from_ns <= ts < to_ns for ts in times):
                     return True
         return False
+
+    def slice(self, from_ns: int, to_ns: int) -> RawData:
+        """What ``read_raw(query, from_ns, to_ns)`` returns, cut from this wider read."""
+        assert self.from_ns <= from_ns and to_ns <= self.to_ns, "a slice lies within the span read"
+        out = RawData(from_ns, to_ns)
+        for name, device in self.devices.items():
+            cut = device.slice(from_ns, to_ns)
+            if cut is not None:
+                out.devices[name] = cut
+        return out
 
     def device(self, series: Series) -> DeviceRaw:
         name = series.tags.get("device", "")
@@ -185,6 +256,8 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
         for ts, cu, retries, total in series.values:
             samples.append(RadioSample(ts, _float(cu), _int(retries), _int(total)))
     raw.devices.pop("", None)  # a series without a device tag is not ours to count
+    for device in raw.devices.values():
+        device.sort()
     return raw
 
 

@@ -16,7 +16,9 @@ from collector.app.config import Config
 from collector.app.service import build_kpi_engine
 from collector.harness.localservers import InfluxDB, Mosquitto
 from collector.kpi.output import TAG_KEYS
-from collector.kpi.windows import TZ, local_date, midnight_ns
+from collector.kpi.raw import read_raw
+from collector.kpi.windows import TZ, day_window, local_date, midnight_ns
+from collector.sink.query import InfluxQuery
 from simulators.city import SimConfig, Simulation
 from simulators.faults import FaultConfig
 from simulators.publisher import MqttPublisher
@@ -122,6 +124,70 @@ def compare(truth_day: dict[str, Any], influxdb: InfluxDB) -> list[str]:
     return problems
 
 
+def grains_add_up(influxdb: InfluxDB, day: date) -> list[str]:
+    """The 5-minute and hourly windows of the day, against the day's own figures: volumes and
+    sessions add up exactly (AP counters are 64-bit: no wrap to resolve), the day's peak is the peak
+    of its hours and of its 5-minute windows, the day's mean the mean of its 5-minute windows (one
+    client bucket each)."""
+    window = day_window(day)
+    problems = []
+    for level, key in (("municipality", "nis"), ("region", "region"), ("site", "site")):
+        rows = points(
+            influxdb, f'SELECT * FROM "kpi_{level}" WHERE time >= {window.start_ns} AND time < {window.end_ns}'
+        )
+        by: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            by.setdefault((row[key], row["grain"]), []).append(row)
+        for (name, grain), found in sorted(by.items()):
+            if grain != "day":
+                continue
+            (whole,) = found
+            hours, fives = by.get((name, "1h"), []), by.get((name, "5m"), [])
+            if len(hours) != 24 or len(fives) != 288:
+                problems.append(f"{level} {name}: {len(hours)} hours, {len(fives)} 5-minute windows")
+                continue
+            for field in ("rx_bytes", "tx_bytes", "sessions"):
+                for grain_rows in (hours, fives):
+                    total = sum(r.get(field) or 0 for r in grain_rows)
+                    if total != whole.get(field, 0):
+                        problems.append(f"{level} {name} {field}: {total} over {len(grain_rows)} vs {whole.get(field)}")
+            if "peak_clients" in whole:
+                if (
+                    max(r["peak_clients"] for r in hours)
+                    != whole["peak_clients"]
+                    != max(r["peak_clients"] for r in fives)
+                ):
+                    problems.append(f"{level} {name}: peak_clients")
+                mean = sum(r["mean_clients"] for r in fives) / len(fives)
+                if abs(mean - whole["mean_clients"]) > 1e-6:
+                    problems.append(f"{level} {name}: mean_clients {mean} vs {whole['mean_clients']}")
+    return problems
+
+
+async def slices_equal_reads(config: Config, day: date) -> bool:
+    """A window cut from the day's read (what the engine computes from) is what a read of the window
+    alone returns."""
+    engine = build_kpi_engine(config, None)
+    settings = engine.settings
+    await engine.query.close()
+    await engine.writer.close()
+    reach = int(settings.lookback_s * 10**9)
+    window = day_window(day)
+    query = InfluxQuery(config.influxdb)
+    try:
+        whole = await read_raw(query, window.start_ns - reach, window.end_ns + reach)
+        for hour in (0, 12, 23):
+            start = window.start_ns + hour * 3600 * 10**9
+            direct = await read_raw(query, start - reach, start + 3600 * 10**9 + reach)
+            cut = whole.slice(start - reach, start + 3600 * 10**9 + reach)
+            nonempty = {k: v for k, v in direct.devices.items() if v.slice(direct.from_ns, direct.to_ns) is not None}
+            if cut.devices != nonempty or len(nonempty) < 10:
+                return False
+    finally:
+        await query.close()
+    return True
+
+
 async def all_kpi_points(influxdb: InfluxDB) -> dict[tuple[str, ...], dict[str, Any]]:
     """Every stored KPI point, by measurement, tags and time."""
     out: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -155,9 +221,16 @@ async def test_kpis_of_a_simulated_day_equal_the_truth_and_a_recompute(
     truth = await run_day(mosquitto, influxdb, tmp_path, simulation, items, inventory)
     (truth_day,) = [d for d in truth["days"] if d["date"] == day.isoformat()]
     problems = compare(truth_day, influxdb)
+    if problems:  # DEBUG
+        rows = points(influxdb, 'SELECT * FROM "kpi_device" WHERE "grain" = \'day\' AND device = \'ap-21001-0001\'')
+        print("DEBUG", day, midnight_ns(day, TZ), [(r["time"], r.get("peak_clients"), r.get("rx_bytes"), r.get("final")) for r in rows])
+        print("DEBUG raw", points(influxdb, 'SELECT count(*) FROM "ap" WHERE device = \'ap-21001-0001\' GROUP BY time(1d)'))
     assert problems == [], "\n".join(problems[:40])
+    assert grains_add_up(influxdb, day) == []
+    assert await slices_equal_reads(kpi_config(mosquitto, influxdb, tmp_path, inventory), day)
     live = await all_kpi_points(influxdb)
     assert len(live) > 150
+    assert {key[2] for key in live} == {"grain=5m", "grain=1h", "grain=day"}
     await recompute(
         kpi_config(mosquitto, influxdb, tmp_path, inventory), [day - timedelta(days=1), day, day + timedelta(days=1)]
     )

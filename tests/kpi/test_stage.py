@@ -10,7 +10,7 @@ from collector.ingest.pipeline import Pipeline
 from collector.ingest.topics import TopicPattern
 from collector.kpi.pseudonym import Pseudonymiser
 from collector.kpi.stage import KpiStage
-from collector.kpi.windows import local_date
+from collector.kpi.windows import BUCKET_NS, NS, day_window, local_date, midnight_ns, touched_by_buckets
 from tests import samples
 
 SECRET = b"0123456789abcdef-test-secret"
@@ -40,7 +40,7 @@ def test_clients_become_pseudonyms_and_no_mac_is_encoded() -> None:
         assert mac not in text and mac.replace(":", "") not in text
 
 
-def test_touched_days_follow_event_time_not_arrival() -> None:
+def test_touched_buckets_follow_event_time_not_arrival() -> None:
     stage = KpiStage(Pseudonymiser(SECRET))
     p = pipeline(stage)
     now = datetime.now(UTC)
@@ -48,24 +48,25 @@ def test_touched_days_follow_event_time_not_arrival() -> None:
     for moment in (now, late):
         topic, payload, _ = samples.ap_metrics(1, moment)
         assert isinstance(p.process(topic, json.dumps(payload).encode(), False, samples.ns(now) + 10**9), list)
-    assert stage.take_touched() == {local_date(samples.ns(now)), local_date(samples.ns(late))}
+    assert stage.take_touched() == {samples.ns(now) // BUCKET_NS, samples.ns(late) // BUCKET_NS}
     assert stage.take_touched() == set()
     topic, payload, _ = samples.ap_metrics(1, now)
     p.process(topic, json.dumps(payload).encode(), False, samples.ns(now) + 10**9)
-    assert stage.take_touched() == {local_date(samples.ns(now))}  # the same day again, after a take
+    assert stage.take_touched() == {samples.ns(now) // BUCKET_NS}  # the same bucket again, after a take
 
 
 def test_a_reading_near_midnight_touches_the_neighbouring_day_too() -> None:
-    stage = KpiStage(Pseudonymiser(SECRET), reach_s=1200)
+    stage = KpiStage(Pseudonymiser(SECRET))
     p = pipeline(stage)
     day = local_date(samples.ns(datetime.now(UTC))) - timedelta(days=2)
-    from collector.kpi.windows import midnight_ns
-
     just_after = datetime.fromtimestamp((midnight_ns(day) + 300 * 10**9) / 1e9, UTC)  # 00:05 local
     topic, payload, _ = samples.ap_metrics(1, just_after)
     assert isinstance(p.process(topic, json.dumps(payload).encode(), False, time_ns()), list)
-    assert stage.take_touched() == {day, day - timedelta(days=1)}  # its counter interval reaches back
+    windows = touched_by_buckets(stage.take_touched(), 1200 * NS, ["day", "1h"])
+    # its counter interval reaches back: the day before and its last hour too
+    assert {w for w in windows if w.grain == "day"} == {day_window(day), day_window(day - timedelta(days=1))}
+    assert min(w.start_ns for w in windows if w.grain == "1h") == midnight_ns(day) - 3600 * NS
     midday = datetime.fromtimestamp((midnight_ns(day) + 12 * 3600 * 10**9) / 1e9, UTC)
     topic, payload, _ = samples.ap_metrics(1, midday)
     p.process(topic, json.dumps(payload).encode(), False, time_ns())
-    assert stage.take_touched() == {day}
+    assert touched_by_buckets(stage.take_touched(), 1200 * NS, ["day"]) == {day_window(day)}
