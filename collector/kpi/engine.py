@@ -86,15 +86,17 @@ class KpiEngine:
         self.grains: tuple[Grain, ...] = tuple(g for g in GRAINS if g in set(grains))
         self.day_every_s = day_every_s
         self.reach_ns = int(settings.lookback_s * NS)
+        # pending: touched since last computed; in_flight: being computed (a touch meanwhile makes a
+        # window pending again); unfinal: written with final=false, computed once more when final.
         self.pending, self.unfinal = self._load_state()
-        self._persisted = (frozenset(self.pending), frozenset(self.unfinal))
+        self.in_flight: set[Window] = set()
+        self._unsaved = False
         self._day_done_at: dict[int, float] = {}  # day window start -> monotonic time it was last computed
         self.days_computed = 0
         self.windows_computed = 0
         self.rows_written = 0
         self.failures = 0
         self.last_error: str | None = None
-        self.last_cycle_cpu_s = 0.0
         self._pool: ProcessPoolExecutor | None = None
         self.presence_purges = 0
 
@@ -122,23 +124,25 @@ class KpiEngine:
         if self.stage is not None:
             buckets = self.stage.take_touched()
             if buckets:
-                self.pending |= touched_by_buckets(buckets, self.reach_ns, self.grains)
+                new = touched_by_buckets(buckets, self.reach_ns, self.grains) - self.pending
+                if new:
+                    self.pending |= new
+                    self._unsaved = True
 
     def before_ack(self) -> None:
         """Called by the committer before it acknowledges a batch: make the touched windows durable."""
         self._take_touched()
-        if self.state_file is not None and self._changed():
+        if self.state_file is not None and self._unsaved:
             self._write_state()
 
-    def _changed(self) -> bool:
-        return self._persisted != (frozenset(self.pending), frozenset(self.unfinal))
-
     def _write_state(self) -> None:
+        """Pending and in-flight windows (a crash mid-computation leaves them to compute), and those
+        not yet final; written whole, fsynced, then renamed over the old file."""
         assert self.state_file is not None
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_file.with_suffix(".tmp")
         state = {
-            "pending": sorted([w.grain, w.start_ns, w.end_ns] for w in self.pending),
+            "pending": sorted([w.grain, w.start_ns, w.end_ns] for w in self.pending | self.in_flight),
             "unfinal": sorted([w.grain, w.start_ns, w.end_ns] for w in self.unfinal),
         }
         with open(temporary, "w", encoding="utf-8") as handle:
@@ -146,7 +150,7 @@ class KpiEngine:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.state_file)
-        self._persisted = (frozenset(self.pending), frozenset(self.unfinal))
+        self._unsaved = False
 
     # -- computing --------------------------------------------------------------------------
     def watermark_ns(self) -> int:
@@ -180,6 +184,7 @@ class KpiEngine:
         Returns, per window, whether it was final and how many points were written."""
         job: WindowsJob = (
             self.query.config,
+            self.writer.config,
             self.places,
             self.settings,
             sorted(windows),
@@ -259,57 +264,68 @@ class KpiEngine:
         return sorted(out)
 
     async def cycle(self, ready: Callable[[], Awaitable[bool]]) -> int:
-        """One pass: returns how many windows were computed."""
+        """One pass: returns how many windows were computed.
+
+        The due windows leave ``pending`` before ``ready()`` is awaited: a reading that touches one of
+        them from then on (it may not be stored when the window is read back) makes it pending again,
+        for the next pass, rather than being lost in this one."""
         self._take_touched()
         now_s = time.monotonic()
         due = self.due(self.watermark_ns(), now_s)
-        if not due or not await ready():
+        if not due:
             return 0
+        self.pending.difference_update(due)
+        self.in_flight.update(due)
         by_day: dict[date, list[Window]] = {}
         for w in due:
             by_day.setdefault(w.local_date(), []).append(w)
         done = 0
-        cpu = time.process_time()
-        for day, windows in sorted(by_day.items()):
-            try:
-                results = await self.compute_windows(windows)
-            except (QueryError, OSError) as error:
-                self.failures += 1
-                if str(error) != self.last_error:
-                    log.warning(
-                        "kpi_compute_failed",
-                        day=day.isoformat(),
-                        error=str(error),
-                        hint="InfluxDB unreachable or refusing; the windows stay pending and are retried",
-                    )
-                self.last_error = str(error)
-                break
-            self.last_error = None
-            for w, final, written in results:
-                self.pending.discard(w)
-                self.unfinal.discard(w)
-                if written and not final:
-                    self.unfinal.add(w)
-                if w.grain == "day":
-                    self._day_done_at[w.start_ns] = now_s
-            done += len(results)
-            log.info(
-                "kpi_windows_computed",
-                day=day.isoformat(),
-                windows=_count_grains(windows),
-                rows=sum(n for _, _, n in results),
-            )
-        self.last_cycle_cpu_s = time.process_time() - cpu
-        if self.state_file is not None and self._changed():
-            with contextlib.suppress(OSError):
-                self._write_state()
+        try:
+            if not await ready():
+                return 0
+            for day, windows in sorted(by_day.items()):
+                try:
+                    results = await self.compute_windows(windows)
+                except (QueryError, OSError) as error:
+                    self.failures += 1
+                    if str(error) != self.last_error:
+                        log.warning(
+                            "kpi_compute_failed",
+                            day=day.isoformat(),
+                            error=str(error),
+                            hint="InfluxDB unreachable or refusing; the windows stay pending and are retried",
+                        )
+                    self.last_error = str(error)
+                    break
+                self.last_error = None
+                for w, final, written in results:
+                    self.in_flight.discard(w)
+                    self.unfinal.discard(w)
+                    if written and not final:
+                        self.unfinal.add(w)
+                    if w.grain == "day":
+                        self._day_done_at[w.start_ns] = now_s
+                self._unsaved = True
+                done += len(results)
+                log.info(
+                    "kpi_windows_computed",
+                    day=day.isoformat(),
+                    windows=_count_grains(windows),
+                    rows=sum(n for _, _, n in results),
+                )
+        finally:
+            self.pending |= self.in_flight  # not computed (not ready, failed, cancelled): still to do
+            self.in_flight.clear()
+            if self.state_file is not None and self._unsaved:
+                with contextlib.suppress(OSError):
+                    self._write_state()
         return done
 
     def stats(self) -> dict[str, int]:
         self._take_touched()
         return {
-            "kpi_days_pending": len({w.local_date() for w in self.pending}),
-            "kpi_windows_pending": len(self.pending),
+            "kpi_days_pending": len({w.local_date() for w in self.pending | self.in_flight}),
+            "kpi_windows_pending": len(self.pending) + len(self.in_flight),
             "kpi_windows_not_final": len(self.unfinal),
             "kpi_days_computed": self.days_computed,
             "kpi_windows_computed": self.windows_computed,
@@ -327,7 +343,7 @@ def _count_grains(windows: Iterable[Window]) -> dict[str, int]:
 
 Done = tuple[Window, bool, int]  # a window, whether it was final, how many points were written
 DayJob = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
-WindowsJob = tuple[InfluxConfig, Places, KpiConfig, list[Window], int, int]
+WindowsJob = tuple[InfluxConfig, InfluxConfig, Places, KpiConfig, list[Window], int, int]  # read from, write to, ...
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -386,6 +402,7 @@ def compute_windows_job(job: WindowsJob) -> list[Done]:
 
 async def _compute_windows(
     influx: InfluxConfig,
+    kpi_influx: InfluxConfig,
     places: Places,
     settings: KpiConfig,
     windows: list[Window],
@@ -393,7 +410,7 @@ async def _compute_windows(
     lateness_ns: int,
 ) -> list[Done]:
     raw = await _read_span(influx, settings, windows)
-    writer = InfluxWriter(influx)
+    writer = InfluxWriter(kpi_influx)  # the KPI retention policy or bucket (InfluxConfig.for_kpis)
     done: list[Done] = []
     lines: list[str] = []
 
