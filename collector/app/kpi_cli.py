@@ -20,6 +20,7 @@ from typing import Any
 
 from collector.app.config import Config, ConfigError, load_config
 from collector.kpi.aggregate import suppress
+from collector.kpi.billing import month_window
 from collector.kpi.output import KpiPoint, read_points
 from collector.kpi.windows import GRAINS, NS, TZ, Grain, day_window, window_of
 from collector.sink.query import InfluxQuery, QueryError
@@ -51,6 +52,11 @@ COLUMNS["device"] = [
     ("tx_bytes", "tx GB"),
     ("school_utilisation_in_p95_pct", "p95 %"),
     ("school_probe_loss_pct", "loss %"),
+    ("school_billing_in_p95_bps", "p95 in Mb/s"),
+    ("school_billing_out_p95_bps", "p95 out Mb/s"),
+    ("school_billing_p95_bps", "billed Mb/s"),
+    ("billing_samples", "samples"),
+    ("billing_buckets", "buckets"),
 ]
 KEY = {"device": "device", "site": "site", "municipality": "municipality", "region": "region"}
 
@@ -113,8 +119,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 2
 
     day = day_window(args.day)
-    start, end = day.start_ns, day.end_ns
-    if args.at is not None and args.grain != "day":
+    start: int = day.start_ns
+    end: int | None = day.end_ns
+    if args.grain == "month":  # the billing point of the day's calendar month
+        if args.level != "device":
+            print("kpi show: --grain month is per link: use --level device", file=sys.stderr)
+            return 2
+        start, end = month_window(args.day).start_ns, None
+    elif args.at is not None and args.grain != "day":
         moment = datetime.combine(args.day, args.at, TZ)  # the first of a repeated hour (autumn DST)
         start = window_of(int(moment.timestamp()) * NS, args.grain).start_ns
         end = start + 1
@@ -134,8 +146,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 1
     if not points:
         print(
-            f"no {args.grain} {args.level} KPIs stored for {args.day}"
-            f" (run `city-telemetry kpi recompute --from {args.day} --grain {args.grain}`)"
+            f"no {args.level} KPIs stored for {args.day} (grain {args.grain};"
+            f" run `city-telemetry kpi recompute --from {args.day}`)"
         )
         return 1
     k = config.kpi.k_anonymity if args.public else None
@@ -147,7 +159,7 @@ def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
     """A text table; ``k``: unique-client figures below k shown as "<k" (for what leaves the team).
     Windows shorter than a day get a first column with their local start time."""
     columns = [(f, h) for f, h in COLUMNS[level] if any(f in p.fields for p in points)]
-    timed = any(p.tag("grain") != "day" for p in points)
+    timed = any(p.tag("grain") in ("5m", "1h") for p in points)
     header = [*(["from"] if timed else []), KEY[level], *(h for _, h in columns), "final"]
     rows = []
     for point in sorted(points, key=lambda p: (p.ts_ns, p.tag(KEY[level]) or "")):
@@ -180,6 +192,8 @@ def _clock(text: str) -> Any:
 def _cell(field: str, value: Any, k: int | None) -> str:
     if value is None:
         return "-"
+    if field.endswith("_bps"):
+        return f"{value / 1e6:.2f}"
     if field.endswith("_bytes"):
         return f"{value / 1e9:.2f}"
     if field == "unique_clients" and k is not None:
@@ -210,7 +224,12 @@ def add_kpi_parser(commands: Any) -> None:
     show.add_argument("-c", "--config", type=Path)
     show.add_argument("--day", type=_day, required=True, help="local day, YYYY-MM-DD")
     show.add_argument("--level", choices=list(COLUMNS), default="municipality")
-    show.add_argument("--grain", choices=GRAINS, default="day", help="5m, 1h or day (default: day)")
+    show.add_argument(
+        "--grain",
+        choices=[*GRAINS, "month"],
+        default="day",
+        help="5m, 1h, day (default), or month: the links' billing 95th percentile of the day's month",
+    )
     show.add_argument(
         "--at", type=_clock, metavar="HH:MM", help="with --grain 5m or 1h: the window at this local time (default: all)"
     )

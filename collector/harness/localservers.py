@@ -294,6 +294,16 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise RuntimeError(result["error"])
         return list(result.get("series", []))
 
+    def write(self, database: str, lines: str) -> None:
+        """Write line protocol (nanosecond times) through ``/write``, as any client would."""
+        url = f"{self.url}/write?" + urllib.parse.urlencode({"db": database, "precision": "ns"})
+        request = urllib.request.Request(url, data=lines.encode(), method="POST")
+        if self.admin is not None:
+            request.add_header("Authorization", basic_auth(*self.admin))
+        with urllib.request.urlopen(request, timeout=30) as response:
+            if response.status != 204:
+                raise RuntimeError(f"/write answered {response.status}")
+
     def rows(self, q: str, database: str) -> list[dict[str, Any]]:
         """Rows of a query as dicts (tags of GROUP BY included), across all returned series."""
         rows = []

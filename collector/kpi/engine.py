@@ -40,12 +40,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from collector.kpi.billing import month_points, month_window
 from collector.kpi.compute import KpiConfig, compute_window
 from collector.kpi.enrich import Places
 from collector.kpi.output import KpiPoint, to_lines, to_point
@@ -179,9 +181,10 @@ class KpiEngine:
             raise QueryError(f"the KPI process died: {error}") from None
         return result
 
-    async def compute_windows(self, windows: list[Window]) -> list[Done]:
-        """Compute and write the given windows (one local day's), from one read of the span they need.
-        Returns, per window, whether it was final and how many points were written."""
+    async def compute_windows(self, windows: list[Window]) -> Computed:
+        """Compute and write the given windows (one local day's), from one read of the span they need,
+        and the billing month of a closed day among them. Returns, per window, whether it was final and
+        how many points were written, and how many month points."""
         job: WindowsJob = (
             self.query.config,
             self.writer.config,
@@ -192,14 +195,14 @@ class KpiEngine:
             self.lateness_ns,
         )
         try:
-            done: list[Done] = await self._run(compute_windows_job, job)
+            computed: Computed = await self._run(compute_windows_job, job)
         except BrokenProcessPool as error:
             self._pool = None
             raise QueryError(f"the KPI process died: {error}") from None
-        self.windows_computed += len(done)
-        self.days_computed += sum(1 for w, _, _ in done if w.grain == "day")
-        self.rows_written += sum(n for _, _, n in done)
-        return done
+        self.windows_computed += len(computed.windows)
+        self.days_computed += sum(1 for w, _, _ in computed.windows if w.grain == "day")
+        self.rows_written += computed.points
+        return computed
 
     def close(self) -> None:
         if self._pool is not None:
@@ -211,7 +214,7 @@ class KpiEngine:
         and write their rows; returns how many points were written."""
         chosen = self.grains if grains is None else tuple(grains)
         windows = [w for g in GRAINS if g in chosen for w in windows_of_day(day, g)]
-        return sum(n for _, _, n in await self.compute_windows(windows))
+        return (await self.compute_windows(windows)).points
 
     # -- live -------------------------------------------------------------------------------
     async def run(
@@ -298,7 +301,7 @@ class KpiEngine:
                     self.last_error = str(error)
                     break
                 self.last_error = None
-                for w, final, written in results:
+                for w, final, written in results.windows:
                     self.in_flight.discard(w)
                     self.unfinal.discard(w)
                     if written and not final:
@@ -306,12 +309,13 @@ class KpiEngine:
                     if w.grain == "day":
                         self._day_done_at[w.start_ns] = now_s
                 self._unsaved = True
-                done += len(results)
+                done += len(results.windows)
                 log.info(
                     "kpi_windows_computed",
                     day=day.isoformat(),
                     windows=_count_grains(windows),
-                    rows=sum(n for _, _, n in results),
+                    rows=results.points,
+                    month_rows=results.month_points,
                 )
         finally:
             self.pending |= self.in_flight  # not computed (not ready, failed, cancelled): still to do
@@ -342,6 +346,18 @@ def _count_grains(windows: Iterable[Window]) -> dict[str, int]:
 
 
 Done = tuple[Window, bool, int]  # a window, whether it was final, how many points were written
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    windows: list[Done]
+    month_points: int  # billing points (grain month) of the months of closed days
+
+    @property
+    def points(self) -> int:
+        return sum(n for _, _, n in self.windows) + self.month_points
+
+
 DayJob = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
 WindowsJob = tuple[InfluxConfig, InfluxConfig, Places, KpiConfig, list[Window], int, int]  # read from, write to, ...
 
@@ -395,7 +411,7 @@ def compute_day_job(job: DayJob) -> list[KpiPoint]:
     return asyncio.run(run())
 
 
-def compute_windows_job(job: WindowsJob) -> list[Done]:
+def compute_windows_job(job: WindowsJob) -> Computed:
     """Read the span once, compute every window from its slice, write (runs in the KPI process)."""
     return asyncio.run(_compute_windows(*job))
 
@@ -408,7 +424,7 @@ async def _compute_windows(
     windows: list[Window],
     newest_ns: int,
     lateness_ns: int,
-) -> list[Done]:
+) -> Computed:
     raw = await _read_span(influx, settings, windows)
     writer = InfluxWriter(kpi_influx)  # the KPI retention policy or bucket (InfluxConfig.for_kpis)
     done: list[Done] = []
@@ -421,6 +437,8 @@ async def _compute_windows(
                 raise QueryError(f"InfluxDB refused {len(report.refused)} KPI lines: {report.refused[0][1]}")
             lines.clear()
 
+    lookahead = int(settings.lookahead_s * NS)
+    month_points_written = 0
     try:
         for window in windows:
             points = window_points(raw, window, places, settings, newest_ns, lateness_ns)
@@ -429,6 +447,24 @@ async def _compute_windows(
             if len(lines) >= WRITE_CHUNK:
                 await flush()
         await flush()
+        # A closed day brings its month's billing figures up to date (from the 5-minute points just
+        # written: billing.py); the open day does not, as the month changes by its closed windows only.
+        months = {
+            month_window(w.local_date()): w.local_date()
+            for w in windows
+            if w.grain == "day" and w.end_ns + lookahead <= newest_ns
+        }
+        if months:
+            query = InfluxQuery(kpi_influx)
+            try:
+                for month, day in sorted(months.items(), key=lambda item: item[0].start_ns):
+                    final = newest_ns >= month.end_ns + lateness_ns
+                    points = await month_points(query, places, day, newest_ns, final=final)
+                    lines.extend(to_lines(points))
+                    await flush()
+                    month_points_written += len(points)
+            finally:
+                await query.close()
     finally:
         await writer.close()
-    return done
+    return Computed(done, month_points_written)

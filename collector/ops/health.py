@@ -95,6 +95,8 @@ _GAUGES = {
     "mqtt_held_messages",
     "mqtt_held_bytes",
     "kpi_days_pending",
+    "kpi_windows_pending",
+    "kpi_windows_not_final",
     "workers",
     "workers_running",
 }

@@ -10,10 +10,6 @@ source's minimum, the statistics interval). Alert rules are run over that same r
 their default (``kpi_rp``: kpi, for the database is set up as an operator would, with ``city-telemetry
 influxdb setup`` and the shipped ``kpi_retention_policy``; "All" as the variable's ``allValue``), or a value
 present in the data: the AP with the most events, for the Access point dashboard.
-
-Queries on KPI grains ``5m`` and ``1h`` are written to the agreed schema (docs/kpis.md, "Storage") but
-return nothing until the engine writes those grains: they are listed in ``NEEDS_KPI_WINDOWS`` and
-expected to fail, strictly, so that the day they return rows this test fails until the list is emptied.
 """
 
 from __future__ import annotations
@@ -42,12 +38,6 @@ pytestmark = pytest.mark.servers
 
 INTERVAL = "10s"
 SCALE = 0.1
-# Panels reading KPI points of grain 5m or 1h (collector/kpi: the kpi-windows work writes them).
-NEEDS_KPI_WINDOWS = {
-    "access-point.json/panel 7 'Uplink traffic'/A",
-    "school-links.json/panel 7 'Utilisation p95 per hour'/A",
-    "school-links.json/panel 8 '95th percentile, last 30 days (billing)'/A",
-}
 
 
 @dataclass(frozen=True)
@@ -157,28 +147,7 @@ def variable_values(city: SimulatedCity, query: Query) -> dict[str, str]:
     return values
 
 
-def marked(queries: list[Query]) -> list[Any]:
-    return [
-        pytest.param(
-            query,
-            id=query.id,
-            marks=[pytest.mark.xfail(strict=True, reason="needs KPI grain 5m/1h")]
-            if query.id in NEEDS_KPI_WINDOWS
-            else [],
-        )
-        for query in queries
-    ]
-
-
-def test_the_list_of_queries_awaiting_kpi_windows_names_existing_queries() -> None:
-    ids = {query.id for query in dashboard_queries() + alert_queries()}
-    assert ids >= NEEDS_KPI_WINDOWS
-    for query in dashboard_queries():
-        uses_windows = "'5m'" in query.text or "'1h'" in query.text or "$traffic_grain" in query.text
-        assert uses_windows == (query.id in NEEDS_KPI_WINDOWS), query.id
-
-
-@pytest.mark.parametrize("query", marked(dashboard_queries()))
+@pytest.mark.parametrize("query", dashboard_queries())
 def test_dashboard_query_returns_rows(city: SimulatedCity, query: Query) -> None:
     statement = substitute(query.text, variable_values(city, query), city.start_ms, city.end_ms, INTERVAL)
     assert "$" not in statement.replace("$/", ""), statement  # every macro and variable substituted
@@ -187,7 +156,7 @@ def test_dashboard_query_returns_rows(city: SimulatedCity, query: Query) -> None
     assert rows_with_values(result) >= 1, f"no rows: {statement}"
 
 
-@pytest.mark.parametrize("query", marked(alert_queries()))
+@pytest.mark.parametrize("query", alert_queries())
 def test_alert_query_returns_rows(city: SimulatedCity, query: Query) -> None:
     statement = substitute(query.text, {}, city.start_ms, city.end_ms, INTERVAL)
     assert "$" not in statement.replace("$/", ""), statement

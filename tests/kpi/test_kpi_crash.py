@@ -140,11 +140,11 @@ stats_every_s = 1
             m: n for m, n in want.items() if m != "device_state"
         }
         assert want["device_state"] <= found["device_state"] <= want["device_state"] + wills
-        # The KPIs of everything stored: the engine has no day left to compute.
+        # The KPIs of everything stored: the engine has no window left to compute.
         seen = len(log.read_text())
         deadline = time.monotonic() + 120
-        while '"kpi_days_pending": 0,' not in log.read_text()[seen:]:
-            assert time.monotonic() < deadline, "the KPI engine did not compute the days"
+        while '"kpi_windows_pending": 0,' not in log.read_text()[seen:]:
+            assert time.monotonic() < deadline, "the KPI engine did not compute the windows"
             await asyncio.sleep(0.5)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=60) == 0
