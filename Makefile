@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck servers venv clean bench bench-latency install uninstall
+.PHONY: test test-full demo lint typecheck servers venv clean bench bench-latency install uninstall
 
 servers:
 	@command -v mosquitto >/dev/null && command -v influxd >/dev/null && command -v mosquitto_pub >/dev/null \
@@ -35,6 +35,11 @@ typecheck: $(STAMP)
 
 test: servers $(STAMP) lint typecheck
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# The full default-scale simulated day against the truth (tests/kpi/test_full_day.py): about half an
+# hour on 2 cores, so not part of `make test`.
+test-full: servers $(STAMP)
+	CITY_TELEMETRY_FULL_DAY=1 $(BIN)/pytest -q -s -m fullday tests/kpi/test_full_day.py $(PYTEST_ARGS)
 
 demo: servers $(STAMP)
 	$(BIN)/city-telemetry demo --state-dir .demo

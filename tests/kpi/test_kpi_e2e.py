@@ -27,13 +27,15 @@ from tests.conftest import collector_config, points, running_collector, wait_unt
 pytestmark = pytest.mark.servers
 
 
-def simulated_day(faults: str, scale: float) -> tuple[date, Simulation, list[Any]]:
+def simulated_day(
+    faults: str, scale: float, period_s: int = 300, clients_every: int = 1
+) -> tuple[date, Simulation, list[Any]]:
     day = local_date(time.time_ns()) - timedelta(days=2)
     config = SimConfig(
         start_ms=midnight_ns(day, TZ) // 10**6,
         scale=scale,
-        period_s=300,
-        clients_every=1,
+        period_s=period_s,
+        clients_every=clients_every,
         faults=FaultConfig.parse(faults),
     )
     simulation = Simulation(config)
@@ -42,15 +44,24 @@ def simulated_day(faults: str, scale: float) -> tuple[date, Simulation, list[Any
 
 
 async def run_day(
-    mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path, simulation: Simulation, items: list[Any], inventory: Path
+    mosquitto: Mosquitto,
+    influxdb: InfluxDB,
+    tmp_path: Path,
+    simulation: Simulation,
+    items: list[Any],
+    inventory: Path,
+    timeout_s: float = 300.0,
 ) -> dict[str, Any]:
-    config = kpi_config(mosquitto, influxdb, tmp_path, inventory)
+    """Publish the day, wait until every message is committed and every touched KPI window computed;
+    the simulator's truth. Each phase is bounded by ``timeout_s``."""
+    period = simulation.config.period_s
+    config = kpi_config(mosquitto, influxdb, tmp_path, inventory, period, period * simulation.config.clients_every)
     async with running_collector(config) as collector:
 
         def publish() -> None:
             publisher = MqttPublisher(port=mosquitto.port, client_id="simulated-city")
             try:
-                publisher.run(iter(items), speed=0.0, max_seconds=300.0)
+                publisher.run(iter(items), speed=0.0, max_seconds=timeout_s)
             finally:
                 publisher.close()
 
@@ -58,22 +69,31 @@ async def run_day(
         thread.start()
         while thread.is_alive():
             await asyncio.sleep(0.2)
-        await wait_until(lambda: collector.counters["messages_committed"] >= len(items), timeout_s=120, what="commit")
-        assert collector.kpi is not None
+        committed = lambda: collector.counters["messages_committed"] >= len(items)  # noqa: E731
+        await wait_until(committed, timeout_s=timeout_s, what="commit")
+        engine = collector.kpi
+        assert engine is not None
         started = time.monotonic()
-        await wait_until(lambda: collector.kpi.stats()["kpi_windows_pending"] == 0, timeout_s=240, what="KPIs")
-        print(f"KPI windows computed {time.monotonic() - started:.1f} s after the last commit", collector.kpi.stats())
+        await wait_until(lambda: engine.stats()["kpi_windows_pending"] == 0, timeout_s=timeout_s, what="KPIs")
+        print(f"KPI windows computed {time.monotonic() - started:.1f} s after the last commit", engine.stats())
     return simulation.truth.result(simulation.meta())
 
 
-def kpi_config(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path, inventory: Path) -> Config:
+def kpi_config(
+    mosquitto: Mosquitto,
+    influxdb: InfluxDB,
+    tmp_path: Path,
+    inventory: Path,
+    period_s: int = 300,
+    clients_every_s: int = 300,
+) -> Config:
     return collector_config(
         mosquitto,
         influxdb,
         tmp_path,
         inventory__file=f'"{inventory}"',
-        kpi__report_period_s="300",
-        kpi__clients_every_s="300",
+        kpi__report_period_s=str(period_s),
+        kpi__clients_every_s=str(clients_every_s),
         kpi__every_s="1",
         kpi__pseudonym_key_file=f'"{write_key(tmp_path)}"',
     )
