@@ -205,7 +205,14 @@ class KpiEngine:
         return computed
 
     def close(self) -> None:
+        """Stop the KPI process, even in the middle of a job: a day of windows can take longer than a
+        stop may wait, and the interpreter's exit would wait for it. What it had not written stays
+        pending in the state file; what it had written is rewritten, identically, next time."""
         if self._pool is not None:
+            # ProcessPoolExecutor has no public way to end a running job; its process table is stable
+            # across CPython 3.8-3.13.
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 

@@ -249,7 +249,12 @@ async def test_kpis_of_a_simulated_day_equal_the_truth_and_a_recompute(
     assert await slices_equal_reads(kpi_config(mosquitto, influxdb, tmp_path, inventory), day)
     live = await all_kpi_points(influxdb)
     assert len(live) > 150
-    assert {tag for key in live for tag in key if tag.startswith("grain=")} == {"grain=5m", "grain=1h", "grain=day"}
+    assert {tag for key in live for tag in key if tag.startswith("grain=")} == {
+        "grain=5m",
+        "grain=1h",
+        "grain=day",
+        "grain=month",  # the school links' billing month
+    }
     await recompute(
         kpi_config(mosquitto, influxdb, tmp_path, inventory), [day - timedelta(days=1), day, day + timedelta(days=1)]
     )
