@@ -180,10 +180,14 @@ class StampLedger:
         if self._file_lines == 0:
             self._compact()  # no file yet (or an unreadable one): start it with its header
             return
-        with open(self.path, "a", encoding="ascii") as handle:
-            handle.write("".join(rows))
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(self.path, "a", encoding="ascii") as handle:
+                handle.write("".join(rows))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            self._file_lines = 0  # a partial line may be left: the retry rewrites the whole file
+            raise
         self._file_lines += len(rows)
         self._unwritten = []
 
@@ -210,7 +214,8 @@ class StampLedger:
             return
         now, oldest = time.monotonic(), time.time() - self.max_age_s
         try:
-            lines = self.path.read_text(encoding="ascii").splitlines()
+            text = self.path.read_text(encoding="ascii")
+            lines = text.splitlines()
             if not lines or lines[0] != HEADER:
                 raise ValueError(f"first line is not {HEADER!r}")
         except (OSError, ValueError) as error:
@@ -232,7 +237,8 @@ class StampLedger:
                 # A previous run's, acknowledged or not: its redelivery comes first on the next connection.
                 self.entries.pop(key, None)
                 self.entries[key] = entry
-        self._file_lines = len(lines)
+        # Torn (no final newline): the next write rewrites the file rather than append to the torn line.
+        self._file_lines = len(lines) if text.endswith("\n") else 0
 
     def stats(self) -> dict[str, int]:
         return {

@@ -103,6 +103,9 @@ def test_stamps_survive_a_restart_and_hold_no_topic_or_payload(tmp_path: Path) -
         handle.write("0123456789abcdef 17")  # a torn append (killed mid-write): skipped
     reopened = StampLedger(path)
     assert reopened.recall(stamp_key(WILL_TOPIC, 7, WILL)) == (R1, 0)
+    reopened.remember("c" * 32, R2, 0)  # the next stamp is not glued to the torn line
+    reopened.persist()
+    assert StampLedger(path).recall("c" * 32) == (R2, 0)
 
 
 def test_an_unreadable_file_is_reported_and_replaced(tmp_path: Path) -> None:
