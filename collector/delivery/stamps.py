@@ -19,6 +19,8 @@ will is the same bytes at every outage. The packet id alone collides too: the br
 replaces whatever entry had its key. The key is a 128-bit BLAKE2b digest (``ingest/pipeline.py``,
 ``stamp_key``) of the payload with its MAC-shaped texts masked first: the file holds no topic and no
 payload (no device name), only digests and times, and no digest can be brute-forced back to a MAC.
+Masking makes two payloads that differ only there digest alike; they would also need the same topic
+and packet id, which two messages in flight never share.
 
 **The file** is a header line then one line per stamp (``key received_ns stamp_ns recorded_s``),
 appended and fsynced once per batch that has new stamps; a torn last line (a crash during the
