@@ -25,6 +25,8 @@ from collector.app.config import Config
 from collector.delivery.committer import Committer
 from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
+from collector.delivery.stamps import FILE_NAME as STAMPS_FILE
+from collector.delivery.stamps import StampLedger
 from collector.ingest.pipeline import Pipeline, Stage
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
@@ -120,6 +122,12 @@ class Collector:
             spool = Spool(config.spool.folder, config.spool.max_bytes, config.spool.segment_bytes)
         self.spool = spool
         self.counters: Counter[str] = Counter()
+        # A redelivered last will keeps the stamp it got first (delivery/stamps.py); in the spool
+        # folder, which is each worker's own.
+        self.stamps = StampLedger(
+            config.spool.folder / STAMPS_FILE, connected_since=lambda: getattr(self.source, "connected_at", None)
+        )
+        self.pipeline.receipts = self.stamps
         self.kpi = build_kpi_engine(config, self.kpi_stage) if self.kpi_stage is not None else None
         self.committer = Committer(
             config.batch,
@@ -130,6 +138,7 @@ class Collector:
             acknowledger=self.source,
             counters=self.counters,
             before_ack=self.kpi.before_ack if self.kpi is not None else None,
+            stamps=self.stamps,
         )
         # The statistics go to InfluxDB through a writer of their own, never the committer (collector/ops/selfstats.py).
         self.self_stats: SelfStatsReporter | None = None
@@ -319,7 +328,9 @@ class Collector:
         for message, generation in self.source.drain(DRAIN_CHUNK):
             taken += 1
             topic = topic_of(message)
-            result = process(topic, message.payload, message.retain, received_ns)
+            qos = message.qos
+            packet_id = message.mid if qos else 0  # QoS 0 is never redelivered
+            result = process(topic, message.payload, message.retain, received_ns, packet_id, message.dup)
             if isinstance(result, list):
                 batch.lines.extend(result)
             else:
@@ -327,7 +338,7 @@ class Collector:
                 record = dead.record(result.reason, result.detail, topic, message.payload, received_ns, message.retain)
                 if dead.note(record):  # False: a refused retained message already dead-lettered
                     batch.dead.append(record)
-            if message.qos:
+            if qos:
                 batch.acks.append((generation, message.mid))
         if taken:
             self.counters["received"] += taken
@@ -354,6 +365,7 @@ class Collector:
             **self.source.stats(),
             "retained_wills_skipped": self.pipeline.retained_wills_skipped,
             "wills_stamped_early": self.pipeline.decoder.wills_stamped_early,
+            **self.stamps.stats(),
             **(self.kpi.stats() if self.kpi is not None else {}),
             "spool_bytes": self.spool.bytes if self.spool is not None else 0,
             "spool_lines": self.spool.lines if self.spool is not None else 0,

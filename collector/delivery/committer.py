@@ -23,6 +23,10 @@ nothing. In detail:
 4. Lines the sink refuses for good are dead-lettered; then the batch's messages are acknowledged,
    in receive order, and released from the source's memory bound.
 
+Before any line of a batch is written, the stamps chosen on receipt for its messages (last wills)
+are made durable (``delivery/stamps.py``): killed after the write and before the broker has the
+PUBACK, the next run stores the redelivered message at the same time, not at a second one.
+
 The spool drainer writes spooled lines back, oldest first. Every wait is on an event (the spool
 drained a chunk, the flusher settled, a dead letter was published, the committer was abandoned),
 never a polling loop (and no timer, unless ``batch.linger_s`` is set). The collaborators are passed
@@ -45,6 +49,7 @@ import structlog
 from collector.delivery.config import BatchConfig, SpoolConfig
 from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
+from collector.delivery.stamps import StampLedger
 from collector.sink.influxdb import WriteAborted, WriteReport, WriteStalled
 
 log = structlog.get_logger("collector.delivery.committer")
@@ -110,6 +115,7 @@ class Committer:
         acknowledger: Acknowledger,
         counters: Counter[str] | None = None,
         before_ack: Callable[[], None] | None = None,
+        stamps: StampLedger | None = None,
     ) -> None:
         self.max_lines = batch_config.max_lines
         self.linger_s = batch_config.linger_s
@@ -120,6 +126,7 @@ class Committer:
         self.acknowledger = acknowledger
         self.counters: Counter[str] = Counter() if counters is None else counters
         self.before_ack = before_ack  # e.g. the KPI engine making its touched days durable
+        self.stamps = stamps  # receipt stamps, durable before the batch holding them is written
         self.batch = Batch()
         self.backpressure = False  # spool full: messages are not acknowledged until it drains
         self.drain_rate_lines_s = 0.0
@@ -187,15 +194,17 @@ class Committer:
 
     async def commit(self, batch: Batch) -> None:
         """Make the batch durable, then acknowledge its messages (in receive order)."""
+        stamps = self.stamps.take() if self.stamps is not None else []  # now: the next batch is filling
         try:
-            await self._make_durable_and_ack(batch)
+            await self._make_durable_and_ack(batch, stamps)
         finally:
             self.acknowledger.release(batch.messages)  # acknowledged or abandoned, it leaves memory
 
-    async def _make_durable_and_ack(self, batch: Batch) -> None:
+    async def _make_durable_and_ack(self, batch: Batch, stamps: list[str]) -> None:
         refused: list[dict[str, Any]] = []
         unwritten: list[str] = []
         try:
+            await self._persist_stamps()
             await self._write_dead_letters(batch.dead)
             size = self.max_lines
             for start in range(0, len(batch.lines), size):
@@ -218,6 +227,8 @@ class Committer:
             self.counters["batches_abandoned"] += 1
             return  # not acknowledged: the broker redelivers these messages to the next run
         self.counters["acked"] += self.acknowledger.ack(batch.acks)
+        if self.stamps is not None and stamps:
+            self.stamps.acked(stamps)
         self.counters["messages_committed"] += batch.messages
         self.counters["rejected"] += len(batch.dead)
 
@@ -230,6 +241,24 @@ class Committer:
             self.dead_letters.note(record)
             records.append(record)
         return records
+
+    async def _persist_stamps(self) -> None:
+        """The batch's receipt stamps durable before its lines are written (a failure is retried)."""
+        while self.stamps is not None:
+            try:
+                self.stamps.persist()
+                return
+            except OSError as error:
+                log.error(
+                    "stamp_ledger_write_failed",
+                    error=str(error),
+                    file=str(self.stamps.path),
+                    retry_in_s=DEAD_LETTER_RETRY_S,
+                    hint="the receipt-stamp file in the spool folder cannot be written: check its disk",
+                )
+                if self.abandoned:
+                    raise WriteAborted() from None
+                await _wait(self._abandon, DEAD_LETTER_RETRY_S)
 
     async def _run_before_ack(self) -> None:
         """What must be durable before an acknowledgement besides the data (a failure is retried)."""

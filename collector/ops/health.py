@@ -70,6 +70,9 @@ _HELP = {
     "drain_rate_lines_s": "lines per second of the last spool drain",
     "series_keys": "series keys cached",
     "retained_wills_skipped": "retained last wills not stored again",
+    "receipt_stamps_held": "stamps of receipt-stamped messages (last wills) kept for a redelivery",
+    "receipt_stamps_reused": "redelivered messages stored at the stamp they got first",
+    "receipt_stamps_dropped": "receipt stamps dropped because the ledger was full (a redelivery may be stored twice)",
     "spool_lost_records": "spool records found unreadable at start-up and quarantined",
     "spool_lost_bytes": "bytes of the spool found unreadable at start-up and quarantined",
     "dead_letter_bytes_cut": "payload and topic bytes left out of dead-letter excerpts",
@@ -97,6 +100,7 @@ _GAUGES = {
     "kpi_days_pending",
     "kpi_windows_pending",
     "kpi_windows_not_final",
+    "receipt_stamps_held",
     "workers",
     "workers_running",
 }

@@ -196,6 +196,7 @@ class MqttSource:
         self._drop_watch_mid: int | None = None
         self._stopping = False
         self.connected = asyncio.Event()
+        self.connected_at: float | None = None  # time.monotonic() the current connection was accepted
         # Set once the broker has granted every telemetry subscription of the current connection
         # (SUBACK), cleared when it is lost: what READY=1 and /readyz mean by "subscribed".
         self.subscribed = asyncio.Event()
@@ -305,6 +306,7 @@ class MqttSource:
             return
         self._session_up = True
         self.connects += 1
+        self.connected_at = time.monotonic()
         log.info(
             "mqtt_connected",
             session_present=flags.session_present,
@@ -344,6 +346,7 @@ class MqttSource:
             self._queue.append(_ConnectionLost(self._generation))
         socket_error, self._socket_error = self._socket_error, None
         was_up, self._session_up = self._session_up, False
+        self.connected_at = None
         refused, self._refused = self._refused, False
         if was_up and self._stopping:  # our own DISCONNECT at shutdown: expected, not a warning
             log.info("mqtt_disconnected", reason=str(reason), error=socket_error, shutdown=True)

@@ -1,4 +1,8 @@
-"""An HTTP proxy in front of a real influxd that a test can switch to answering 500s or hanging."""
+"""An HTTP proxy in front of a real influxd that a test can switch to answering 500s or hanging.
+
+Mode ``swallow`` passes a write to influxd (it is stored) and then holds the answer back until the
+mode changes: the collector is left between "written" and "acknowledged", where a test can kill it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-Mode = Literal["pass", "error", "hang"]
+Mode = Literal["pass", "error", "hang", "swallow"]
 
 
 class FaultyInfluxProxy:
@@ -18,6 +22,7 @@ class FaultyInfluxProxy:
         self.delay_s = delay_s  # added to every request passed through (a slow database)
         self.mode: Mode = "pass"
         self.answers: Counter[str] = Counter()
+        self.swallowed = 0  # writes stored by influxd whose answer was held back
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -53,6 +58,8 @@ class FaultyInfluxProxy:
                 await asyncio.sleep(0.05)
             return web.Response(status=503, text="was hanging")
         assert self._session is not None
+        if mode == "swallow" and request.path != "/write":
+            mode = "pass"  # queries pass: only a write's answer is held back
         body = await request.read()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -61,6 +68,11 @@ class FaultyInfluxProxy:
             request.method, f"{self.upstream}{request.path_qs}", data=body, headers=headers
         ) as upstream:
             payload = await upstream.read()
+            if mode == "swallow":
+                self.swallowed += 1
+                while self.mode == "swallow" and not self._stopping:  # bounded by the test's stop
+                    await asyncio.sleep(0.05)
+                return web.Response(status=503, text="answer held back")
             return web.Response(
                 status=upstream.status,
                 body=payload,

@@ -22,6 +22,7 @@ from collector.delivery.committer import Committer
 from collector.delivery.config import BatchConfig, SpoolConfig
 from collector.delivery.deadletter import DeadLetters, make_record
 from collector.delivery.spool import Spool
+from collector.delivery.stamps import StampLedger
 from collector.sink.influxdb import WriteAborted, WriteReport, WriteStalled
 
 
@@ -351,3 +352,38 @@ async def test_linger_waits_for_more_lines_unless_the_batch_is_full(tmp_path: Pa
 
     await run(committer, body)
     assert acks.acked == [(0, n) for n in range(1, 14)]
+
+
+async def test_receipt_stamps_are_durable_before_the_write_and_a_failure_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committer, sink, acks, _, _ = make(tmp_path)
+    ledger = StampLedger(tmp_path / "spool" / "receipt-stamps")
+    committer.stamps = ledger
+    real_persist = ledger.persist
+    failures = [OSError(28, "No space left on device")]
+    seen_at_persist: list[int] = []
+
+    def flaky() -> None:
+        seen_at_persist.append(len(sink.stored))
+        if failures:
+            raise failures.pop()
+        real_persist()
+
+    monkeypatch.setattr(ledger, "persist", flaky)
+    monkeypatch.setattr("collector.delivery.committer.DEAD_LETTER_RETRY_S", 0.05)
+
+    async def body() -> None:
+        ledger.remember("a" * 32, 17, 0)  # the consumer stamps message 1 on receipt
+        add(committer, 1, 2)
+        await committer.finish()
+        ledger.remember("b" * 32, 18, 0)  # the next batch's
+        add(committer, 3, 1)
+        await committer.finish()
+
+    await run(committer, body)
+    assert seen_at_persist[:2] == [0, 0]  # failed, retried: nothing written before it succeeded
+    assert acks.acked == [(0, 1), (0, 2), (0, 3)]
+    text = (tmp_path / "spool" / "receipt-stamps").read_text().splitlines()
+    assert [line.split()[:2] for line in text[1:]] == [["a" * 32, "17"], ["b" * 32, "18"]]
+    assert all(entry.acked_at is not None for entry in ledger.entries.values())  # acknowledged: may expire
