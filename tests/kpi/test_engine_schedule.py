@@ -1,0 +1,155 @@
+"""The KPI engine's bookkeeping (engine.py): which windows a reading makes pending, when each is due,
+that a window touched while it is being computed is computed again, that a window written before it
+was final is computed once more when it is, and that all of this survives a restart in the state
+file. The computation itself is replaced by a recorder here: what it computes is tested against the
+truth on real servers (test_kpi_e2e.py); this is about when."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collector.ingest.decode import Decoded
+from collector.kpi.compute import KpiConfig
+from collector.kpi.engine import Computed, KpiEngine
+from collector.kpi.enrich import Places
+from collector.kpi.pseudonym import Pseudonymiser
+from collector.kpi.stage import KpiStage
+from collector.kpi.windows import NS, Window, day_window, local_date, window_of
+from collector.sink.config import InfluxConfig
+from collector.sink.influxdb import InfluxWriter
+from collector.sink.query import InfluxQuery
+from schemas.canonical import ApMetrics
+
+# Far in the future, so that the clock never is the watermark: the readings' own time is.
+T0 = int(datetime(2100, 6, 15, 10, 2, tzinfo=UTC).timestamp()) * NS
+SETTINGS = KpiConfig(period_s=60.0, clients_period_s=300.0, missed_reports=3)  # lookahead 20 min
+LOOKAHEAD = int(SETTINGS.lookahead_s * NS)
+LATENESS_S = 4 * 3600.0
+
+
+class RecordingEngine(KpiEngine):
+    """The engine with its computation replaced by a record of what it was asked to compute; ``during``
+    runs while a computation is in flight (a reading arriving meanwhile)."""
+
+    def __init__(self, stage: KpiStage, state_file: Path | None = None) -> None:
+        config = InfluxConfig()
+        super().__init__(
+            SETTINGS,
+            Places(),
+            InfluxQuery(config),
+            InfluxWriter(config),
+            stage=stage,
+            state_file=state_file,
+            lateness_s=LATENESS_S,
+        )
+        self.asked: list[list[Window]] = []
+        self.during: list[int] = []  # reading times to see while the next computation runs
+
+    async def compute_windows(self, windows: list[Window]) -> Computed:
+        self.asked.append(sorted(windows))
+        for ts_ns in self.during:
+            see(self.stage, ts_ns)
+            self.before_ack()
+        self.during = []
+        watermark = self.watermark_ns()
+        return Computed([(w, watermark >= w.end_ns + self.lateness_ns, 3) for w in windows], 0)
+
+
+def reading(ts_ns: int) -> Decoded:
+    stamp = datetime.fromtimestamp(ts_ns / NS, UTC).isoformat()
+    return Decoded(
+        ApMetrics.model_validate(
+            {"schema": "ap.metrics/1", "device_id": "ap-1", "seq": 1, "ts": stamp, "uptime_s": 10, "num_clients": 1}
+        ),
+        {},
+    )
+
+
+def see(stage: KpiStage | None, ts_ns: int) -> None:
+    assert stage is not None
+    stage([reading(ts_ns)], ts_ns)
+
+
+async def ready() -> bool:
+    return True
+
+
+def new_engine(tmp_path: Path | None = None) -> RecordingEngine:
+    stage = KpiStage(Pseudonymiser(b"k" * 32))
+    return RecordingEngine(stage, tmp_path / "kpi-state.json" if tmp_path else None)
+
+
+def grains(windows: list[Window]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for w in windows:
+        counts[w.grain] = counts.get(w.grain, 0) + 1
+    return counts
+
+
+def test_a_reading_makes_the_windows_around_it_pending_and_each_is_due_when_closed() -> None:
+    engine = new_engine()
+    see(engine.stage, T0)  # 10:02 UTC
+    engine.before_ack()
+    five = window_of(T0, "5m")
+    # Every window within the lookback (20 min) of the reading's bucket [10:00, 10:05): the 5-minute
+    # windows from 9:40 to 10:20 (9), the hours 9:00 and 10:00, and the day.
+    assert grains(sorted(engine.pending)) == {"5m": 9, "1h": 2, "day": 1}
+    assert five in engine.pending
+    # The open day is due at once (then at most every day_every_s); the 5-minute window when the
+    # watermark is its end plus the lookahead.
+    due = engine.due(five.end_ns + LOOKAHEAD - 1, now_s=0.0)
+    assert five not in due and grains(due)["day"] == 1
+    assert five in engine.due(five.end_ns + LOOKAHEAD, now_s=0.0)
+    engine._day_done_at[day_window(local_date(T0)).start_ns] = 0.0
+    assert "day" not in grains(engine.due(T0, now_s=899.0))
+    assert "day" in grains(engine.due(T0, now_s=900.0))
+
+
+def test_a_window_touched_while_it_is_computed_is_computed_again() -> None:
+    engine = new_engine()
+    see(engine.stage, T0)
+    engine.stage.newest_ns = T0 + 3 * 3600 * NS  # the watermark: every window around T0 is closed
+    engine.before_ack()
+    engine.during = [T0 + 1]  # a late reading of the same 5 minutes arrives while they are computed
+    assert asyncio.run(engine.cycle(ready)) == 12
+    assert window_of(T0, "5m") in engine.pending  # ... so they are pending again, not lost
+    # The next pass computes them again, but for the day: still open, it waits for day_every_s.
+    assert asyncio.run(engine.cycle(ready)) == 11
+    day = day_window(local_date(T0))
+    assert engine.pending == {day} and engine.in_flight == set()
+    assert engine.asked[1] == [w for w in engine.asked[0] if w != day]
+
+
+def test_a_window_written_before_it_was_final_is_computed_once_more_when_final() -> None:
+    engine = new_engine()
+    see(engine.stage, T0)
+    engine.stage.newest_ns = T0 + 3600 * NS
+    engine.before_ack()
+    first = asyncio.run(engine.cycle(ready))
+    assert first == 12 - 1  # all but the 10:00 hour (its end + lookahead, 11:20, is not reached)
+    assert len(engine.unfinal) == first  # written with final=false
+    assert asyncio.run(engine.cycle(ready)) == 0  # nothing new, nothing final yet
+    engine.stage.newest_ns = T0 + 3 * 86400 * NS  # far past every end + lateness
+    assert asyncio.run(engine.cycle(ready)) == 12  # the final pass, and the last hour
+    assert engine.unfinal == set() and engine.pending == set()
+
+
+def test_pending_and_unfinal_windows_survive_a_restart_and_the_old_state_file_is_read(tmp_path: Path) -> None:
+    engine = new_engine(tmp_path)
+    see(engine.stage, T0)
+    engine.stage.newest_ns = T0 + 3600 * NS
+    engine.before_ack()  # written before the batch is acknowledged
+    pending = set(engine.pending)
+    assert new_engine(tmp_path).pending == pending
+    asyncio.run(engine.cycle(ready))
+    again = new_engine(tmp_path)
+    assert (again.pending, again.unfinal) == (engine.pending, engine.unfinal)
+    assert again.pending and again.unfinal
+
+    (tmp_path / "kpi-state.json").write_text(json.dumps({"dirty_days": ["2100-06-15"]}))
+    legacy = new_engine(tmp_path)
+    assert grains(sorted(legacy.pending)) == {"5m": 288, "1h": 24, "day": 1}
+    assert legacy.unfinal == set()
