@@ -11,12 +11,15 @@
   replaces it.
 - **Due.** A 5-minute or hourly window is due once the watermark has passed its end by
   ``lookahead_s`` (the readings after it that close its last counter interval and outage have then
-  arrived): it is written when it closes, once, and again only when a late reading touches it. The
-  day is due then too, and, while it is still open, at most every ``kpi.day_every_s`` (a whole day
-  costs seconds of CPU at city scale; its figures so far are shown, not recomputed every cycle).
+  arrived): it is written when it closes, once, and again only when a late reading touches it. A
+  day costs a read of the whole day: while its readings keep coming (the open day, or a closed day
+  replayed from a backlog) it is computed at most every ``kpi.day_every_s``; a closed day also as
+  soon as its readings have stopped coming for two cycles.
   The watermark is the newest reading time seen or the clock, whichever is later.
 - **Final.** A window's rows carry ``final=false`` until the watermark has passed its end by
   ``kpi.lateness_s``; such a window is computed once more then, with ``final=true``.
+- **Billing.** A closed day's computation also brings its calendar month's billing points up to
+  date (billing.py), from the 5-minute points just written.
 - **Recompute** (``city-telemetry kpi recompute``): :meth:`KpiEngine.recompute_day` for every day
   of a range and every grain, one read per day, from what is stored.
 
@@ -94,6 +97,8 @@ class KpiEngine:
         self.in_flight: set[Window] = set()
         self._unsaved = False
         self._day_done_at: dict[int, float] = {}  # day window start -> monotonic time it was last computed
+        self._day_touched_at: dict[int, float] = {}  # day window start -> monotonic time of its last touch
+        self.quiet_s = 60.0  # a day not touched for this long has no backlog arriving (run: 2 x every_s)
         self.days_computed = 0
         self.windows_computed = 0
         self.rows_written = 0
@@ -126,7 +131,12 @@ class KpiEngine:
         if self.stage is not None:
             buckets = self.stage.take_touched()
             if buckets:
-                new = touched_by_buckets(buckets, self.reach_ns, self.grains) - self.pending
+                touched = touched_by_buckets(buckets, self.reach_ns, self.grains)
+                now_s = time.monotonic()
+                for w in touched:
+                    if w.grain == "day":
+                        self._day_touched_at[w.start_ns] = now_s
+                new = touched - self.pending
                 if new:
                     self.pending |= new
                     self._unsaved = True
@@ -230,6 +240,7 @@ class KpiEngine:
         """Every ``every_s``: once ``ready()`` says what was received is stored, compute the due windows;
         and every hour, delete the client pseudonyms older than ``presence_retention_days``."""
         purged_at = 0.0
+        self.quiet_s = 2 * every_s
         while True:
             await asyncio.sleep(every_s)
             try:
@@ -266,10 +277,17 @@ class KpiEngine:
         lookahead = int(self.settings.lookahead_s * NS)
         out = []
         for w in self.pending:
-            if w.end_ns + lookahead <= watermark_ns:
+            closed = w.end_ns + lookahead <= watermark_ns
+            if w.grain == "day":
+                # A day costs a read of the whole day: while readings of it keep coming (the open day, or
+                # a closed one replayed from a backlog) at most every day_every_s; a closed day also as
+                # soon as its readings have stopped coming.
+                long_ago = now_s - self._day_done_at.get(w.start_ns, -1e18) >= self.day_every_s
+                quiet = now_s - self._day_touched_at.get(w.start_ns, -1e18) >= self.quiet_s
+                if long_ago or (closed and quiet):
+                    out.append(w)
+            elif closed:
                 out.append(w)  # closed (or a late reading touched it): written now
-            elif w.grain == "day" and now_s - self._day_done_at.get(w.start_ns, -1e18) >= self.day_every_s:
-                out.append(w)  # the open day, at most every day_every_s
         out.extend(w for w in self.unfinal if w.end_ns + self.lateness_ns <= watermark_ns and w not in self.pending)
         return sorted(out)
 

@@ -153,3 +153,17 @@ def test_pending_and_unfinal_windows_survive_a_restart_and_the_old_state_file_is
     legacy = new_engine(tmp_path)
     assert grains(sorted(legacy.pending)) == {"5m": 288, "1h": 24, "day": 1}
     assert legacy.unfinal == set()
+
+
+def test_a_closed_day_replayed_from_a_backlog_waits_until_its_readings_stop_or_day_every_s() -> None:
+    engine = new_engine()
+    day = day_window(local_date(T0))
+    watermark = day.end_ns + 86400 * NS  # the day is closed: a backlog of it is being replayed
+    engine.pending.add(day)
+    engine._day_done_at[day.start_ns] = 0.0  # computed at 0 s
+    engine._day_touched_at[day.start_ns] = 10.0  # ... and touched again at 10 s
+    assert day not in engine.due(watermark, now_s=20.0)  # readings of it still coming: not yet
+    assert day in engine.due(watermark, now_s=10.0 + engine.quiet_s)  # they stopped: at once
+    engine._day_touched_at[day.start_ns] = 899.0  # touched all along: every day_every_s
+    assert day not in engine.due(watermark, now_s=899.5)
+    assert day in engine.due(watermark, now_s=900.0)
