@@ -34,7 +34,7 @@ from tests.conftest import DATABASE, collector_config, running_collector, wait_u
 from tests.grafana.provisioning import Query, alert_queries, dashboard_queries, substitute
 from tests.kpi.test_kpi_e2e import recompute, simulated_day, write_key
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # the module's simulated day
 
 INTERVAL = "10s"
 SCALE = 0.1

@@ -27,7 +27,7 @@ from tests.conftest import DATABASE, points
 from tests.kpi.test_kpi_e2e import all_kpi_points, differences, recompute, simulated_day, write_key
 from tests.simulators.test_city_e2e import COUNT_FIELD, expected_points
 
-pytestmark = [pytest.mark.servers, pytest.mark.slow]
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]
 
 MAC = re.compile(rb"(?i)\b[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}\b")
 
@@ -142,7 +142,7 @@ stats_every_s = 1
         assert want["device_state"] <= found["device_state"] <= want["device_state"] + wills
         # The KPIs of everything stored: the engine has no window left to compute.
         seen = len(log.read_text())
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while '"kpi_windows_pending": 0,' not in log.read_text()[seen:]:
             assert time.monotonic() < deadline, "the KPI engine did not compute the windows"
             await asyncio.sleep(0.5)

@@ -24,7 +24,7 @@ from simulators.faults import FaultConfig
 from simulators.publisher import MqttPublisher
 from tests.conftest import collector_config, points, running_collector, wait_until
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # about 100 s alone; bounded for a busy machine
 
 
 def simulated_day(
