@@ -418,7 +418,9 @@ def window_points(
         return []  # nothing was reported in the window: nothing to say (not a window of zeros)
     for device in places.devices:  # a device of the inventory that said nothing was down
         cut.devices.setdefault(device, DeviceRaw(device))
-    readings = [to_readings(d, places.place(d.device, d.tags)) for d in cut.devices.values()]
+    # In device order: the devices come in the order a read met them, which depends on the span read;
+    # sums of floats in another order can differ in the last bit, and live must equal recompute.
+    readings = [to_readings(d, places.place(d.device, d.tags)) for _, d in sorted(cut.devices.items())]
     rows = compute_window(readings, window, settings)
     final = newest_ns >= window.end_ns + lateness_ns
     return [to_point(row, places, final=final) for row in rows]
