@@ -105,14 +105,18 @@ def write_key(tmp_path: Path) -> Path:
     return key
 
 
-def kpi_rows(influxdb: InfluxDB, measurement: str, key: str) -> dict[str, dict[str, Any]]:
-    return {row[key]: row for row in points(influxdb, f'SELECT * FROM "{measurement}" WHERE "grain" = \'day\'')}
+def kpi_rows(influxdb: InfluxDB, measurement: str, key: str, day_ns: int) -> dict[str, dict[str, Any]]:
+    """The day points of the local day starting at ``day_ns``, by ``key`` (the day before and after
+    have points too: readings within the lookback of midnight touch them)."""
+    statement = f'SELECT * FROM "{measurement}" WHERE "grain" = \'day\' AND time = {day_ns}'
+    return {row[key]: row for row in points(influxdb, statement)}
 
 
 def compare(truth_day: dict[str, Any], influxdb: InfluxDB) -> list[str]:
     """Every difference from the truth beyond the issue's tolerances (an empty list: all match)."""
-    municipalities = kpi_rows(influxdb, "kpi_municipality", "nis")
-    devices = kpi_rows(influxdb, "kpi_device", "device")
+    day_ns = midnight_ns(date.fromisoformat(truth_day["date"]), TZ)
+    municipalities = kpi_rows(influxdb, "kpi_municipality", "nis", day_ns)
+    devices = kpi_rows(influxdb, "kpi_device", "device", day_ns)
     problems = []
     for device, expected in truth_day["devices"].items():
         got = devices.get(device)
