@@ -447,7 +447,7 @@ class Simulation:
         self._ap_segment(ap, cursor, b)
         clients_tick = tick % self.config.clients_every == 0
         active = [s for s in ap.sessions if s.start <= b] if ap.up else []
-        self.truth.client_sample(d, tick, b, len(active))
+        self.truth.client_sample(d, tick, b, len(active), b + ap.skew_ms)
         if clients_tick and ap.up:
             day = self.truth.day_of(b)
             for s in active:

@@ -68,6 +68,12 @@ class DayAcc:
     prorata_a: float = 0.0
     prorata_b: float = 0.0
     multiwrap: int = 0
+    # The KPI definition of concurrent clients (5-minute buckets, docs/kpis.md "Clients"): per bucket of
+    # the reports' own time, the clients of the AP's last report in it.
+    buckets: dict[int, int] = field(default_factory=dict)
+
+
+BUCKET_MS = 300_000  # the 5-minute buckets of peak and mean concurrent clients
 
 
 class TruthBook:
@@ -103,7 +109,9 @@ class TruthBook:
     def down_interval(self, device: str, d0: int, d1: int, cause: str) -> None:
         self.down[device].append((d0, d1, cause))
 
-    def client_sample(self, device: Device, tick: int, t_ms: int, clients: int) -> None:
+    def client_sample(self, device: Device, tick: int, t_ms: int, clients: int, reported_ms: int | None = None) -> None:
+        """The true clients at a report instant ``t_ms``; ``reported_ms``: the time the report carries
+        (the device's clock), whose 5-minute bucket the KPI engine puts it in."""
         if not self.in_run(t_ms):
             return
         day = self.day_of(t_ms)
@@ -111,6 +119,7 @@ class TruthBook:
         acc.samples += 1
         acc.clients_sum += clients
         acc.clients_max = max(acc.clients_max, clients)
+        acc.buckets[(t_ms if reported_ms is None else reported_ms) // BUCKET_MS] = clients  # in time order
         per_tick = self.ticks[day].setdefault(device.nis, {})
         per_tick[tick] = per_tick.get(tick, 0) + clients
 
@@ -223,6 +232,7 @@ class TruthBook:
                 samples=acc.samples,
                 peak_clients=acc.clients_max,
                 mean_clients=round(acc.clients_sum / acc.samples, 4) if acc.samples else 0.0,
+                **self._concurrent_5m([device], day, span),
                 unique_clients=acc.unique,
                 sessions=acc.sessions,
                 rx_bytes=round(acc.rx),
@@ -252,6 +262,21 @@ class TruthBook:
             )
         return entry
 
+    def _concurrent_5m(self, aps: list[Device], day: int, span: float) -> dict[str, Any]:
+        """Peak and mean over the day's 5-minute buckets of the sum of the APs' clients (a bucket with no
+        report of an AP counts 0 for it), as the KPI engine defines them."""
+        _, d0, d1 = self.days[day]
+        totals: dict[int, int] = {}
+        for ap in aps:
+            for acc in self.acc[ap.device]:  # every day's: a report near midnight may carry the other day's time
+                for bucket, clients in acc.buckets.items():
+                    if d0 <= bucket * BUCKET_MS < d1:
+                        totals[bucket] = totals.get(bucket, 0) + clients
+        return {
+            "peak_clients_5m": max(totals.values(), default=0),
+            "mean_clients_5m": round(sum(totals.values()) / (span / BUCKET_MS), 4),
+        }
+
     def _count_down(self, device: str, day: int, cause: str) -> int:
         _, d0, d1 = self.days[day]
         return sum(1 for a, b, c in self.down[device] if c == cause and a < d1 and b > d0)
@@ -272,6 +297,7 @@ class TruthBook:
                 "ap_availability_pct": _ratio_pct(sum(devices[d.device]["up_s"] for d in aps), len(aps) * span / 1000),
                 "peak_clients": max(ticks.values(), default=0),
                 "mean_clients": round(sum(ticks.values()) / n_ticks, 4) if n_ticks else 0.0,
+                **self._concurrent_5m(aps, day, span),
                 "unique_clients": sum(devices[d.device]["unique_clients"] for d in aps),
                 "sessions": sum(devices[d.device]["sessions"] for d in aps),
                 "rx_bytes": sum(devices[d.device]["rx_bytes"] for d in aps),

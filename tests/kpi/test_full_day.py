@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from collector.harness.localservers import InfluxDB, Mosquitto
-from tests.kpi.test_kpi_e2e import compare, grains_add_up, run_day, simulated_day
+from tests.kpi.test_kpi_e2e import compare, grains_add_up, run_day, simulated_day, skewed_devices
 
 pytestmark = [
     pytest.mark.servers,
@@ -38,7 +38,7 @@ async def test_a_default_scale_day_equals_the_truth(mosquitto: Mosquitto, influx
     truth = await run_day(mosquitto, influxdb, tmp_path, simulation, items, inventory, timeout_s=3600.0)
     print(f"published, stored and computed in {time.monotonic() - started:.0f} s")
     (truth_day,) = [d for d in truth["days"] if d["date"] == day.isoformat()]
-    problems = compare(truth_day, influxdb)
+    problems = compare(truth_day, influxdb, skewed_devices(items))
     assert problems == [], "\n".join(problems[:40])
     mismatched = grains_add_up(influxdb, day)
     assert mismatched == [], "\n".join(mismatched[:40])

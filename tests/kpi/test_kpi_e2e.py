@@ -105,6 +105,13 @@ def write_key(tmp_path: Path) -> Path:
     return key
 
 
+CLIENT_FIGURES = (
+    ("peak_clients", "peak_clients_5m"),
+    ("mean_clients", "mean_clients_5m"),
+    ("unique_clients", "unique_clients"),
+)
+
+
 def kpi_rows(influxdb: InfluxDB, measurement: str, key: str, day_ns: int) -> dict[str, dict[str, Any]]:
     """The day points of the local day starting at ``day_ns``, by ``key`` (the day before and after
     have points too: readings within the lookback of midnight touch them)."""
@@ -112,8 +119,20 @@ def kpi_rows(influxdb: InfluxDB, measurement: str, key: str, day_ns: int) -> dic
     return {row[key]: row for row in points(influxdb, statement)}
 
 
-def compare(truth_day: dict[str, Any], influxdb: InfluxDB) -> list[str]:
-    """Every difference from the truth beyond the issue's tolerances (an empty list: all match)."""
+def skewed_devices(items: list[Any]) -> set[str]:
+    """Devices whose clock the simulator skewed: their reports near midnight carry the other day's time."""
+    return {item.device for item in items if any(label.startswith("clock_skew") for label in item.labels)}
+
+
+def compare(truth_day: dict[str, Any], influxdb: InfluxDB, skewed: set[str] | None = None) -> list[str]:
+    """Every difference from the truth beyond the issue's tolerances (an empty list: all match).
+
+    A device with a skewed clock (``skewed``) reports the day's first or last minutes on the other
+    day, as its timestamps say: the reports cannot tell its day exactly (docs/kpis.md, "Checked against
+    the simulator"). Its availability is checked within the skew's share of the day, its client figures
+    not at all, and a municipality with such an AP has its client figures checked within 0.1 %."""
+    skewed = skewed or set()
+    max_skew_pp = 100 * FaultConfig().max_skew_s / truth_day["period_s"]
     day_ns = midnight_ns(date.fromisoformat(truth_day["date"]), TZ)
     municipalities = kpi_rows(influxdb, "kpi_municipality", "nis", day_ns)
     devices = kpi_rows(influxdb, "kpi_device", "device", day_ns)
@@ -126,20 +145,23 @@ def compare(truth_day: dict[str, Any], influxdb: InfluxDB) -> list[str]:
         # Availability within 0.1 pp; for a device that is not an AP, plus what was estimated (a link
         # reported every 5 minutes whose silent outage began at an unknown moment between two reports).
         slack = 0.1 + (0 if expected["kind"] == "ap" else 100 * got["uncertain_s"] / truth_day["period_s"])
+        slack += max_skew_pp if device in skewed else 0
         if abs(got["availability_pct"] - expected["availability_pct"]) > slack:
             problems.append(f"{device}: availability {got['availability_pct']} vs {expected['availability_pct']}")
-        if expected["kind"] == "ap":
-            for key in ("peak_clients", "mean_clients", "unique_clients"):
-                if abs(got[key] - expected[key]) > 1e-3:
-                    problems.append(f"{device}: {key} {got[key]} vs {expected[key]}")
+        if expected["kind"] == "ap" and device not in skewed:
+            # Concurrent clients by the KPI definition (5-minute buckets; the truth's *_5m figures).
+            for key, theirs in CLIENT_FIGURES:
+                if abs((got[key] or 0) - expected[theirs]) > 1e-3:
+                    problems.append(f"{device}: {key} {got[key]} vs {expected[theirs]}")
             for mine, theirs in (("rx_bytes", "prorata_rx_bytes"), ("tx_bytes", "prorata_tx_bytes")):
                 if abs(got[mine] - expected[theirs]) > 0.001 * max(expected[theirs], 1):
                     problems.append(f"{device}: {mine} {got[mine]} vs {expected[theirs]}")
     for nis, expected in truth_day["municipalities"].items():
         got = municipalities[nis]
-        for key in ("peak_clients", "mean_clients", "unique_clients"):
-            if abs(got[key] - expected[key]) > 1e-3:
-                problems.append(f"{nis}: {key} {got[key]} vs {expected[key]}")
+        near = any(d in skewed and e["nis"] == nis for d, e in truth_day["devices"].items())
+        for key, theirs in CLIENT_FIGURES:
+            if abs((got[key] or 0) - expected[theirs]) > (1e-3 * max(expected[theirs], 1) if near else 1e-3):
+                problems.append(f"{nis}: {key} {got[key]} vs {expected[theirs]}")
         if abs(got["ap_availability_pct"] - expected["ap_availability_pct"]) > 0.1:
             problems.append(f"{nis}: availability {got['ap_availability_pct']} vs {expected['ap_availability_pct']}")
         for mine, theirs in (("rx_bytes", "prorata_rx_bytes"), ("tx_bytes", "prorata_tx_bytes")):
@@ -260,7 +282,7 @@ async def test_kpis_of_a_simulated_day_equal_the_truth_and_a_recompute(
     simulation.inventory.write(inventory)
     truth = await run_day(mosquitto, influxdb, tmp_path, simulation, items, inventory)
     (truth_day,) = [d for d in truth["days"] if d["date"] == day.isoformat()]
-    problems = compare(truth_day, influxdb)
+    problems = compare(truth_day, influxdb, skewed_devices(items))
     assert problems == [], "\n".join(problems[:40])
     mismatched = grains_add_up(influxdb, day)
     assert mismatched == [], "\n".join(mismatched[:40])

@@ -22,7 +22,15 @@ from collector.app.config import load_config
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from collector.kpi.windows import local_date
 from simulators.publisher import MqttPublisher
-from tests.kpi.test_kpi_e2e import all_kpi_points, compare, differences, recompute, simulated_day, write_key
+from tests.kpi.test_kpi_e2e import (
+    all_kpi_points,
+    compare,
+    differences,
+    recompute,
+    simulated_day,
+    skewed_devices,
+    write_key,
+)
 from tests.scaling.test_workers import events, metric, start, stop, wait_ready
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]  # about 90 s alone
@@ -97,7 +105,7 @@ self_stats_every_s = 0
 
     truth = simulation.truth.result(simulation.meta())
     (truth_day,) = [d for d in truth["days"] if d["date"] == day.isoformat()]
-    problems = compare(truth_day, influxdb)
+    problems = compare(truth_day, influxdb, skewed_devices(items))
     assert problems == [], "\n".join(problems[:40])
     live = asyncio.run(all_kpi_points(influxdb))
     assert len(live) > 150
