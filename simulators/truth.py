@@ -185,7 +185,9 @@ class TruthBook:
         return None
 
     def utilisation(self, device: str, t_ms: int, util_in: float, util_out: float) -> None:
-        if self.in_run(t_ms):
+        """One report interval's utilisation. The first interval of the run is left out: no earlier
+        report opens it, so no counter delta measures it (the KPI's samples are counter intervals)."""
+        if self.in_run(t_ms) and device in self.last_report:
             acc = self.acc[device][self.day_of(t_ms)]
             acc.util_in.append(util_in)
             acc.util_out.append(util_out)

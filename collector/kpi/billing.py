@@ -102,10 +102,13 @@ def month_rows(
 
 async def read_month_samples(
     query: InfluxQuery, month: Month, kinds: Iterable[str]
-) -> dict[str, tuple[list[float], list[float]]]:
+) -> tuple[dict[str, tuple[list[float], list[float]]], int]:
     """The 5-minute utilisation samples of the month's links, from the stored ``5m`` device points
-    (``query`` reads the KPI retention policy: ``InfluxConfig.for_kpis()``)."""
+    (``query`` reads the KPI retention policy: ``InfluxConfig.for_kpis()``), and the end of the latest
+    5-minute window among them (the month's buckets "so far": a fact of the data, not of the clock,
+    so that a recompute writes the same point)."""
     out: dict[str, tuple[list[float], list[float]]] = {}
+    latest_end = month.start_ns
     for kind in sorted(set(kinds)):
         prefix = link_prefix(kind)
         fields = [f"{prefix}_utilisation_in_mean_pct", f"{prefix}_utilisation_out_mean_pct"]
@@ -120,16 +123,19 @@ async def read_month_samples(
                 continue
             in_pct, out_pct = out.setdefault(device, ([], []))
             for row in series.values:
+                latest_end = max(latest_end, int(row[0]) + BUCKET_NS)
                 if row[1] is not None:
                     in_pct.append(float(row[1]))
                 if row[2] is not None:
                     out_pct.append(float(row[2]))
-    return out
+    return out, latest_end
 
 
 async def month_points(query: InfluxQuery, places: Places, day: date, upto_ns: int, *, final: bool) -> list[KpiPoint]:
-    """The billing points of the month of ``day``, from what is stored up to now."""
+    """The billing points of the month of ``day``, from what is stored: its buckets so far end with the
+    latest stored 5-minute window (and at ``upto_ns`` at the latest)."""
     month = month_window(day)
     kinds = {p.kind for p in places.devices.values() if p.kind != "ap" and p.capacity_mbps is not None}
-    samples = await read_month_samples(query, month, kinds)
-    return [to_point(row, places, final=final) for row in month_rows(samples, places, month, upto_ns)]
+    samples, latest_end = await read_month_samples(query, month, kinds)
+    upto = min(upto_ns, latest_end)
+    return [to_point(row, places, final=final) for row in month_rows(samples, places, month, upto)]
