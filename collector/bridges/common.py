@@ -10,6 +10,10 @@ Contract:
 - ``level`` turns a vendor text into a valid topic level (``A-Z a-z 0-9 . _ -``, 1-64).
 - ``http_ssl`` turns the TLS settings into what aiohttp takes: the system's CAs, a CA file, a pinned
   SHA-256 fingerprint, or (only if asked for in so many words) no verification, logged loudly.
+- ``with_retries`` repeats a request that failed with a ``FetchError`` (``transport_error`` and
+  ``json_body`` name the failure) up to ``retries`` times, waiting the server's Retry-After or
+  ``retry_delay_s``; a reason in ``final`` (a refusal, a TLS mismatch) is never retried. One loop
+  for both bridges, so that they count (``fetch_retries_<reason>``) and log retries the same way.
 - ``MqttPublisher`` publishes at QoS 1 and waits for the broker's PUBACKs; what is not acknowledged
   in time is counted, never assumed delivered.
 - ``Stats`` counts what could not be fetched or published; the bridges log it as one
@@ -29,10 +33,10 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import paho.mqtt.client as mqtt
@@ -49,6 +53,7 @@ log = structlog.get_logger("collector.bridges")
 UNKNOWN = "unknown"
 _NOT_LEVEL = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX = re.compile(r"[^0-9a-f]")
+T = TypeVar("T")
 
 
 def level(text: str | None, fallback: str = UNKNOWN) -> str:
@@ -220,6 +225,64 @@ def retry_after(value: str | None, default_s: float, max_s: float) -> float:
     except ValueError:
         seconds = default_s
     return min(max(seconds, 0.0), max_s)
+
+
+def transport_error(error: aiohttp.ClientError | TimeoutError, what: str) -> FetchError:
+    """The FetchError of a request that gave no complete answer: timeout, unreachable, truncated or tls."""
+    reason = "timeout" if isinstance(error, TimeoutError) else "unreachable"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        reason = "truncated"
+    elif isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+        reason = "tls"  # the certificate is not the one configured: never retried into acceptance
+    return FetchError(reason, f"{what}: {type(error).__name__}: {error}")
+
+
+def json_body(body: bytes, what: str) -> Any:
+    """The JSON document of a body; a FetchError ``truncated`` if it is not complete JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise FetchError("truncated", f"{what}: the body is not complete JSON ({len(body)} bytes)") from None
+
+
+async def with_retries(
+    fetch: Callable[[], Awaitable[T]],
+    *,
+    path: str,
+    final: Collection[str],
+    retries: int,
+    retry_delay_s: float,
+    stats: Stats,
+    event: str,
+    hint: str,
+    hints: Mapping[str, str] | None = None,
+) -> T:
+    """``fetch()``, retried ``retries`` times after a FetchError whose reason is not in ``final``.
+
+    Each retry waits the error's Retry-After, else ``retry_delay_s``; it is counted
+    (``fetch_retries`` and ``fetch_retries_<reason>``) and logged as ``event`` with ``hints[reason]``
+    or ``hint``. The last failure is raised."""
+    attempt = 0
+    while True:
+        try:
+            return await fetch()
+        except FetchError as error:
+            if error.reason in final or attempt >= retries:
+                raise
+            attempt += 1
+            stats.add("fetch_retries")
+            stats.add(f"fetch_retries_{error.reason}")
+            delay = error.retry_after_s if error.retry_after_s is not None else retry_delay_s
+            log.warning(
+                event,
+                path=path,
+                reason=error.reason,
+                detail=error.detail,
+                attempt=attempt,
+                delay_s=delay,
+                hint=(hints or {}).get(error.reason, hint),
+            )
+            await asyncio.sleep(delay)
 
 
 class Backoff:
