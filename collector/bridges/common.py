@@ -47,6 +47,7 @@ from pydantic import Field, field_validator, model_validator
 from collector.ingest.inventory import FORMAT, InventoryError
 from collector.settings import Section
 from collector.source.config import MqttConfig
+from collector.source.mqtt import set_credentials_tls_reconnect
 
 log = structlog.get_logger("collector.bridges")
 
@@ -327,18 +328,7 @@ class MqttPublisher:
         self.connected = threading.Event()
         self.stopping = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311)
-        if cfg.username is not None:
-            password = cfg.password.get_secret_value() if cfg.password is not None else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_NONE if cfg.tls.insecure_skip_verify else ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_skip_verify)
-        client.reconnect_delay_set(max(1, round(cfg.reconnect_min_s)), max(1, round(cfg.reconnect_max_s)))
+        set_credentials_tls_reconnect(client, cfg)
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
