@@ -44,7 +44,7 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, field_validator, model_validator
 
-from collector.ingest.inventory import FORMAT, InventoryError
+from collector.ingest.inventory import InventoryError, read_devices
 from collector.settings import Section
 from collector.source.config import MqttConfig
 from collector.source.mqtt import set_credentials_tls_reconnect
@@ -100,15 +100,7 @@ class DeviceIndex:
 
     @classmethod
     def load(cls, path: Path) -> DeviceIndex:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise InventoryError(f"inventory {path}: {error.strerror}") from None
-        except json.JSONDecodeError as error:
-            raise InventoryError(f"inventory {path}: not JSON: {error}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise InventoryError(f"inventory {path}: not a {FORMAT} file")
-        devices = data.get("devices")
+        devices = read_devices(path)
         if not isinstance(devices, list):
             raise InventoryError(f"inventory {path}: 'devices' must be a list of objects")
         for i, d in enumerate(devices):
