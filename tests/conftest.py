@@ -17,10 +17,18 @@ from collector.app.config import Config, load_config
 from collector.app.service import Collector
 from collector.harness.localservers import InfluxDB, Mosquitto
 from collector.ops.logs import configure_logging
+from tests.daemon import end_started
 
 DATABASE = "city_telemetry"
 
 configure_logging("warning", "console")
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    """A collector process a test started (tests/daemon.py) ends with its test, failed or not."""
+    yield
+    end_started()
 
 
 @pytest.fixture

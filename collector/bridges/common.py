@@ -10,6 +10,10 @@ Contract:
 - ``level`` turns a vendor text into a valid topic level (``A-Z a-z 0-9 . _ -``, 1-64).
 - ``http_ssl`` turns the TLS settings into what aiohttp takes: the system's CAs, a CA file, a pinned
   SHA-256 fingerprint, or (only if asked for in so many words) no verification, logged loudly.
+- ``with_retries`` repeats a request that failed with a ``FetchError`` (``transport_error`` and
+  ``json_body`` name the failure) up to ``retries`` times, waiting the server's Retry-After or
+  ``retry_delay_s``; a reason in ``final`` (a refusal, a TLS mismatch) is never retried. One loop
+  for both bridges, so that they count (``fetch_retries_<reason>``) and log retries the same way.
 - ``MqttPublisher`` publishes at QoS 1 and waits for the broker's PUBACKs; what is not acknowledged
   in time is counted, never assumed delivered.
 - ``Stats`` counts what could not be fetched or published; the bridges log it as one
@@ -29,10 +33,10 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import paho.mqtt.client as mqtt
@@ -40,15 +44,17 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, field_validator, model_validator
 
-from collector.ingest.inventory import FORMAT, InventoryError
+from collector.ingest.inventory import InventoryError, read_devices
 from collector.settings import Section
 from collector.source.config import MqttConfig
+from collector.source.mqtt import set_credentials_tls_reconnect
 
 log = structlog.get_logger("collector.bridges")
 
 UNKNOWN = "unknown"
 _NOT_LEVEL = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX = re.compile(r"[^0-9a-f]")
+T = TypeVar("T")
 
 
 def level(text: str | None, fallback: str = UNKNOWN) -> str:
@@ -94,15 +100,7 @@ class DeviceIndex:
 
     @classmethod
     def load(cls, path: Path) -> DeviceIndex:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise InventoryError(f"inventory {path}: {error.strerror}") from None
-        except json.JSONDecodeError as error:
-            raise InventoryError(f"inventory {path}: not JSON: {error}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise InventoryError(f"inventory {path}: not a {FORMAT} file")
-        devices = data.get("devices")
+        devices = read_devices(path)
         if not isinstance(devices, list):
             raise InventoryError(f"inventory {path}: 'devices' must be a list of objects")
         for i, d in enumerate(devices):
@@ -222,6 +220,64 @@ def retry_after(value: str | None, default_s: float, max_s: float) -> float:
     return min(max(seconds, 0.0), max_s)
 
 
+def transport_error(error: aiohttp.ClientError | TimeoutError, what: str) -> FetchError:
+    """The FetchError of a request that gave no complete answer: timeout, unreachable, truncated or tls."""
+    reason = "timeout" if isinstance(error, TimeoutError) else "unreachable"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        reason = "truncated"
+    elif isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+        reason = "tls"  # the certificate is not the one configured: never retried into acceptance
+    return FetchError(reason, f"{what}: {type(error).__name__}: {error}")
+
+
+def json_body(body: bytes, what: str) -> Any:
+    """The JSON document of a body; a FetchError ``truncated`` if it is not complete JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise FetchError("truncated", f"{what}: the body is not complete JSON ({len(body)} bytes)") from None
+
+
+async def with_retries(
+    fetch: Callable[[], Awaitable[T]],
+    *,
+    path: str,
+    final: Collection[str],
+    retries: int,
+    retry_delay_s: float,
+    stats: Stats,
+    event: str,
+    hint: str,
+    hints: Mapping[str, str] | None = None,
+) -> T:
+    """``fetch()``, retried ``retries`` times after a FetchError whose reason is not in ``final``.
+
+    Each retry waits the error's Retry-After, else ``retry_delay_s``; it is counted
+    (``fetch_retries`` and ``fetch_retries_<reason>``) and logged as ``event`` with ``hints[reason]``
+    or ``hint``. The last failure is raised."""
+    attempt = 0
+    while True:
+        try:
+            return await fetch()
+        except FetchError as error:
+            if error.reason in final or attempt >= retries:
+                raise
+            attempt += 1
+            stats.add("fetch_retries")
+            stats.add(f"fetch_retries_{error.reason}")
+            delay = error.retry_after_s if error.retry_after_s is not None else retry_delay_s
+            log.warning(
+                event,
+                path=path,
+                reason=error.reason,
+                detail=error.detail,
+                attempt=attempt,
+                delay_s=delay,
+                hint=(hints or {}).get(error.reason, hint),
+            )
+            await asyncio.sleep(delay)
+
+
 class Backoff:
     """Exponential delays between failed polls: min, 2 x min, ... up to max; reset by a success."""
 
@@ -264,18 +320,7 @@ class MqttPublisher:
         self.connected = threading.Event()
         self.stopping = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv311)
-        if cfg.username is not None:
-            password = cfg.password.get_secret_value() if cfg.password is not None else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_NONE if cfg.tls.insecure_skip_verify else ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_skip_verify)
-        client.reconnect_delay_set(max(1, round(cfg.reconnect_min_s)), max(1, round(cfg.reconnect_max_s)))
+        set_credentials_tls_reconnect(client, cfg)
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect

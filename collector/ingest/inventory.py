@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 FORMAT = "city-telemetry.inventory/1"
 
@@ -17,7 +18,9 @@ class InventoryError(ValueError):
     pass
 
 
-def load_device_ids(path: Path) -> frozenset[str]:
+def read_devices(path: Path) -> Any:
+    """The ``devices`` value of an inventory file, as it is (each reader checks what it needs);
+    InventoryError naming the file if it cannot be read, is not JSON or not of FORMAT."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -26,7 +29,11 @@ def load_device_ids(path: Path) -> frozenset[str]:
         raise InventoryError(f"inventory {path}: not JSON: {error}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InventoryError(f"inventory {path}: not a {FORMAT} file")
-    devices = data.get("devices")
+    return data.get("devices")
+
+
+def load_device_ids(path: Path) -> frozenset[str]:
+    devices = read_devices(path)
     if not isinstance(devices, list) or not all(
         isinstance(d, dict) and isinstance(d.get("device"), str) for d in devices
     ):

@@ -148,6 +148,25 @@ class Publication:
         return self._future.__await__()
 
 
+def set_credentials_tls_reconnect(client: mqtt.Client, cfg: MqttConfig) -> None:
+    """Set ``mqtt.username``/``password``, ``mqtt.tls`` and the reconnect delays on a paho client.
+
+    One place for every client of ours that connects with an ``[mqtt]`` section (the source here,
+    the bridges' publisher), so that a TLS or credential setting means the same everywhere."""
+    if cfg.username is not None:
+        password = cfg.password.get_secret_value() if cfg.password is not None else None
+        client.username_pw_set(cfg.username, password)
+    if cfg.tls is not None:
+        client.tls_set(
+            ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+            cert_reqs=ssl.CERT_NONE if cfg.tls.insecure_skip_verify else ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(cfg.tls.insecure_skip_verify)
+    client.reconnect_delay_set(max(1, round(cfg.reconnect_min_s)), max(1, round(cfg.reconnect_max_s)))
+
+
 @dataclass(frozen=True, slots=True)
 class _ConnectionLost:
     """Marker put in the message queue: everything after it belongs to a new connection."""
@@ -235,18 +254,7 @@ class MqttSource:
         paho_log.parent = logging.getLogger("paho.mqtt")
         paho_log.addFilter(self._filter_paho_log)
         client.enable_logger(paho_log)
-        if cfg.username is not None:
-            password = cfg.password.get_secret_value() if cfg.password is not None else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_NONE if cfg.tls.insecure_skip_verify else ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_skip_verify)
-        client.reconnect_delay_set(max(1, round(cfg.reconnect_min_s)), max(1, round(cfg.reconnect_max_s)))
+        set_credentials_tls_reconnect(client, cfg)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

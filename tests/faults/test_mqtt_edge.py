@@ -18,9 +18,9 @@ from collector.harness.localservers import InfluxDB, Mosquitto, free_port, write
 from collector.ops.health import render_metrics
 from tests import samples
 from tests.conftest import Publisher, collector_config, running_collector, wait_until
+from tests.daemon import start_daemon, wait_for_log
 from tests.faults.proxy import FaultyInfluxProxy
 from tests.faults.streams import readings, stored_count, stored_seqs
-from tests.integration.test_daemon import start_daemon, wait_for_log
 from tests.security.conftest import new_secret
 from tests.security.shipped import COLLECTOR_ACCOUNT, gateway, local_copy, with_password
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from collector.harness.localservers import InfluxDB, Mosquitto
+from tests.daemon import start_daemon, wait_for_log
 from tests.faults.proxy import FaultyInfluxProxy
 from tests.faults.streams import PacedPublisher, readings, stored_count, stored_seqs
-from tests.integration.test_daemon import start_daemon, wait_for_log
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 

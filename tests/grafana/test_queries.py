@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -29,10 +28,10 @@ import pytest
 from collector.app.influx_cli import setup_v1, wanted_policies
 from collector.harness.localservers import InfluxDB, Mosquitto
 from collector.kpi.windows import TZ, midnight_ns
-from simulators.publisher import MqttPublisher
 from tests.conftest import DATABASE, collector_config, running_collector, wait_until
 from tests.grafana.provisioning import Query, alert_queries, dashboard_queries, substitute
 from tests.kpi.test_kpi_e2e import recompute, simulated_day, write_key
+from tests.simulated import publish_all
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # the module's simulated day
 
@@ -77,18 +76,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedCity]:
 
         async def run() -> None:
             async with running_collector(config) as collector:
-
-                def publish() -> None:
-                    publisher = MqttPublisher(port=mosquitto.port, client_id="simulated-city")
-                    try:
-                        publisher.run(iter(items), speed=0.0, max_seconds=300.0)
-                    finally:
-                        publisher.close()
-
-                thread = threading.Thread(target=publish)
-                thread.start()
-                while thread.is_alive():
-                    await asyncio.sleep(0.2)
+                await publish_all(mosquitto.port, items, 300.0)
                 await wait_until(
                     lambda: collector.counters["messages_committed"] >= len(items), timeout_s=120, what="commit"
                 )

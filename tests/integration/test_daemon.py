@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from collector.harness.localservers import InfluxDB, Mosquitto
 from tests import samples
 from tests.conftest import DATABASE, Publisher
+from tests.daemon import start_daemon, wait_for_log
 
 pytestmark = pytest.mark.servers
 
@@ -41,40 +40,6 @@ stats_every_s = 1.0
 """
     )
     return path
-
-
-_STARTED: list[subprocess.Popen[bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_daemon_outlives_its_test() -> Iterator[None]:
-    yield
-    while _STARTED:
-        daemon = _STARTED.pop()
-        if daemon.poll() is None:  # a failed test must not leave a collector running
-            daemon.kill()
-            daemon.wait(timeout=10)
-
-
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as handle:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    _STARTED.append(daemon)
-    return daemon
-
-
-def wait_for_log(log: Path, event: str, timeout_s: float = 20, occurrence: int = 1) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if log.exists() and log.read_text().count(f'"event": "{event}"') >= occurrence:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no {event} in {log}:\n{log.read_text() if log.exists() else ''}")
 
 
 def count(influxdb: InfluxDB) -> int:

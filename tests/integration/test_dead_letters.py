@@ -17,7 +17,8 @@ from collector.harness.localservers import InfluxDB, Mosquitto
 from collector.ops.health import render_metrics
 from tests import samples
 from tests.conftest import Publisher, collector_config, points, running_collector, wait_until
-from tests.integration.test_daemon import start_daemon, wait_for_log, write_config
+from tests.daemon import start_daemon, wait_for_log
+from tests.integration.test_daemon import write_config
 
 pytestmark = pytest.mark.servers
 

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,22 +21,13 @@ from collector.app.config import load_config
 from collector.harness.localservers import InfluxDB, Mosquitto
 from simulators.publisher import MqttPublisher
 from tests.conftest import DATABASE, points
+from tests.daemon import start_daemon
 from tests.kpi.test_kpi_e2e import all_kpi_points, differences, recompute, simulated_day, write_key
 from tests.simulators.test_city_e2e import COUNT_FIELD, expected_points
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]
 
 MAC = re.compile(rb"(?i)\b[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}\b")
-
-
-def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
 
 
 def stored(influxdb: InfluxDB) -> dict[str, int]:
@@ -113,7 +101,7 @@ level = "debug"
 stats_every_s = 1
 """)
     log = tmp_path / "daemon.log"
-    daemon = start(config, log)
+    daemon = start_daemon(config, log)
     deadline = time.monotonic() + 20
     while '"event": "mqtt_connected"' not in (log.read_text() if log.exists() else ""):
         assert time.monotonic() < deadline, "the collector did not connect"
@@ -129,7 +117,7 @@ stats_every_s = 1
                 await asyncio.sleep(1.5)  # mid-way through what it holds and has not acknowledged
                 daemon.send_signal(signal.SIGKILL)
                 daemon.wait(timeout=10)
-                daemon = start(config, log)
+                daemon = start_daemon(config, log)
         deadline = time.monotonic() + 180
         while not complete(stored(influxdb), want) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)

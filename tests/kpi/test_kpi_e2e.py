@@ -3,8 +3,6 @@ compared with the simulator's ground truth (simulators/truth.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,8 +19,8 @@ from collector.kpi.windows import TZ, day_window, local_date, midnight_ns
 from collector.sink.query import InfluxQuery
 from simulators.city import SimConfig, Simulation
 from simulators.faults import FaultConfig
-from simulators.publisher import MqttPublisher
 from tests.conftest import collector_config, points, running_collector, wait_until
+from tests.simulated import publish_all
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # about 100 s alone; bounded for a busy machine
 
@@ -57,18 +55,7 @@ async def run_day(
     period = simulation.config.period_s
     config = kpi_config(mosquitto, influxdb, tmp_path, inventory, period, period * simulation.config.clients_every)
     async with running_collector(config) as collector:
-
-        def publish() -> None:
-            publisher = MqttPublisher(port=mosquitto.port, client_id="simulated-city")
-            try:
-                publisher.run(iter(items), speed=0.0, max_seconds=timeout_s)
-            finally:
-                publisher.close()
-
-        thread = threading.Thread(target=publish)
-        thread.start()
-        while thread.is_alive():
-            await asyncio.sleep(0.2)
+        await publish_all(mosquitto.port, items, timeout_s)
         committed = lambda: collector.counters["messages_committed"] >= len(items)  # noqa: E731
         await wait_until(committed, timeout_s=timeout_s, what="commit")
         engine = collector.kpi

@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from collector.harness.localservers import InfluxDB, Mosquitto
 from collector.ops.systemd import BLOCK_LOOP_ENV, Notifier, notify_address, watchdog_interval
 from tests import samples
 from tests.conftest import DATABASE, Publisher
+from tests.daemon import start_daemon as start_daemon_process
 from tests.ops.suback_gate import SubackGate
 
 pytestmark = pytest.mark.servers
@@ -119,19 +119,11 @@ def stored(influxdb: InfluxDB) -> bool:
 def start_daemon(config: Path, log: Path, listener: NotifyListener) -> subprocess.Popen[bytes]:
     """``city-telemetry run`` as systemd would start it with ``Type=notify`` and ``WatchdogSec=``."""
     env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
         "NOTIFY_SOCKET": listener.name,
         "WATCHDOG_USEC": str(int(WATCHDOG_S * 2 * 1_000_000)),
         BLOCK_LOOP_ENV: str(BLOCK_S),
     }
-    with open(log, "ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    return start_daemon_process(config, log, env=env)
 
 
 def log_events(log: Path) -> list[dict[str, object]]:

@@ -12,11 +12,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +23,9 @@ import pytest
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from tests import samples
 from tests.conftest import DATABASE, Publisher
+from tests.daemon import start_daemon
 
 pytestmark = pytest.mark.servers
-
-_STARTED: list[subprocess.Popen[bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_process_outlives_its_test() -> Iterator[None]:
-    yield
-    while _STARTED:
-        process = _STARTED.pop()
-        if process.poll() is None:  # a failed test must not leave a supervisor (or worker) running
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 def write_config(folder: Path, mosquitto: Mosquitto, influxdb: InfluxDB, port: int, protocol: str = "3.1.1") -> Path:
@@ -75,18 +58,6 @@ self_stats_every_s = 0
 """
     )
     return path
-
-
-def start(config: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config), *args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )
-    _STARTED.append(process)
-    return process
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -185,7 +156,7 @@ def test_three_workers_store_every_reading_once(
     port = free_port()
     config = write_config(tmp_path, mosquitto, influxdb, port, protocol)
     log = tmp_path / "supervisor.log"
-    supervisor = start(config, log, "--workers", "3")
+    supervisor = start_daemon(config, log, "--workers", "3")
     ready = wait_ready(port)
     assert sorted(ready["workers"]) == ["1", "2", "3"]
     batch = readings(0, 3000)
@@ -222,7 +193,7 @@ def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(
     port = free_port()
     config = write_config(tmp_path, mosquitto, influxdb, port)
     log = tmp_path / "supervisor.log"
-    supervisor = start(config, log, "--workers", "3")
+    supervisor = start_daemon(config, log, "--workers", "3")
     wait_ready(port)
     batch = readings(0, 9000)
     for topic, payload, _ in batch[:3000]:
@@ -251,7 +222,7 @@ def test_a_worker_not_restarted_keeps_its_share_in_the_broker_until_it_returns(
     port = free_port()
     config = write_config(tmp_path, mosquitto, influxdb, port)
     log = tmp_path / "supervisor.log"
-    supervisor = start(config, log, "--workers", "3", "--no-restart")
+    supervisor = start_daemon(config, log, "--workers", "3", "--no-restart")
     wait_ready(port)
     first = readings(0, 300)
     publish(publisher, first)
@@ -281,7 +252,7 @@ def test_a_worker_not_restarted_keeps_its_share_in_the_broker_until_it_returns(
     assert stop(supervisor) != 0  # worker 3 did not stop cleanly: it was killed
 
     if comeback == "worker 3 again":  # the supervisor started again: worker 3 resumes its session
-        supervisor = start(config, log, "--workers", "3")
+        supervisor = start_daemon(config, log, "--workers", "3")
         wait_ready(port)
         wait_count(influxdb, len(first) + len(rest))
         assert stored(influxdb) == sorted(expected for _, _, expected in first + rest)
@@ -290,9 +261,9 @@ def test_a_worker_not_restarted_keeps_its_share_in_the_broker_until_it_returns(
         assert returned["received"] >= missing  # its share came to it, not to the others
         return
     # Fewer workers: two, and worker 3's session drained on its own; its share is stored, exactly.
-    supervisor = start(config, log, "--workers", "2")
+    supervisor = start_daemon(config, log, "--workers", "2")
     wait_ready(port)
-    drain = start(config, tmp_path / "drain.log", "--worker", "3", "--drain", "--idle", "2")
+    drain = start_daemon(config, tmp_path / "drain.log", "--worker", "3", "--drain", "--idle", "2")
     assert drain.wait(timeout=60) == 0
     finished = events(tmp_path / "drain.log", "drain_finished")
     assert finished[0]["messages"] >= missing
@@ -317,21 +288,12 @@ def test_under_systemd_ready_once_every_worker_is_subscribed_and_a_hung_worker_i
     log = tmp_path / "supervisor.log"
     mosquitto.stop()  # away at start: no READY=1 before every worker has subscribed
     env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
         "NOTIFY_SOCKET": listener.name,
         "WATCHDOG_USEC": "1000000",
         BLOCK_LOOP_ENV: "45",  # test-only: SIGUSR2 blocks a worker's event loop this long
     }
     try:
-        with open(log, "ab") as handle:
-            supervisor = subprocess.Popen(
-                [sys.executable, "-m", "collector.app.cli", "run", "-c", str(config), "--workers", "2"],
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        _STARTED.append(supervisor)
+        supervisor = start_daemon(config, log, "--workers", "2", env=env)
         listener.wait_for("WATCHDOG", timeout_s=20)
         time.sleep(1.5)
         assert listener.times("READY") == []
@@ -361,7 +323,7 @@ def test_workers_stop_cleanly_when_their_supervisor_is_killed(
     port = free_port()
     config = write_config(tmp_path, mosquitto, influxdb, port)
     log = tmp_path / "supervisor.log"
-    supervisor = start(config, log, "--workers", "2")
+    supervisor = start_daemon(config, log, "--workers", "2")
     wait_ready(port)
     _, body = get(port, "/healthz")
     pids = [json.loads(body)["workers"][k]["pid"] for k in ("1", "2")]

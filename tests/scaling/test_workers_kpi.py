@@ -22,6 +22,7 @@ from collector.app.config import load_config
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from collector.kpi.windows import local_date
 from simulators.publisher import MqttPublisher
+from tests.daemon import start_daemon
 from tests.kpi.test_kpi_e2e import (
     all_kpi_points,
     compare,
@@ -31,7 +32,7 @@ from tests.kpi.test_kpi_e2e import (
     skewed_devices,
     write_key,
 )
-from tests.scaling.test_workers import events, metric, start, stop, wait_ready
+from tests.scaling.test_workers import events, metric, stop, wait_ready
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]  # about 90 s alone
 
@@ -73,7 +74,7 @@ self_stats_every_s = 0
 """
     )
     log = tmp_path / "supervisor.log"
-    supervisor = start(config_path, log, "--workers", "3")
+    supervisor = start_daemon(config_path, log, "--workers", "3")
     wait_ready(health)
     publisher = MqttPublisher(port=mosquitto.port, client_id="simulated-city")
     try:
@@ -93,7 +94,7 @@ self_stats_every_s = 0
         done = any(e["worker"] == k and e["day"] == day.isoformat() for e in events(log, "kpi_windows_computed"))
         assert pending or done, f"worker {k} neither computed the day nor kept it pending"
     # ... and are computed at the next start (every 2 s here), from what all three stored.
-    supervisor = start(config_path, log, "--workers", "3", env={"CITY_TELEMETRY__KPI__EVERY_S": "2"})
+    supervisor = start_daemon(config_path, log, "--workers", "3", env={"CITY_TELEMETRY__KPI__EVERY_S": "2"})
     wait_ready(health)
     deadline = time.monotonic() + 300
     while metric(health, "city_telemetry_kpi_windows_pending", -1) != 0:

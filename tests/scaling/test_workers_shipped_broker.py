@@ -13,7 +13,8 @@ import pytest
 
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port, write_password_file
 from tests.conftest import Publisher
-from tests.scaling.test_workers import count, metric, readings, start, stop, wait_count, wait_ready
+from tests.daemon import start_daemon
+from tests.scaling.test_workers import count, metric, readings, stop, wait_count, wait_ready
 from tests.security.conftest import new_secret
 from tests.security.shipped import COLLECTOR_ACCOUNT, SHIPPED_ACL, gateway, local_copy, with_password
 
@@ -69,7 +70,7 @@ self_stats_every_s = 0
 """
         )
         log = tmp_path / "supervisor.log"
-        supervisor = start(config, log, "--workers", "2")
+        supervisor = start_daemon(config, log, "--workers", "2")
         wait_ready(health)
         publisher = Publisher(port, "gw", setup=with_password("gw", accounts["gw"]))
         batch = readings(0, 600)

@@ -18,9 +18,10 @@ import pytest
 
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from tests.conftest import DATABASE
+from tests.daemon import start_daemon
 from tests.faults.proxy import FaultyInfluxProxy
 from tests.hardening.test_will_redelivery import device_dies, stored
-from tests.scaling.test_workers import events, get, metric, start, stop, wait_ready, write_config
+from tests.scaling.test_workers import events, get, metric, stop, wait_ready, write_config
 
 pytestmark = pytest.mark.servers
 
@@ -43,7 +44,7 @@ async def test_a_worker_killed_between_write_and_ack_stores_the_redelivered_will
     config = write_config(tmp_path, mosquitto, influxdb, port)
     config.write_text(config.read_text().replace(influxdb.url, proxy.url))
     log = tmp_path / "supervisor.log"
-    supervisor = start(config, log, "--workers", "2")
+    supervisor = start_daemon(config, log, "--workers", "2")
     try:
         await asyncio.to_thread(wait_ready, port)
         proxy.mode = "swallow"

@@ -12,7 +12,7 @@ import pytest
 from collector.app.cli import main
 from collector.harness.localservers import InfluxDB, quote_identifier, quote_string
 from tests.conftest import DATABASE, Publisher
-from tests.integration.test_daemon import start_daemon, wait_for_log
+from tests.daemon import start_daemon, wait_for_log
 from tests.security.conftest import SecureBroker, basic_token, link_probes, new_secret, stored_probes
 from tests.security.pki import Pki
 

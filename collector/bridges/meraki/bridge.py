@@ -50,7 +50,10 @@ from collector.bridges.common import (
     MqttPublisher,
     Stats,
     http_ssl,
+    json_body,
     retry_after,
+    transport_error,
+    with_retries,
 )
 from collector.bridges.meraki.config import ApiConfig, MerakiConfig, WebhookConfig
 from collector.bridges.unifi.bridge import rfc3339
@@ -201,32 +204,19 @@ class DashboardApi:
         return items
 
     async def _page(self, url: str, query: dict[str, str] | None, path: str) -> tuple[list[dict[str, Any]], str | None]:
-        attempt = 0
-        while True:
-            try:
-                return await self._page_once(url, query, path)
-            except FetchError as error:
-                if (
-                    error.reason in ("refused", "bad_answer", "tls", "rate_limited_too_long")
-                    or attempt >= self.cfg.retries
-                ):
-                    raise
-                attempt += 1
-                self.stats.add("fetch_retries")
-                self.stats.add(f"fetch_retries_{error.reason}")
-                delay = error.retry_after_s if error.retry_after_s is not None else self.cfg.retry_delay_s
-                log.warning(
-                    "meraki_fetch_retry",
-                    path=path,
-                    reason=error.reason,
-                    detail=error.detail,
-                    attempt=attempt,
-                    delay_s=delay,
-                    hint="another application shares the organisation's 10 requests/s; waiting its Retry-After"
-                    if error.reason == "rate_limited"
-                    else "the API answered badly or not at all; retrying",
-                )
-                await asyncio.sleep(delay)
+        return await with_retries(
+            lambda: self._page_once(url, query, path),
+            path=path,
+            final=("refused", "bad_answer", "tls", "rate_limited_too_long"),
+            retries=self.cfg.retries,
+            retry_delay_s=self.cfg.retry_delay_s,
+            stats=self.stats,
+            event="meraki_fetch_retry",
+            hint="the API answered badly or not at all; retrying",
+            hints={
+                "rate_limited": "another application shares the organisation's 10 requests/s; waiting its Retry-After"
+            },
+        )
 
     async def _page_once(
         self, url: str, query: dict[str, str] | None, path: str
@@ -240,12 +230,7 @@ class DashboardApi:
                 status, headers = response.status, response.headers
                 links = response.links
         except (aiohttp.ClientError, TimeoutError) as error:
-            reason = "timeout" if isinstance(error, TimeoutError) else "unreachable"
-            if isinstance(error, aiohttp.ClientPayloadError):
-                reason = "truncated"
-            elif isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
-                reason = "tls"  # the certificate is not the one configured: never retried into acceptance
-            raise FetchError(reason, f"GET {path}: {type(error).__name__}: {error}") from None
+            raise transport_error(error, f"GET {path}") from None
         if status == 429:
             wait = retry_after(headers.get("Retry-After"), 1.0, 3600.0)
             if wait > self.cfg.retry_after_max_s:
@@ -257,10 +242,7 @@ class DashboardApi:
             raise FetchError("refused", f"GET {path}: HTTP {status}: check api.api_key_file and api.organization_id")
         if status != 200:
             raise FetchError("http_error", f"GET {path}: HTTP {status}")
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise FetchError("truncated", f"GET {path}: the body is not complete JSON ({len(body)} bytes)") from None
+        doc = json_body(body, f"GET {path}")
         if not isinstance(doc, list):
             raise FetchError("bad_answer", f"GET {path}: not a JSON list")
         following = links.get("next")

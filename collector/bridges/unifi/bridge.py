@@ -46,8 +46,11 @@ from collector.bridges.common import (
     MqttPublisher,
     Stats,
     http_ssl,
+    json_body,
     mac_key,
     retry_after,
+    transport_error,
+    with_retries,
 )
 from collector.bridges.unifi.config import UnifiConfig
 from schemas.canonical import ApClients
@@ -221,35 +224,34 @@ class UnifiController:
 
     async def get(self, path: str) -> list[dict[str, Any]]:
         """The ``data`` list of one GET, retried as the module docstring says; FetchError if it never comes."""
-        attempt = 0
         relogged = False
-        while True:
+
+        async def once() -> list[dict[str, Any]]:
+            nonlocal relogged
+            if not self.logged_in:
+                await self.login()
             try:
-                if not self.logged_in:
-                    await self.login()
                 return await self._get_once(path)
             except FetchError as error:
-                if error.reason == "unauthorized" and not relogged:
-                    self.stats.add("relogins")
-                    log.warning("unifi_session_expired", path=path, hint="logging in again once")
-                    self.logged_in, relogged = False, True
-                    continue
-                if error.reason in ("login_refused", "unauthorized", "tls") or attempt >= self.cfg.retries:
+                if error.reason != "unauthorized" or relogged:
                     raise
-                attempt += 1
-                self.stats.add("fetch_retries")
-                self.stats.add(f"fetch_retries_{error.reason}")
-                delay = error.retry_after_s if error.retry_after_s is not None else self.cfg.retry_delay_s
-                log.warning(
-                    "unifi_fetch_retry",
-                    path=path,
-                    reason=error.reason,
-                    detail=error.detail,
-                    attempt=attempt,
-                    delay_s=delay,
-                    hint="the controller answered badly or not at all; retrying",
-                )
-                await asyncio.sleep(delay)
+                # the session expired: log in again once and repeat, not counted as a retry
+                self.stats.add("relogins")
+                log.warning("unifi_session_expired", path=path, hint="logging in again once")
+                self.logged_in, relogged = False, True
+            await self.login()
+            return await self._get_once(path)
+
+        return await with_retries(
+            once,
+            path=path,
+            final=("login_refused", "unauthorized", "tls"),
+            retries=self.cfg.retries,
+            retry_delay_s=self.cfg.retry_delay_s,
+            stats=self.stats,
+            event="unifi_fetch_retry",
+            hint="the controller answered badly or not at all; retrying",
+        )
 
     async def _get_once(self, path: str) -> list[dict[str, Any]]:
         assert self.session is not None
@@ -260,22 +262,14 @@ class UnifiController:
                 status = response.status
                 wait = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as error:
-            reason = "timeout" if isinstance(error, TimeoutError) else "unreachable"
-            if isinstance(error, aiohttp.ClientPayloadError):
-                reason = "truncated"
-            elif isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
-                reason = "tls"  # the certificate is not the one configured: never retried into acceptance
-            raise FetchError(reason, f"GET {full}: {type(error).__name__}: {error}") from None
+            raise transport_error(error, f"GET {full}") from None
         if status == 401:
             raise FetchError("unauthorized", f"GET {full}: HTTP 401")
         if status == 429:
             raise FetchError("rate_limited", f"GET {full}: HTTP 429", retry_after(wait, 30.0, self.cfg.backoff_max_s))
         if status != 200:
             raise FetchError("http_error", f"GET {full}: HTTP {status}")
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise FetchError("truncated", f"GET {full}: the body is not complete JSON ({len(body)} bytes)") from None
+        doc = json_body(body, f"GET {full}")
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             raise FetchError("bad_answer", f"GET {full}: not a {{meta, data: [...]}} answer")
         meta = doc.get("meta")
