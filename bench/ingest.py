@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -81,8 +82,9 @@ def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
-def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float:
+def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]], protocol: str = "5") -> float:
     """Receive rate of a bare paho client (manual acks, persistent session) draining a backlog."""
+    version = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
     done = threading.Event()
     received = 0
 
@@ -94,12 +96,21 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float
             done.set()
 
     def connect() -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5, manual_ack=True)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 3600
-        props.ReceiveMaximum = 20000
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"bench-bare-{protocol}",
+            protocol=version,
+            manual_ack=True,
+            clean_session=None if protocol == "5" else False,
+        )
         client.on_message = on_message
-        client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        if protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 3600
+            props.ReceiveMaximum = 20000
+            client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            client.connect("127.0.0.1", port)
         return client
 
     client = connect()
@@ -194,6 +205,7 @@ def main() -> None:
         null_influx = subprocess.Popen([sys.executable, "-m", "bench.null_influx", str(null_port)])
         try:
             bare_rate = bench_bare_subscriber(mosquitto.port, messages)
+            bare_rate_311 = bench_bare_subscriber(mosquitto.port, messages, "3.1.1")
             null_rate, _ = asyncio.run(
                 bench_collector(mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null")
             )
@@ -208,6 +220,9 @@ def main() -> None:
             collector_rate, rss_mib = asyncio.run(
                 bench_collector(mosquitto, influxdb.url, folder, messages, "bench-collector")
             )
+            collector_rate_311, _ = asyncio.run(
+                bench_collector(mosquitto, influxdb.url, folder, messages, "bench-collector-311", "3.1.1")
+            )
         finally:
             null_influx.terminate()
             mosquitto.stop()
@@ -216,6 +231,7 @@ def main() -> None:
     print(f"pipeline only (no I/O):        {pipeline_rate:>9,.0f} msg/s")
     print(f"  with the KPI stage:          {pipeline_kpi_rate:>9,.0f} msg/s ({pipeline_kpi_rate / pipeline_rate:.2f})")
     print(f"bare paho subscriber (ceiling): {bare_rate:>9,.0f} msg/s")
+    print(f"  the same over MQTT 3.1.1:    {bare_rate_311:>9,.0f} msg/s")
     print(f"collector, InfluxDB stand-in:  {null_rate:>9,.0f} msg/s (an endpoint that accepts at once)")
     print(f"  the same over MQTT 3.1.1:    {null_rate_311:>9,.0f} msg/s")
     print(
@@ -226,10 +242,13 @@ def main() -> None:
         f"collector end to end:          {collector_rate:>9,.0f} msg/s "
         f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)"
     )
+    print(f"  the same over MQTT 3.1.1:    {collector_rate_311:>9,.0f} msg/s")
     print(
-        f"ratios to the bare subscriber: stand-in {null_rate / bare_rate:.2f}, "
-        f"InfluxDB {collector_rate / bare_rate:.2f}"
+        f"ratios to the bare subscriber, same protocol: MQTT 5 stand-in {null_rate / bare_rate:.2f}, "
+        f"InfluxDB {collector_rate / bare_rate:.2f}; MQTT 3.1.1 stand-in {null_rate_311 / bare_rate_311:.2f}, "
+        f"InfluxDB {collector_rate_311 / bare_rate_311:.2f}"
     )
+    print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"peak RSS of the process:       {rss_mib:>9,.0f} MiB")
 
 

@@ -89,6 +89,15 @@ def _new_field_key(key: str) -> str:
 
 
 def format_field_value(value: FieldValue) -> str:
+    cls = value.__class__  # exact types first: a float or a plain int is nearly every value
+    if cls is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise EncodeError(f"{value} is not a finite number")
+        return repr(value)
+    if cls is int:
+        if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+            raise EncodeError(f"integer {value} is outside InfluxDB's 64-bit range")
+        return f"{value}i"
     if value is True:
         return "true"
     if value is False:
@@ -121,9 +130,11 @@ def encode_fields(fields: Iterable[tuple[str, FieldValue | None]]) -> str:
     """``k=v,...`` leaving out None values; at least one field must remain."""
     keys = _FIELD_KEYS
     text = ",".join(
-        f"{keys.get(key) or _new_field_key(key)}={format_field_value(value)}"
-        for key, value in fields
-        if value is not None
+        [
+            f"{keys.get(key) or _new_field_key(key)}={format_field_value(value)}"
+            for key, value in fields
+            if value is not None
+        ]
     )
     if not text:
         raise EncodeError("a point needs at least one field")
