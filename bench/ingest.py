@@ -81,8 +81,10 @@ def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
-def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float:
-    """Receive rate of a bare paho client (manual acks, persistent session) draining a backlog."""
+def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]], protocol: str = "5") -> float:
+    """Receive rate of a bare paho client (manual acks, persistent session) draining a backlog.
+
+    ``protocol``: "5" or "3.1.1" (bench/sizing.py measures both)."""
     done = threading.Event()
     received = 0
 
@@ -94,6 +96,13 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]]) -> float
             done.set()
 
     def connect() -> mqtt.Client:
+        if protocol == "3.1.1":
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, "bench-bare-311", False, protocol=mqtt.MQTTv311, manual_ack=True
+            )
+            client.on_message = on_message
+            client.connect("127.0.0.1", port)
+            return client
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5, manual_ack=True)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
