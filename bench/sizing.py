@@ -635,7 +635,7 @@ def phase_outage(report: Report, servers: Servers, args: argparse.Namespace) -> 
             while time.monotonic() - started < lead + args.outage_s:
                 spool_peak = max(spool_peak, metric(collector.health_port, "spool_lines"))
                 time.sleep(1.0)
-            servers.influxdb.start()
+            servers.influxdb.start(timeout_s=90)  # a busy machine's influxd may take long to open its data
             restarted = time.monotonic()
             backlog_at_restart = publisher.sent_so_far() - max(
                 counter.count(publisher.base_us, publisher.sent_so_far()), 0
