@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-full demo lint typecheck servers venv clean bench bench-latency install uninstall
+.PHONY: test test-full demo lint typecheck servers venv clean bench bench-latency bench-sizing install uninstall
 
 servers:
 	@command -v mosquitto >/dev/null && command -v influxd >/dev/null && command -v mosquitto_pub >/dev/null \
@@ -51,6 +51,11 @@ bench: servers $(STAMP)
 # code, interleaved in the same run (e.g. BASE=../main); LATENCY_ARGS="--rates 1500 --seconds 10".
 bench-latency: servers $(STAMP)
 	$(BIN)/python -m bench.latency $(if $(BASE),--base $(BASE)) $(LATENCY_ARGS)
+
+# The figures to size a deployment, in one run (docs/performance.md, "Sizing"): about an hour with the
+# defaults; shorten every phase with e.g. SIZING_ARGS="--step-seconds 30 --soak-seconds 60 --outage-s 60".
+bench-sizing: servers $(STAMP)
+	$(BIN)/python -m bench.sizing $(SIZING_ARGS)
 
 # Install as deploy/systemd/city-telemetry.service expects it (docs/operations.md, "Install"):
 #   sudo make install [PREFIX=/opt/city-telemetry] [DESTDIR=/staging]; sudo make uninstall [PURGE=1]

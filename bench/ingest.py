@@ -83,7 +83,9 @@ def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
 
 
 def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]], protocol: str = "5") -> float:
-    """Receive rate of a bare paho client (manual acks, persistent session) draining a backlog."""
+    """Receive rate of a bare paho client (manual acks, persistent session) draining a backlog.
+
+    ``protocol``: "5" or "3.1.1" (bench/sizing.py measures both)."""
     version = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
     done = threading.Event()
     received = 0

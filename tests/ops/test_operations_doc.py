@@ -28,9 +28,17 @@ def logged_events() -> dict[str, set[str]]:
     events: dict[str, set[str]] = defaultdict(set)
     for path in (ROOT / "collector").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if not isinstance(node, ast.Call) or not node.args:
+            if not isinstance(node, ast.Call):
                 continue
             func = node.func
+            if (getattr(func, "id", None) or getattr(func, "attr", None)) == "with_retries":
+                # The bridges' retry loop (bridges/common.py) logs a warning named by its caller.
+                for keyword in node.keywords:
+                    if keyword.arg == "event" and isinstance(keyword.value, ast.Constant):
+                        events[str(keyword.value.value)] |= {"warning"}
+                continue
+            if not node.args:
+                continue
             if isinstance(func, ast.Attribute) and func.attr in LEVELS and getattr(func.value, "id", "") == "log":
                 levels = {func.attr}
             elif isinstance(func, ast.Attribute) and func.attr == "_connect_failed":
