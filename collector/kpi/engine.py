@@ -56,7 +56,7 @@ from collector.kpi.enrich import Places
 from collector.kpi.output import KpiPoint, to_lines, to_point
 from collector.kpi.raw import DeviceRaw, RawData, read_raw, to_readings
 from collector.kpi.stage import KpiStage
-from collector.kpi.windows import GRAINS, NS, Grain, Window, day_window, touched_by_buckets, windows_of_day
+from collector.kpi.windows import GRAINS, NS, Grain, Window, closed, day_window, touched_by_buckets, windows_of_day
 from collector.sink.config import InfluxConfig
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
@@ -277,18 +277,18 @@ class KpiEngine:
         lookahead = int(self.settings.lookahead_s * NS)
         out = []
         for w in self.pending:
-            closed = w.end_ns + lookahead <= watermark_ns
+            written_now = closed(w, watermark_ns, lookahead)  # its readings, and those that close it, are in
             if w.grain == "day":
                 # A day costs a read of the whole day: while readings of it keep coming (the open day, or
                 # a closed one replayed from a backlog) at most every day_every_s; a closed day also as
                 # soon as its readings have stopped coming.
                 long_ago = now_s - self._day_done_at.get(w.start_ns, -1e18) >= self.day_every_s
                 quiet = now_s - self._day_touched_at.get(w.start_ns, -1e18) >= self.quiet_s
-                if long_ago or (closed and quiet):
+                if long_ago or (written_now and quiet):
                     out.append(w)
-            elif closed:
+            elif written_now:
                 out.append(w)  # closed (or a late reading touched it): written now
-        out.extend(w for w in self.unfinal if w.end_ns + self.lateness_ns <= watermark_ns and w not in self.pending)
+        out.extend(w for w in self.unfinal if closed(w, watermark_ns, self.lateness_ns) and w not in self.pending)
         return sorted(out)
 
     async def cycle(self, ready: Callable[[], Awaitable[bool]]) -> int:
@@ -422,7 +422,7 @@ def window_points(
     # sums of floats in another order can differ in the last bit, and live must equal recompute.
     readings = [to_readings(d, places.place(d.device, d.tags)) for _, d in sorted(cut.devices.items())]
     rows = compute_window(readings, window, settings)
-    final = newest_ns >= window.end_ns + lateness_ns
+    final = closed(window, newest_ns, lateness_ns)
     return [to_point(row, places, final=final) for row in rows]
 
 
@@ -470,7 +470,7 @@ async def _compute_windows(
         for window in windows:
             points = window_points(raw, window, places, settings, newest_ns, lateness_ns)
             lines.extend(to_lines(points))
-            done.append((window, newest_ns >= window.end_ns + lateness_ns, len(points)))
+            done.append((window, closed(window, newest_ns, lateness_ns), len(points)))
             if len(lines) >= WRITE_CHUNK:
                 await flush()
         await flush()
@@ -479,7 +479,7 @@ async def _compute_windows(
         months = {
             month_window(w.local_date()): w.local_date()
             for w in windows
-            if w.grain == "day" and w.end_ns + lookahead <= newest_ns
+            if w.grain == "day" and closed(w, newest_ns, lookahead)
         }
         if months:
             query = InfluxQuery(kpi_influx)

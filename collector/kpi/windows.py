@@ -110,10 +110,6 @@ def attribute(start_ns: int, end_ns: int, amount: int, grain: Grain, tz: ZoneInf
     ]
 
 
-def overlap_ns(start_ns: int, end_ns: int, window: Window) -> int:
-    return max(0, min(end_ns, window.end_ns) - max(start_ns, window.start_ns))
-
-
 def closed(window: Window, watermark_ns: int, lateness_ns: int) -> bool:
     """A window closes when the watermark (the latest event time seen, or the clock) has passed its
     end by the allowed lateness: it is then written, and rewritten only if late data changes it."""
