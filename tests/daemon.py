@@ -19,6 +19,21 @@ from pathlib import Path
 STARTED: list[subprocess.Popen[bytes]] = []
 
 
+def storage_toml(folder: Path, influx_url: str) -> str:
+    """The ``[influxdb]``, ``[batch]``, ``[dead_letter]`` and ``[spool]`` sections of a daemon test's
+    collector.toml: InfluxDB retried quickly, small batches, its files in ``folder``."""
+    return f"""[influxdb]
+url = "{influx_url}"
+retry_max_s = 1.0
+[batch]
+max_interval_s = 0.1
+[dead_letter]
+file = "{folder / "dead-letter.jsonl"}"
+[spool]
+folder = "{folder / "spool"}"
+"""
+
+
 def start_daemon(config: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``city-telemetry run -c config *args`` with ``env`` added to ours, its output appended to ``log``."""
     with open(log, "ab") as handle:

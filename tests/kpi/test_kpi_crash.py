@@ -21,7 +21,7 @@ from collector.app.config import load_config
 from collector.harness.localservers import InfluxDB, Mosquitto
 from simulators.publisher import MqttPublisher
 from tests.conftest import DATABASE, points
-from tests.daemon import start_daemon
+from tests.daemon import start_daemon, storage_toml
 from tests.kpi.test_kpi_e2e import all_kpi_points, differences, recompute, simulated_day, write_key
 from tests.simulators.test_city_e2e import COUNT_FIELD, expected_points
 
@@ -80,16 +80,7 @@ async def test_two_sigkills_change_no_kpi_and_leave_no_mac(
 [mqtt]
 port = {mosquitto.port}
 client_id = "kpi-crash"
-[influxdb]
-url = "{influxdb.url}"
-retry_max_s = 1.0
-[batch]
-max_interval_s = 0.1
-[dead_letter]
-file = "{tmp_path / "dead-letter.jsonl"}"
-[spool]
-folder = "{tmp_path / "spool"}"
-[inventory]
+{storage_toml(tmp_path, influxdb.url)}[inventory]
 file = "{inventory}"
 [kpi]
 report_period_s = 300

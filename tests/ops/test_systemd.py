@@ -28,6 +28,7 @@ from collector.ops.systemd import BLOCK_LOOP_ENV, Notifier, notify_address, watc
 from tests import samples
 from tests.conftest import DATABASE, Publisher
 from tests.daemon import start_daemon as start_daemon_process
+from tests.daemon import storage_toml
 from tests.ops.suback_gate import SubackGate
 
 pytestmark = pytest.mark.servers
@@ -94,16 +95,7 @@ port = {mqtt_port}
 client_id = "notify-test"
 reconnect_min_s = 0.5
 reconnect_max_s = 1.0
-[influxdb]
-url = "{influxdb.url}"
-retry_max_s = 1.0
-[batch]
-max_interval_s = 0.1
-[dead_letter]
-file = "{path.parent / "dead-letter.jsonl"}"
-[spool]
-folder = "{path.parent / "spool"}"
-"""
+{storage_toml(path.parent, influxdb.url)}"""
     )
     return path
 

@@ -23,7 +23,7 @@ import pytest
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from tests import samples
 from tests.conftest import DATABASE, Publisher
-from tests.daemon import start_daemon
+from tests.daemon import start_daemon, storage_toml
 
 pytestmark = pytest.mark.servers
 
@@ -38,16 +38,7 @@ protocol = "{protocol}"
 client_id = "collector"
 shared_group = "city"
 watch_broker_drops = false
-[influxdb]
-url = "{influxdb.url}"
-retry_max_s = 1.0
-[batch]
-max_interval_s = 0.1
-[dead_letter]
-file = "{folder / "dead-letter.jsonl"}"
-[spool]
-folder = "{folder / "spool"}"
-[health]
+{storage_toml(folder, influxdb.url)}[health]
 listen = "127.0.0.1:{port}"
 [log]
 stats_every_s = 1.0

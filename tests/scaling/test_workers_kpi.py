@@ -22,7 +22,7 @@ from collector.app.config import load_config
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from collector.kpi.windows import local_date
 from simulators.publisher import MqttPublisher
-from tests.daemon import start_daemon
+from tests.daemon import start_daemon, storage_toml
 from tests.kpi.test_kpi_e2e import (
     all_kpi_points,
     compare,
@@ -51,16 +51,7 @@ def test_kpis_from_three_workers_equal_the_truth_and_one_computation(
 port = {mosquitto.port}
 client_id = "collector"
 shared_group = "city"
-[influxdb]
-url = "{influxdb.url}"
-retry_max_s = 1.0
-[batch]
-max_interval_s = 0.1
-[dead_letter]
-file = "{tmp_path / "dead-letter.jsonl"}"
-[spool]
-folder = "{tmp_path / "spool"}"
-[health]
+{storage_toml(tmp_path, influxdb.url)}[health]
 listen = "127.0.0.1:{health}"
 [inventory]
 file = "{inventory}"
