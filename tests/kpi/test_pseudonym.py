@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.kpi.pseudonym import NotAMac, PseudonymError, Pseudonymiser, load_secret, normalise_mac
 from collector.kpi.windows import NS
@@ -91,3 +93,43 @@ def test_key_file(tmp_path: Path) -> None:
         load_secret(key)
     with pytest.raises(PseudonymError, match="missing"):
         load_secret(tmp_path / "missing")
+
+
+def _reference_normalise(text: str) -> bytes | None:
+    """The documented rule, written plainly: 12 hex digits once ':', '-', '.', spaces and
+    surrounding whitespace are removed, in any case."""
+    digits = text.strip().lower().translate(str.maketrans("", "", ":-. "))
+    if len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return bytes.fromhex(digits)
+
+
+MAC_LIKE = st.one_of(
+    st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b)),
+    st.binary(min_size=6, max_size=6).map(lambda b: b.hex().upper()),
+    st.text(alphabet="0123456789abcdefABCDEF:-. \t\n\r\x0bg\u0660", max_size=20),
+    st.text(max_size=20),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(MAC_LIKE, st.booleans())
+def test_the_fast_path_gives_what_the_documented_rule_and_hmac_give(text: str, shared: bool) -> None:
+    """normalise_mac and pid take shortcuts (fromhex on the common form, pre-hashed HMAC pads):
+    they must accept exactly what the plain rule accepts and give the library's HMAC bytes."""
+    p = Pseudonymiser(SECRET if shared else None)
+    expected_raw = _reference_normalise(text)
+    got = p.pid(text, DAY)
+    if expected_raw is None:
+        assert isinstance(got, NotAMac) and isinstance(normalise_mac(text), NotAMac)
+    else:
+        assert normalise_mac(text) == expected_raw
+        day_key = p._day_key(DAY)  # the key pid used (random per day without a secret)
+        assert got == hmac.digest(day_key, expected_raw, hashlib.sha256)[:16].hex()
+
+
+def test_a_forgotten_day_forgets_its_prehashed_key_too() -> None:
+    p = Pseudonymiser(None)
+    before = p.pid(MAC, DAY)
+    assert p.forget_before(date(2026, 11, 24)) == 1
+    assert p.pid(MAC, DAY) != before  # a new random key: the old pseudonyms cannot be remade
