@@ -183,7 +183,7 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
     """Every reading stamped in ``[from_ns, to_ns)`` that a KPI needs (see the module docstring)."""
     raw = RawData(from_ns, to_ns)
     span = f"time >= {from_ns} AND time < {to_ns}"
-    for series in await query.query(
+    async for series in query.stream(
         f'SELECT "uptime_s", "num_clients", "uplink_rx_bytes", "uplink_tx_bytes" FROM "ap" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
@@ -197,13 +197,13 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
             if tx is not None:
                 device.uplink_tx.append(CounterReading(ts, int(tx), _float(uptime)))
     uptimes: dict[tuple[str, int], float | None] = {}
-    for series in await query.query(f'SELECT "sys_uptime_s" FROM "netdev" WHERE {span} {_group()}'):
+    async for series in query.stream(f'SELECT "sys_uptime_s" FROM "netdev" WHERE {span} {_group()}'):
         device = raw.device(series)
         for ts, uptime in series.values:
             device.reports.append(Report(ts, _float(uptime)))
             uptimes[(device.device, ts)] = _float(uptime)
     fields = ", ".join(f'"{name}"' for name in IF_COUNTERS)
-    for series in await query.query(
+    async for series in query.stream(
         f'SELECT {fields}, "oper_up", "speed_mbps", "counter_bits" FROM "interface" WHERE {span} {_group("ifname")}'
     ):
         device = raw.device(series)
@@ -220,7 +220,7 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
                     interface.counters.setdefault(name, []).append(CounterReading(ts, int(value), uptime))
             if oper_up is not None:
                 interface.oper.append(Check(ts, bool(oper_up)))
-    for series in await query.query(
+    async for series in query.stream(
         f'SELECT "state", "up", "stamped_on_receipt", "estimated" FROM "device_state" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
@@ -228,27 +228,27 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
             if estimated:
                 continue  # a will from a backlog says only "gone after its last report": silence says that too
             device.marks.append(StateMark(ts, bool(up), bool(will)))
-    for series in await query.query(f'SELECT "pids" FROM "ap_client_presence" WHERE {span} {_group()}'):
+    async for series in query.stream(f'SELECT "pids" FROM "ap_client_presence" WHERE {span} {_group()}'):
         device = raw.device(series)
         for ts, pids in series.values:
             device.presence.append(
                 ClientsReport(ts, device.device, frozenset(pids.split(",")) if pids else frozenset())
             )
-    for series in await query.query(
+    async for series in query.stream(
         f'SELECT "good_rf_clients", "num_clients" FROM "ap_clients" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
         for ts, good, total in series.values:
             if good is not None and total is not None:
                 device.rf_good.append((ts, int(good), int(total)))
-    for series in await query.query(
+    async for series in query.stream(
         f'SELECT "sent", "received", "rtt_avg_ms", "jitter_ms" FROM "link_probe" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
         for ts, sent, received, rtt, jitter in series.values:
             if sent is not None and received is not None:
                 device.probes.append(Probe(ts, int(sent), int(received), _float(rtt), _float(jitter)))
-    for series in await query.query(
+    async for series in query.stream(
         f'SELECT "cu_total_pct", "tx_retries", "tx_total" FROM "ap_radio" WHERE {span} {_group("band")}'
     ):
         device = raw.device(series)

@@ -7,13 +7,15 @@ the same way on all three (docs/kpis.md, "Where the numbers come from").
 
 Results are asked for in chunks (``chunked=true``): a day of a city's readings is hundreds of
 thousands of rows, which 1.x would otherwise cut at its ``max-row-limit`` without an error. Times
-come back as integer nanoseconds (``epoch=ns``).
+come back as integer nanoseconds (``epoch=ns``). ``stream`` hands the series on chunk by chunk, as
+they arrive, so that a reader building its own structures (the KPI engine's day read) never holds the
+whole answer as JSON text and parsed rows beside what it built from them; ``query`` merges them.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,41 +76,75 @@ class InfluxQuery:
         if self._session is not None:
             await self._session.close()
 
-    async def query(self, statement: str, chunk_rows: int = CHUNK_ROWS) -> list[Series]:
-        """The series of one InfluxQL statement (all its chunks, merged); QueryError on failure."""
+    def _session_for_queries(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             timeout = aiohttp.ClientTimeout(total=max(self.config.timeout_s, 120.0))
             self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def stream(self, statement: str, chunk_rows: int = CHUNK_ROWS) -> AsyncIterator[Series]:
+        """The series of one InfluxQL statement in pieces, as InfluxDB sends its chunks; QueryError
+        on failure (possibly after some pieces: a caller keeps nothing of a failed read).
+
+        A series longer than a chunk comes as several pieces with the same name and tags, rows in
+        order. Each chunk is one JSON document on one line; only the line being read is held."""
         form = {"q": statement, "db": self.database, "epoch": "ns", "chunked": "true", "chunk_size": str(chunk_rows)}
         if self.config.api == "v1" and self.config.retention_policy:
             form["rp"] = self.config.retention_policy
         try:
-            async with self._session.post(self.url, data=form, headers=self.headers) as response:
-                body = await response.read()
+            async with self._session_for_queries().post(self.url, data=form, headers=self.headers) as response:
                 if response.status >= 300:
+                    body = await response.read()
                     raise QueryError(f"HTTP {response.status}: {body[:300].decode('utf-8', 'replace')}")
+                pending = bytearray()
+                async for data in response.content.iter_any():
+                    pending += data
+                    end = pending.rfind(b"\n")
+                    if end < 0:
+                        continue
+                    lines = bytes(pending[:end])
+                    del pending[: end + 1]
+                    for line in lines.split(b"\n"):
+                        for piece in series_of_chunk(line):
+                            yield piece
+                for piece in series_of_chunk(bytes(pending)):
+                    yield piece
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise QueryError(f"{type(error).__name__}: {error}") from error
-        return merge_chunks(body)
+
+    async def query(self, statement: str, chunk_rows: int = CHUNK_ROWS) -> list[Series]:
+        """The series of one InfluxQL statement (all its chunks, merged); QueryError on failure."""
+        return merge_pieces([piece async for piece in self.stream(statement, chunk_rows)])
+
+
+def series_of_chunk(line: bytes) -> Iterator[Series]:
+    """The series pieces of one chunk (one line of a chunked answer); QueryError for an error."""
+    if not line.strip():
+        return
+    document = orjson.loads(line)
+    if "error" in document:
+        raise QueryError(str(document["error"]))
+    for result in document.get("results", []):
+        if "error" in result:
+            raise QueryError(str(result["error"]))
+        for raw in result.get("series", []):
+            # SHOW ... series have no name
+            yield Series(raw.get("name", ""), raw.get("tags") or {}, raw["columns"], raw.get("values", []))
+
+
+def merge_pieces(pieces: Iterable[Series]) -> list[Series]:
+    """Pieces of one series (same name and tags) joined in order, series in the order first seen."""
+    merged: dict[tuple[str, tuple[tuple[str, str], ...]], Series] = {}
+    for piece in pieces:
+        key = (piece.name, tuple(sorted(piece.tags.items())))
+        series = merged.get(key)
+        if series is None:
+            merged[key] = piece  # pieces are fresh from the JSON parser: nobody else holds them
+        else:
+            series.values.extend(piece.values)
+    return list(merged.values())
 
 
 def merge_chunks(body: bytes) -> list[Series]:
-    """A chunked answer is one JSON document per line; a series may continue over several."""
-    merged: dict[tuple[str, tuple[tuple[str, str], ...]], Series] = {}
-    for line in body.splitlines():
-        if not line.strip():
-            continue
-        document = orjson.loads(line)
-        if "error" in document:
-            raise QueryError(str(document["error"]))
-        for result in document.get("results", []):
-            if "error" in result:
-                raise QueryError(str(result["error"]))
-            for raw in result.get("series", []):
-                tags = raw.get("tags") or {}
-                key = (raw.get("name", ""), tuple(sorted(tags.items())))  # SHOW ... series have no name
-                series = merged.get(key)
-                if series is None:
-                    series = merged[key] = Series(key[0], dict(tags), list(raw["columns"]))
-                series.values.extend(raw.get("values", []))
-    return list(merged.values())
+    """A whole chunked answer (one JSON document per line), its series merged."""
+    return merge_pieces(piece for line in body.splitlines() for piece in series_of_chunk(line))

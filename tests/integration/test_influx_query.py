@@ -44,3 +44,35 @@ def test_an_error_inside_a_chunk_is_raised() -> None:
     assert merge_chunks(body)[0].values == [[1, 2]]
     with pytest.raises(QueryError, match="boom"):
         merge_chunks(body + b'{"results":[{"statement_id":0,"error":"boom"}]}\n')
+
+
+async def test_stream_hands_on_chunks_as_pieces_that_join_to_the_answer(influxdb: InfluxDB, tmp_path: Path) -> None:
+    """The KPI engine's day read takes pieces as they come (never the whole answer at once). A chunk
+    of 20,000 rows is one JSON line of about a megabyte, far above aiohttp's readline limit."""
+    config = load_config(None, {"CITY_TELEMETRY__INFLUXDB__URL": f'"{influxdb.url}"'}).influxdb
+    writer = InfluxWriter(config)
+    start = 1_700_000_000_000_000_000
+    lines = [f"big,device=d{i % 2} v={i}i,w={i / 4} {start + i}" for i in range(50_000)]
+    assert (await writer.write(lines)).accepted == 50_000
+    await writer.close()
+    query = InfluxQuery(config)
+    try:
+        pieces = [p async for p in query.stream('SELECT v, w FROM big GROUP BY "device"')]
+        assert len(pieces) >= 3  # 25,000 rows a device: more than one 20,000-row chunk
+        assert max(len(p.values) for p in pieces) == 20_000
+        joined: dict[str, list[list[object]]] = {}
+        for p in pieces:
+            assert p.columns == ["time", "v", "w"]
+            joined.setdefault(p.tags["device"], []).extend(p.values)
+        for device in (0, 1):
+            expected = [[start + i, i, i / 4] for i in range(50_000) if i % 2 == device]
+            assert joined[f"d{device}"] == expected
+        assert [s.values for s in await query.query('SELECT v, w FROM big GROUP BY "device"')] == [
+            joined["d0"],
+            joined["d1"],
+        ]
+        with pytest.raises(QueryError):
+            async for _ in query.stream("SELECT FROM WHERE"):
+                pass
+    finally:
+        await query.close()
