@@ -27,7 +27,7 @@ from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
 from collector.delivery.stamps import FILE_NAME as STAMPS_FILE
 from collector.delivery.stamps import StampLedger
-from collector.ingest.pipeline import Pipeline, Stage
+from collector.ingest.pipeline import DecodeOptions, Pipeline, Stage
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
 from collector.kpi.compute import KpiConfig
@@ -80,15 +80,17 @@ def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
     inventory = config.inventory
     return Pipeline(
         TopicPattern(config.topics.pattern),
-        routes=build_routes(config.routing),
-        max_payload_bytes=config.limits.max_payload_bytes,
-        max_future_s=config.limits.max_future_s,
-        max_past_s=config.limits.max_past_s,
-        max_devices=config.limits.max_devices,
+        DecodeOptions(
+            routes=build_routes(config.routing),
+            max_payload_bytes=config.limits.max_payload_bytes,
+            max_future_s=config.limits.max_future_s,
+            max_past_s=config.limits.max_past_s,
+            max_devices=config.limits.max_devices,
+            known_devices=inventory.device_ids if inventory.require_known else None,
+            will_delay_s=config.limits.will_delay_s,
+            will_max_lag_s=config.limits.will_max_lag_s,
+        ),
         max_series=config.limits.max_series,
-        known_devices=inventory.device_ids if inventory.require_known else None,
-        will_delay_s=config.limits.will_delay_s,
-        will_max_lag_s=config.limits.will_max_lag_s,
         stages=stages,
     )
 
