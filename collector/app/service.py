@@ -27,12 +27,12 @@ from collector.delivery.deadletter import DeadLetters
 from collector.delivery.spool import Spool
 from collector.delivery.stamps import FILE_NAME as STAMPS_FILE
 from collector.delivery.stamps import StampLedger
-from collector.ingest.pipeline import Pipeline, Stage
+from collector.ingest.pipeline import DecodeOptions, Pipeline, Stage
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
 from collector.kpi.compute import KpiConfig
 from collector.kpi.engine import KpiEngine
-from collector.kpi.enrich import Places, load_places
+from collector.kpi.enrich import Places, parse_places
 from collector.kpi.pseudonym import Pseudonymiser
 from collector.kpi.stage import KpiStage
 from collector.ops.health import HealthServer, Status, assess, assess_ready, bind_listener
@@ -52,7 +52,7 @@ KPI_FINAL_S = 10.0  # at stop, for the last days' KPIs
 
 def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
     """The KPI engine the config describes (the live collector's, or ``kpi recompute``'s)."""
-    inventory = config.inventory.file
+    inventory = config.inventory
     kpi = config.kpi
     return KpiEngine(
         KpiConfig(
@@ -64,7 +64,8 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
             clients_bucket_s=kpi.clients_bucket_s,
             restarts_as_idle=True,
         ),
-        load_places(inventory) if inventory is not None else Places(),
+        # the document [inventory] read at start-up: the file is read once, for the pipeline and for this
+        parse_places(inventory.document, str(inventory.file)) if inventory.file is not None else Places(),
         InfluxQuery(config.influxdb),
         InfluxWriter(config.influxdb.for_kpis()),  # KPI points: their own retention policy or bucket
         stage=stage,
@@ -80,15 +81,17 @@ def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
     inventory = config.inventory
     return Pipeline(
         TopicPattern(config.topics.pattern),
-        routes=build_routes(config.routing),
-        max_payload_bytes=config.limits.max_payload_bytes,
-        max_future_s=config.limits.max_future_s,
-        max_past_s=config.limits.max_past_s,
-        max_devices=config.limits.max_devices,
+        DecodeOptions(
+            routes=build_routes(config.routing),
+            max_payload_bytes=config.limits.max_payload_bytes,
+            max_future_s=config.limits.max_future_s,
+            max_past_s=config.limits.max_past_s,
+            max_devices=config.limits.max_devices,
+            known_devices=inventory.device_ids if inventory.require_known else None,
+            will_delay_s=config.limits.will_delay_s,
+            will_max_lag_s=config.limits.will_max_lag_s,
+        ),
         max_series=config.limits.max_series,
-        known_devices=inventory.device_ids if inventory.require_known else None,
-        will_delay_s=config.limits.will_delay_s,
-        will_max_lag_s=config.limits.will_max_lag_s,
         stages=stages,
     )
 

@@ -209,6 +209,19 @@ class Worker:
         return self.process is not None and self.process.returncode is None
 
 
+def _log_exited(worker: Worker, code: int, ran_s: float, *, hint: str, **restart: bool | float) -> None:
+    """``worker_exited`` for a worker that ended before the stop: ``restart=False`` or ``restart_in_s``."""
+    log.error(
+        "worker_exited",
+        worker=worker.index,
+        exit_code=code,
+        signal=signal.Signals(-code).name if code < 0 else None,
+        ran_s=round(ran_s, 1),
+        **restart,
+        hint=hint,
+    )
+
+
 def add(total: dict[str, Any], stats: dict[str, Any]) -> None:
     """Sum ``stats`` into ``total``: numbers added, flags or-ed, per-reason tables added key by key.
     The broker's drop count is the broker's (every worker sees the same): the largest is kept."""
@@ -365,14 +378,11 @@ class Supervisor:
             if stop.is_set():
                 log.info("worker_stopped", worker=worker.index, exit_code=code)
                 return
-            killed_by = signal.Signals(-code).name if code < 0 else None
             if not self.restart:
-                log.error(
-                    "worker_exited",
-                    worker=worker.index,
-                    exit_code=code,
-                    signal=killed_by,
-                    ran_s=round(ran_s, 1),
+                _log_exited(
+                    worker,
+                    code,
+                    ran_s,
                     restart=False,
                     hint="not restarted (--no-restart): its share of the messages waits in its broker session "
                     "(client id <mqtt.client_id>-k) until worker k runs again (docs/scaling.md)",
@@ -380,12 +390,10 @@ class Supervisor:
                 return
             if ran_s >= STABLE_S:
                 backoff = RESTART_MIN_S
-            log.error(
-                "worker_exited",
-                worker=worker.index,
-                exit_code=code,
-                signal=killed_by,
-                ran_s=round(ran_s, 1),
+            _log_exited(
+                worker,
+                code,
+                ran_s,
                 restart_in_s=backoff,
                 hint="restarted with the same client id: its session and spool resume, nothing acknowledged "
                 "is lost; if it repeats, its own log lines before this say why",

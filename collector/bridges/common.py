@@ -18,6 +18,10 @@ Contract:
   in time is counted, never assumed delivered.
 - ``Stats`` counts what could not be fetched or published; the bridges log it as one
   ``bridge_stats`` line after every poll and at exit.
+- ``HttpClient`` owns a bridge's aiohttp session (opened by ``async with``, closed at its end) and
+  its ``ssl=``; ``poll_loop`` polls every period until stopped, backing off after a failed poll;
+  ``count_not_in_inventory`` counts and logs the devices a poll could not place. One of each, so
+  that both bridges open, poll, back off and report the same way.
 
 The device MAC addresses in the inventory are the equipment's own, not clients': they are no
 personal data. Client MAC addresses never pass through this module.
@@ -36,7 +40,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import aiohttp
 import paho.mqtt.client as mqtt
@@ -293,6 +297,66 @@ class Backoff:
         self.failures = 0
 
 
+async def poll_loop(
+    poll: Callable[[], Awaitable[bool]],
+    *,
+    stop: asyncio.Event,
+    once: bool,
+    period_s: float,
+    backoff: Backoff,
+    stats: Stats,
+    event: str,
+) -> bool:
+    """``poll()`` every ``period_s`` until ``stop`` is set (then True); after a failed poll the wait is
+    ``backoff``'s next delay, logged as ``event``. With ``once``: one poll and its result (the
+    counters are logged once, at exit, by the caller); otherwise ``bridge_stats`` after every poll."""
+    while True:
+        ok = await poll()
+        if once:
+            return ok
+        stats.log()
+        if ok:
+            backoff.reset()
+            delay = period_s
+        else:
+            delay = backoff.next()
+            log.warning(event, wait_s=delay, failures=backoff.failures)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return True
+        except TimeoutError:
+            pass
+
+
+def count_not_in_inventory(stats: Stats, devices: Sequence[str], hint: str) -> None:
+    """Count and log (the first 50, sorted) the devices of a poll the inventory could not place."""
+    if devices:
+        stats.add("devices_not_in_inventory", len(devices))
+        log.warning("devices_not_in_inventory", devices=sorted(devices)[:50], count=len(devices), hint=hint)
+
+
+class HttpClient:
+    """A bridge's HTTP session with its vendor: opened by ``async with``, closed at its end.
+
+    A subclass says how its session is made (headers, cookies, timeout) in ``_new_session``."""
+
+    def __init__(self, tls: HttpTls, bridge: str, stats: Stats) -> None:
+        self.stats = stats
+        self.ssl = http_ssl(tls, bridge)
+        self.session: aiohttp.ClientSession | None = None
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self.session = self._new_session()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
 class Stats:
     """Counters of one bridge process, logged as ``bridge_stats``."""
 
@@ -302,6 +366,11 @@ class Stats:
 
     def add(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
+
+    def poll_failed(self, reason: str) -> None:
+        """A poll abandoned after a FetchError of this reason (the bridge logs why)."""
+        self.add("polls_failed")
+        self.add(f"fetch_failed_{reason}")
 
     def log(self) -> None:
         log.info(
@@ -384,6 +453,13 @@ class MqttPublisher:
                 "drops a publish its ACL refuses: an ACL gap does not show here, see docs/bridges.md)",
             )
         return acked
+
+    async def publish_poll(self, messages: Sequence[tuple[str, bytes]], timeout_s: float) -> bool:
+        """Publish one poll's messages; True when every one was acknowledged, else ``polls_failed``."""
+        ok = await self.publish(messages, timeout_s) == len(messages)
+        if not ok:
+            self.stats.add("polls_failed")
+        return ok
 
     def stop(self) -> None:
         self.stopping = True

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from collector.ingest.inventory import load_device_ids
+from collector.ingest.inventory import device_ids_of, read_json
 from collector.ingest.topics import TopicPattern
 from collector.settings import PositiveSeconds, Section
 
@@ -27,6 +28,7 @@ class InventoryConfig(Section):
     file: Path | None = None
     require_known: bool = Field(False, description="refuse messages from devices not in the inventory")
 
+    _document: Any = PrivateAttr(None)
     _device_ids: frozenset[str] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
@@ -34,14 +36,21 @@ class InventoryConfig(Section):
         if self.require_known and self.file is None:
             raise ValueError("require_known needs file")
         if self.file is not None:
-            # Read once, here: check-config reports a bad file, and the pipeline reuses what was read.
-            self._device_ids = load_device_ids(self.file)  # InventoryError (a ValueError) names the problem
+            # Read once, here: check-config reports a bad file, and the pipeline (device ids) and the
+            # KPI engine (places, from the document) reuse what was read.
+            self._document = read_json(self.file)  # InventoryError (a ValueError) names the problem
+            self._device_ids = device_ids_of(self._document, self.file)
         return self
 
     @property
     def device_ids(self) -> frozenset[str] | None:
         """The inventory's device ids (None without a file)."""
         return self._device_ids
+
+    @property
+    def document(self) -> Any:
+        """The inventory file's JSON document as read at start-up (None without a file)."""
+        return self._document
 
 
 class LimitsConfig(Section):

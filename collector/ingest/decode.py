@@ -149,41 +149,46 @@ def _known_schemas() -> set[str]:
     return set().union(*MESSAGE_SCHEMAS.values())
 
 
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """What a Decoder is built with besides its topic pattern: the one place its settings and their
+    defaults are defined (``Pipeline`` passes them through; ``app/service.py`` fills them from the
+    config). Read once, into the Decoder's attributes: the per-message path never looks here."""
+
+    routes: Sequence[Route] | None = None  # None: the built-in routes (RoutingConfig())
+    max_payload_bytes: int = 256 * 1024
+    max_future_s: float = 600.0
+    max_past_s: float = 30 * 86_400.0
+    cache_size: int = 200_000
+    cache_bytes: int = 64 * 1024**2
+    max_devices: int = 200_000
+    known_devices: frozenset[str] | None = None  # when set, only these devices are accepted
+    will_delay_s: float = 45.0
+    will_max_lag_s: float = 120.0
+
+
 class Decoder:
     """Holds the per-topic resolutions and the device half of the cardinality guard."""
 
-    def __init__(
-        self,
-        topic_pattern: TopicPattern,
-        *,
-        routes: Sequence[Route] | None = None,
-        max_payload_bytes: int = 256 * 1024,
-        max_future_s: float = 600.0,
-        max_past_s: float = 30 * 86_400.0,
-        cache_size: int = 200_000,
-        cache_bytes: int = 64 * 1024**2,
-        max_devices: int = 200_000,
-        known_devices: frozenset[str] | None = None,
-        will_delay_s: float = 45.0,
-        will_max_lag_s: float = 120.0,
-    ) -> None:
+    def __init__(self, topic_pattern: TopicPattern, options: DecodeOptions | None = None) -> None:
+        o = DecodeOptions() if options is None else options
         self.topics = topic_pattern
-        self.routes = list(build_routes(RoutingConfig()) if routes is None else routes)
-        self.max_devices = max_devices
+        self.routes = list(build_routes(RoutingConfig()) if o.routes is None else o.routes)
+        self.max_devices = o.max_devices
         self.devices: set[str] = set()  # devices accepted so far (the device half of the cardinality guard)
-        self.known_devices = known_devices  # when set, only these devices are accepted
-        self.max_payload_bytes = max_payload_bytes
-        self._max_future_ns = int(max_future_s * 1e9)
-        self._max_past_ns = int(max_past_s * 1e9)
+        self.known_devices = o.known_devices  # when set, only these devices are accepted
+        self.max_payload_bytes = o.max_payload_bytes
+        self._max_future_ns = int(o.max_future_s * 1e9)
+        self._max_past_ns = int(o.max_past_s * 1e9)
         self.retained_wills_skipped = 0
         self.wills_stamped_early = 0
-        self._will_delay_ns = int(will_delay_s * 1e9)
-        self._will_max_lag_ns = int(will_max_lag_s * 1e9)
+        self._will_delay_ns = int(o.will_delay_s * 1e9)
+        self._will_max_lag_ns = int(o.will_max_lag_s * 1e9)
         # The newest timestamp each device has sent (state per device; the app may seed it from storage).
         self.last_seen_ns: dict[str, int] = {}
         self._targets: dict[str, TopicMatch | AdapterTarget] = {}
-        self._cache_size = cache_size
-        self._cache_bytes = cache_bytes
+        self._cache_size = o.cache_size
+        self._cache_bytes = o.cache_bytes
         self._cached_bytes = 0
 
     def decode(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from collector.ingest.decode import Decoded, Decoder, Rejection
+from collector.ingest.decode import Decoded, DecodeOptions, Decoder, Rejection
 from collector.ingest.encode import Encoder
 from collector.ingest.normalise import SeriesKeys
 from collector.ingest.routing import Route
@@ -29,7 +29,7 @@ from collector.ingest.topics import TopicPattern
 # A stage between decode and encode: it may look at, replace or add to a message's readings.
 Stage = Callable[[list[Decoded], int], list[Decoded]]
 
-__all__ = ["Pipeline", "ReceiptStamps", "Rejection", "Stage"]
+__all__ = ["DecodeOptions", "Pipeline", "ReceiptStamps", "Rejection", "Stage"]
 
 
 class ReceiptStamps(Protocol):
@@ -69,34 +69,17 @@ def _on_receipt(readings: list[Decoded], received_ns: int) -> bool:
 
 
 class Pipeline:
+    """``options``: the Decoder's (decode.py, ``DecodeOptions``); ``max_series``: the Encoder's."""
+
     def __init__(
         self,
         topic_pattern: TopicPattern,
+        options: DecodeOptions | None = None,
         *,
-        routes: Sequence[Route] | None = None,
-        max_payload_bytes: int = 256 * 1024,
-        max_future_s: float = 600.0,
-        max_past_s: float = 30 * 86_400.0,
-        cache_size: int = 200_000,
-        max_devices: int = 200_000,
         max_series: int = 500_000,
-        known_devices: frozenset[str] | None = None,
-        will_delay_s: float = 45.0,
-        will_max_lag_s: float = 120.0,
         stages: Sequence[Stage] = (),
     ) -> None:
-        self.decoder = Decoder(
-            topic_pattern,
-            routes=routes,
-            max_payload_bytes=max_payload_bytes,
-            max_future_s=max_future_s,
-            max_past_s=max_past_s,
-            cache_size=cache_size,
-            max_devices=max_devices,
-            known_devices=known_devices,
-            will_delay_s=will_delay_s,
-            will_max_lag_s=will_max_lag_s,
-        )
+        self.decoder = Decoder(topic_pattern, options)
         self.encoder = Encoder(max_series)
         self.stages = list(stages)
         self.receipts: ReceiptStamps | None = None

@@ -11,13 +11,12 @@ load time with a message naming what is wrong; nothing is guessed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.ingest.inventory import FORMAT, InventoryError
+from collector.ingest.inventory import FORMAT, InventoryError, read_json
 
 REGION = "bxl"  # the Brussels-Capital Region: the top of the aggregation
 UNKNOWN = "unknown"
@@ -80,13 +79,7 @@ class Places:
 
 
 def load_places(path: Path, region: str = REGION) -> Places:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InventoryError(f"inventory {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise InventoryError(f"inventory {path}: not JSON: {error}") from None
-    return parse_places(data, str(path), region)
+    return parse_places(read_json(path), str(path), region)
 
 
 def parse_places(data: Any, where: str = "inventory", region: str = REGION) -> Places:

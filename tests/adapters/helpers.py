@@ -7,7 +7,7 @@ from typing import Any
 
 from collector.ingest.adapters.base import Reading, Source
 from collector.ingest.adapters.telegraf.lineprotocol import parse
-from collector.ingest.pipeline import Pipeline, Rejection
+from collector.ingest.pipeline import DecodeOptions, Pipeline, Rejection
 from collector.ingest.routing import RoutingConfig, build_routes
 from collector.ingest.topics import TopicPattern
 from schemas.timestamps import EpochNs, parse_rfc3339
@@ -31,7 +31,7 @@ def ns(text: str) -> int:
 
 
 def pipeline(routing: RoutingConfig | None = None) -> Pipeline:
-    return Pipeline(TopicPattern(CANONICAL_PATTERN), routes=build_routes(routing or RoutingConfig()))
+    return Pipeline(TopicPattern(CANONICAL_PATTERN), DecodeOptions(routes=build_routes(routing or RoutingConfig())))
 
 
 def points(lines: list[str] | Rejection) -> list[dict[str, Any]]:

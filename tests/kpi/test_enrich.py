@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from collector.app.config import load_config
+from collector.app.service import build_kpi_engine
 from collector.ingest.inventory import InventoryError
 from collector.kpi.enrich import Place, load_places, parse_places
 from simulators.inventory import build_inventory
@@ -33,6 +35,21 @@ def test_every_simulated_device_is_placed(inventory_file: Path) -> None:
             assert p.link == d.ports[-1].name and p.port_mbps(d.ports[-1].name) == 10_000
         else:
             assert p.link is None and p.ports == ()
+
+
+def test_the_collector_reads_the_inventory_once_for_its_pipeline_and_its_kpis(
+    tmp_path: Path, inventory_file: Path
+) -> None:
+    copy = tmp_path / "inventory.json"
+    copy.write_bytes(inventory_file.read_bytes())
+    config = load_config(None, {"CITY_TELEMETRY__INVENTORY__FILE": f'"{copy}"'})
+    copy.unlink()  # what is built from the config now can only come from the one read at load
+    engine = build_kpi_engine(config, None)
+    try:
+        assert engine.places == load_places(inventory_file)
+        assert config.inventory.device_ids == frozenset(engine.places.devices)
+    finally:
+        engine.close()
 
 
 def test_a_device_missing_from_the_inventory_is_kept_with_its_topic_tags(inventory_file: Path) -> None:

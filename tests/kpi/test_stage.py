@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from time import time_ns
 
-from collector.ingest.pipeline import Pipeline
+from collector.ingest.pipeline import DecodeOptions, Pipeline
 from collector.ingest.topics import TopicPattern
 from collector.kpi.pseudonym import Pseudonymiser
 from collector.kpi.stage import KpiStage
@@ -19,7 +19,7 @@ MACS = ("a4:83:e7:12:34:56", "da:a1:19:00:00:01")
 
 
 def pipeline(stage: KpiStage) -> Pipeline:
-    return Pipeline(TopicPattern(PATTERN), stages=[stage], max_past_s=10 * 365 * 86400.0)
+    return Pipeline(TopicPattern(PATTERN), DecodeOptions(max_past_s=10 * 365 * 86400.0), stages=[stage])
 
 
 def test_clients_become_pseudonyms_and_no_mac_is_encoded() -> None:

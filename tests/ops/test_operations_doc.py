@@ -1,7 +1,8 @@
 """docs/operations.md documents every log event (at the level the code logs it) and every metric.
 
-The events are found in the code itself (every ``log.<level>("event", ...)`` call, and the events
-passed through ``_connect_failed`` and ``_log_stats``), the metrics by rendering the statistics of
+The events are found in the code itself (every ``log.<level>("event", ...)`` call, the events
+passed through ``_connect_failed`` and ``_log_stats``, and the ``event=`` of the bridges'
+``with_retries`` and ``poll_loop``), the metrics by rendering the statistics of
 a collector built from a config, with every counter the committer keeps. A new event or metric
 without its row fails here, naming it.
 """
@@ -31,8 +32,8 @@ def logged_events() -> dict[str, set[str]]:
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            if (getattr(func, "id", None) or getattr(func, "attr", None)) == "with_retries":
-                # The bridges' retry loop (bridges/common.py) logs a warning named by its caller.
+            if (getattr(func, "id", None) or getattr(func, "attr", None)) in ("with_retries", "poll_loop"):
+                # The bridges' retry and poll loops (bridges/common.py) log a warning named by their caller.
                 for keyword in node.keywords:
                     if keyword.arg == "event" and isinstance(keyword.value, ast.Constant):
                         events[str(keyword.value.value)] |= {"warning"}

@@ -5,12 +5,12 @@ each route to start from (the canonical samples and the vendor fixtures)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector.app.config import load_config
-from collector.ingest.pipeline import Pipeline
+from collector.ingest.pipeline import DecodeOptions, Pipeline
 from collector.ingest.routing import build_routes
 from collector.ingest.topics import TopicPattern
 from tests import samples
@@ -24,9 +24,8 @@ MAX_DETAIL = 500  # characters: a dead letter's reason must stay readable whatev
 
 def make_pipeline(**limits: float) -> Pipeline:
     config = load_config(ADAPTERS / "mapping" / "testdata" / "mappings.toml", environ={})
-    return Pipeline(
-        TopicPattern(CANONICAL_PATTERN), routes=build_routes(config.routing), **{"max_past_s": MAX_PAST_S, **limits}
-    )  # type: ignore[arg-type]
+    options = DecodeOptions(routes=build_routes(config.routing), max_past_s=MAX_PAST_S)
+    return Pipeline(TopicPattern(CANONICAL_PATTERN), replace(options, **limits))
 
 
 @dataclass(frozen=True)

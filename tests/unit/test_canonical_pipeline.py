@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from collector.ingest.pipeline import Pipeline, Rejection
+from collector.ingest.pipeline import DecodeOptions, Pipeline, Rejection
 from collector.ingest.topics import TopicPattern
 from tests import samples
 
@@ -16,7 +16,8 @@ NOW = time.time_ns()
 
 @pytest.fixture
 def pipeline() -> Pipeline:
-    return Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"), max_payload_bytes=4096)
+    pattern = TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}")
+    return Pipeline(pattern, DecodeOptions(max_payload_bytes=4096))
 
 
 def state(**fields: object) -> bytes:

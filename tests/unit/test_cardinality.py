@@ -11,15 +11,16 @@ import pytest
 
 from collector.app.config import ConfigError, load_config
 from collector.app.service import build_pipeline
-from collector.ingest.pipeline import Pipeline, Rejection
+from collector.ingest.pipeline import DecodeOptions, Pipeline, Rejection
 from collector.ingest.topics import TopicPattern
 from tests import samples
 
 NOW = time.time_ns()
 
 
-def pipeline(**options: object) -> Pipeline:
-    return Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"), **options)  # type: ignore[arg-type]
+def pipeline(max_devices: int = 200_000, max_series: int = 500_000) -> Pipeline:
+    pattern = TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}")
+    return Pipeline(pattern, DecodeOptions(max_devices=max_devices), max_series=max_series)
 
 
 def metrics(i: int, offset_s: float = 0) -> tuple[str, bytes]:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.delivery.stamps import HEADER, StampLedger
-from collector.ingest.pipeline import Pipeline, stamp_key
+from collector.ingest.pipeline import DecodeOptions, Pipeline, stamp_key
 from collector.ingest.routing import RoutingConfig, build_routes
 from collector.ingest.topics import TopicPattern
 from tests import samples
@@ -28,7 +28,7 @@ R2 = R1 + 7_000_000_000  # the redelivery, 7 s later
 
 def pipeline(ledger: StampLedger | None) -> Pipeline:
     pattern = TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}")
-    built = Pipeline(pattern, routes=build_routes(RoutingConfig()))
+    built = Pipeline(pattern, DecodeOptions(routes=build_routes(RoutingConfig())))
     built.receipts = ledger
     return built
 

@@ -47,10 +47,12 @@ from collector.bridges.common import (
     Backoff,
     DeviceIndex,
     FetchError,
+    HttpClient,
     MqttPublisher,
     Stats,
-    http_ssl,
+    count_not_in_inventory,
     json_body,
+    poll_loop,
     retry_after,
     transport_error,
     with_retries,
@@ -159,27 +161,20 @@ def build_messages(
     return built
 
 
-class DashboardApi:
+class DashboardApi(HttpClient):
     """GETs of whole paged lists, spaced to ``max_requests_per_s``, retried as the module says."""
 
     def __init__(self, cfg: ApiConfig, stats: Stats) -> None:
+        super().__init__(cfg.tls, "meraki", stats)
         self.cfg = cfg
-        self.stats = stats
-        self.ssl = http_ssl(cfg.tls, "meraki")
-        self.session: aiohttp.ClientSession | None = None
         self._next_slot = 0.0
 
-    async def __aenter__(self) -> DashboardApi:
+    def _new_session(self) -> aiohttp.ClientSession:
         assert self.cfg.api_key is not None
-        self.session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.cfg.api_key.get_secret_value()}", "Accept": "application/json"},
             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
         )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.session is not None:
-            await self.session.close()
 
     async def _slot(self) -> None:
         """Wait for this request's turn: starts at least 1/max_requests_per_s apart."""
@@ -328,8 +323,7 @@ class MerakiBridge:
                     {"timespan": str(interval), "interval": str(interval)},
                 )
         except FetchError as error:
-            self.stats.add("polls_failed")
-            self.stats.add(f"fetch_failed_{error.reason}")
+            self.stats.poll_failed(error.reason)
             log.error(
                 "meraki_poll_failed",
                 reason=error.reason,
@@ -338,40 +332,26 @@ class MerakiBridge:
             )
             return False
         built = build_messages(statuses, utilization, self.index, self.cfg, time.time_ns())
-        if built.not_in_inventory:
-            self.stats.add("devices_not_in_inventory", len(built.not_in_inventory))
-            log.warning(
-                "devices_not_in_inventory",
-                devices=sorted(built.not_in_inventory)[:50],
-                count=len(built.not_in_inventory),
-                hint="published with nis 'unknown': add them to the inventory with their 'serial'",
-            )
+        count_not_in_inventory(
+            self.stats,
+            built.not_in_inventory,
+            hint="published with nis 'unknown': add them to the inventory with their 'serial'",
+        )
         if built.skipped:
             self.stats.add("entries_skipped", built.skipped)
-        acked = await self.publisher.publish(built.messages, self.cfg.publish_timeout_s)
-        ok = acked == len(built.messages)
-        if not ok:
-            self.stats.add("polls_failed")
-        return ok
+        return await self.publisher.publish_poll(built.messages, self.cfg.publish_timeout_s)
 
     async def _poll_loop(self, cfg: ApiConfig, stop: asyncio.Event, once: bool) -> bool:
-        backoff = Backoff(cfg.backoff_min_s, cfg.backoff_max_s)
         async with DashboardApi(cfg, self.stats) as api:
-            while True:
-                ok = await self.poll_once(api, cfg)
-                if once:
-                    return ok  # the counters are logged once, at exit
-                self.stats.log()
-                delay = cfg.period_s if ok else backoff.next()
-                if ok:
-                    backoff.reset()
-                else:
-                    log.warning("meraki_backoff", wait_s=delay, failures=backoff.failures)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                    return True
-                except TimeoutError:
-                    pass
+            return await poll_loop(
+                lambda: self.poll_once(api, cfg),
+                stop=stop,
+                once=once,
+                period_s=cfg.period_s,
+                backoff=Backoff(cfg.backoff_min_s, cfg.backoff_max_s),
+                stats=self.stats,
+                event="meraki_backoff",
+            )
 
     async def run(self, stop: asyncio.Event, once: bool) -> bool:
         api = self.cfg.api if self.cfg.api is not None and self.cfg.api.enabled else None

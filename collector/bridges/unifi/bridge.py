@@ -43,11 +43,13 @@ from collector.bridges.common import (
     Backoff,
     DeviceIndex,
     FetchError,
+    HttpClient,
     MqttPublisher,
     Stats,
-    http_ssl,
+    count_not_in_inventory,
     json_body,
     mac_key,
+    poll_loop,
     retry_after,
     transport_error,
     with_retries,
@@ -169,28 +171,21 @@ def build_messages(sites: list[SiteData], index: DeviceIndex, cfg: UnifiConfig, 
     return built
 
 
-class UnifiController:
+class UnifiController(HttpClient):
     """An HTTP session with one controller: login, and GETs that return the ``data`` list."""
 
     def __init__(self, cfg: UnifiConfig, stats: Stats) -> None:
+        super().__init__(cfg.tls, "unifi", stats)
         self.cfg = cfg
-        self.stats = stats
         self.prefix = "/proxy/network" if cfg.api == "unifi-os" else ""
-        self.ssl = http_ssl(cfg.tls, "unifi")
-        self.session: aiohttp.ClientSession | None = None
         self.logged_in = False
         self.csrf: str | None = None
 
-    async def __aenter__(self) -> UnifiController:
-        self.session = aiohttp.ClientSession(
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # controllers are often reached by IP address
             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
         )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.session is not None:
-            await self.session.close()
 
     def _headers(self) -> dict[str, str]:
         return {"x-csrf-token": self.csrf} if self.csrf else {}
@@ -306,8 +301,7 @@ class UnifiBridge:
         try:
             sites = await controller.poll(self.cfg.sites, self.cfg.clients)
         except FetchError as error:
-            self.stats.add("polls_failed")
-            self.stats.add(f"fetch_failed_{error.reason}")
+            self.stats.poll_failed(error.reason)
             log.error(
                 "unifi_poll_failed",
                 reason=error.reason,
@@ -316,42 +310,27 @@ class UnifiBridge:
             )
             return False
         built = build_messages(sites, self.index, self.cfg, time.time_ns())
-        if built.not_in_inventory:
-            self.stats.add("devices_not_in_inventory", len(built.not_in_inventory))
-            log.warning(
-                "devices_not_in_inventory",
-                devices=sorted(built.not_in_inventory)[:50],
-                count=len(built.not_in_inventory),
-                hint="published with nis 'unknown': add them to the inventory with their 'mac' or 'name'",
-            )
+        count_not_in_inventory(
+            self.stats,
+            built.not_in_inventory,
+            hint="published with nis 'unknown': add them to the inventory with their 'mac' or 'name'",
+        )
         for device_type, count in built.skipped_types.items():
             self.stats.add("devices_skipped", count)
             log.info("devices_skipped", type=device_type, count=count, hint="the unifi adapter reads uap and usw only")
         if built.clients_skipped:
             self.stats.add("clients_unreadable", built.clients_skipped)
         self.stats.add("devices", sum(len(s.devices) for s in sites))
-        acked = await self.publisher.publish(built.messages, self.cfg.publish_timeout_s)
-        ok = acked == len(built.messages)
-        if not ok:
-            self.stats.add("polls_failed")
-        return ok
+        return await self.publisher.publish_poll(built.messages, self.cfg.publish_timeout_s)
 
     async def run(self, stop: asyncio.Event, once: bool) -> bool:
-        backoff = Backoff(self.cfg.backoff_min_s, self.cfg.backoff_max_s)
         async with UnifiController(self.cfg, self.stats) as controller:
-            while True:
-                ok = await self.poll_once(controller)
-                if once:
-                    return ok  # the counters are logged once, at exit
-                self.stats.log()
-                if ok:
-                    backoff.reset()
-                    delay = self.cfg.period_s
-                else:
-                    delay = backoff.next()
-                    log.warning("unifi_backoff", wait_s=delay, failures=backoff.failures)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                    return True
-                except TimeoutError:
-                    pass
+            return await poll_loop(
+                lambda: self.poll_once(controller),
+                stop=stop,
+                once=once,
+                period_s=self.cfg.period_s,
+                backoff=Backoff(self.cfg.backoff_min_s, self.cfg.backoff_max_s),
+                stats=self.stats,
+                event="unifi_backoff",
+            )
