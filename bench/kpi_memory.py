@@ -1,0 +1,195 @@
+"""How much memory the KPI process needs for one day of a city: peak RSS of reading the day back
+and of computing its day window, for a number of access points and school links.
+
+The KPI engine computes a day from one read of the day's readings (collector/kpi/raw.py). That
+read, not the collector's ingest, decides the KPI process's peak, and it grows with the city: the
+question an operator sizing a server asks is "how much for my N devices?". This bench answers it
+on a real influxd 1.6.7 with a synthetic day written directly as line protocol, in the stored
+layout of docs/data-model.md: every AP reports every ``--period-s`` (``ap`` with uplink counters,
+two ``ap_radio`` bands) and its clients every 300 s (``ap_clients`` and ``ap_client_presence``
+with ``--clients`` pseudonyms), every school CPE its ``netdev``, ``interface`` counters and a
+``link_probe`` every ``--period-s``.
+
+Each measurement runs in a fresh interpreter (peak RSS is per process, ``VmHWM``):
+
+- ``stream``: the engine's read, pieces handed on chunk by chunk (``InfluxQuery.stream``);
+- ``whole``: the same rows read as whole answers first (``InfluxQuery.query``: the body, then every
+  series parsed, then built into the engine's structures), as the engine read before 4 Dec 2026.
+
+Run: .venv/bin/python -m bench.kpi_memory --aps 900 --schools 175   (about 2 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from pathlib import Path
+
+from collector.harness.localservers import InfluxDB
+
+HERE = Path(__file__).resolve().parent.parent
+DATABASE = "kpi_memory"
+DAY = date(2026, 11, 23)
+BATCH_LINES = 50_000
+
+
+def status_kib(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def day_lines(aps: int, schools: int, period_s: int, clients: int) -> Iterator[list[str]]:
+    """The synthetic day, in batches of line protocol (a generator: the bench holds one batch)."""
+    from collector.kpi.windows import NS, day_window
+
+    window = day_window(DAY)
+    batch: list[str] = []
+    for t in range(window.start_ns, window.end_ns, period_s * NS):
+        step = (t - window.start_ns) // (period_s * NS)
+        for a in range(aps):
+            tags = f"device=ap-{a:05d},kind=ap,nis={21001 + a % 19},site=site-{a // 4:04d}"
+            up = step * period_s + 3600
+            batch.append(
+                f"ap,{tags} uptime_s={up},num_clients={a % 30}i,"
+                f"uplink_rx_bytes={step * 1_000_000 + a}i,uplink_tx_bytes={step * 200_000 + a}i {t}"
+            )
+            for band in ("2.4", "5"):
+                batch.append(
+                    f"ap_radio,{tags},band={band} cu_total_pct={(a + step) % 90 + 0.5},"
+                    f"tx_retries={step * 10}i,tx_total={step * 1000}i {t}"
+                )
+            if step % max(1, 300 // period_s) == 0:
+                pids = ",".join(f"{(a * 7919 + c * 104729 + step) % 2**64:032x}" for c in range(clients))
+                batch.append(f"ap_clients,{tags} num_clients={clients}i,good_rf_clients={clients // 2}i {t}")
+                batch.append(f'ap_client_presence,{tags} pids="{pids}" {t}')
+        for s in range(schools):
+            tags = f"device=cpe-school-{s:03d},kind=school_cpe,nis={21001 + s % 19},site=school-{s:03d}"
+            batch.append(f"netdev,{tags} sys_uptime_s={step * period_s + 7200} {t}")
+            octets = step * 50_000_000
+            batch.append(
+                f"interface,{tags},ifname=wan in_octets={octets}i,out_octets={octets // 3}i,"
+                f"in_ucast_pkts={octets // 900}i,out_ucast_pkts={octets // 2700}i,in_errors=0i,out_errors=0i,"
+                f"in_discards=0i,out_discards=0i,oper_up=true,speed_mbps=1000i,counter_bits=64i {t}"
+            )
+            batch.append(f"link_probe,{tags} sent=10i,received=10i,rtt_avg_ms=4.5,jitter_ms=0.3 {t}")
+        if len(batch) >= BATCH_LINES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def measure(url: str, how: str, rows_expected: int) -> None:
+    """In a fresh interpreter: read the day (``how``), then compute its day window; print JSON."""
+    from collector.app.config import load_config
+    from collector.kpi.compute import KpiConfig
+    from collector.kpi.engine import window_points
+    from collector.kpi.enrich import Places
+    from collector.kpi.raw import read_raw
+    from collector.kpi.windows import NS, day_window
+    from collector.sink.query import InfluxQuery, Series, merge_pieces
+
+    config = load_config(
+        None,
+        {"CITY_TELEMETRY__INFLUXDB__URL": f'"{url}"', "CITY_TELEMETRY__INFLUXDB__DATABASE": f'"{DATABASE}"'},
+    ).influxdb
+    settings = KpiConfig()
+    window = day_window(DAY)
+    query = InfluxQuery(config)
+    if how == "whole":  # the read as it was: every answer whole, then iterated
+        streamed = query.stream
+
+        async def whole(statement: str, chunk_rows: int = 20_000) -> AsyncIterator[Series]:
+            for series in merge_pieces([piece async for piece in streamed(statement, chunk_rows)]):
+                yield series
+
+        query.stream = whole  # type: ignore[method-assign]
+
+    async def run() -> dict[str, float]:
+        """Everything in one coroutine that returns numbers only: Python 3.11's asyncio.run repr()s
+        its task, result included, when it restores the SIGINT handler (signal.getsignal on a
+        functools.partial), and the repr of a day's RawData is a string of gigabytes."""
+        baseline = status_kib("VmRSS")
+        started = time.monotonic()
+        try:
+            raw = await read_raw(
+                query, window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS)
+            )
+        finally:
+            await query.close()
+        read_s = time.monotonic() - started
+        after_read = status_kib("VmHWM")
+        started = time.monotonic()
+        points = window_points(raw, window, Places(), settings, window.end_ns + 10**15, 0)
+        return {
+            "devices": len(raw.devices),
+            "points": len(points),
+            "baseline_mib": baseline / 1024,
+            "peak_after_read_mib": after_read / 1024,
+            "peak_mib": status_kib("VmHWM") / 1024,
+            "read_s": read_s,
+            "compute_s": time.monotonic() - started,
+        }
+
+    print(json.dumps({"how": how, "rows_expected": rows_expected, **asyncio.run(run())}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aps", type=int, default=900, help="access points (the Brussels network: about 900)")
+    parser.add_argument("--schools", type=int, default=175, help="school links (Brussels: 175)")
+    parser.add_argument("--period-s", type=int, default=60, help="report period of every device")
+    parser.add_argument("--clients", type=int, default=12, help="client pseudonyms in every client report")
+    parser.add_argument("--repeats", type=int, default=2, help="measurements per way of reading (at most 4)")
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args.measure[0], args.measure[1], int(args.measure[2]))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-kpi-memory-") as tmp:
+        influxdb = InfluxDB(Path(tmp) / "influxdb")
+        influxdb.start()
+        try:
+            influxdb.query(f'CREATE DATABASE "{DATABASE}"')
+            started, rows = time.monotonic(), 0
+            for batch in day_lines(args.aps, args.schools, args.period_s, args.clients):
+                influxdb.write(DATABASE, "\n".join(batch))
+                rows += len(batch)
+            print(
+                f"a day of {args.aps:,} APs and {args.schools:,} school links every {args.period_s} s: "
+                f"{rows:,} rows written in {time.monotonic() - started:.0f} s",
+                flush=True,
+            )
+            for repeat in range(max(1, min(args.repeats, 4))):
+                for how in ("stream", "whole") if repeat % 2 == 0 else ("whole", "stream"):
+                    out = subprocess.run(
+                        [sys.executable, "-m", "bench.kpi_memory", "--measure", influxdb.url, how, str(rows)],
+                        cwd=HERE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                        check=True,
+                        timeout=1800,
+                    ).stdout
+                    result = json.loads(out.strip().splitlines()[-1])
+                    print(
+                        f"  {how:6}: peak RSS {result['peak_mib']:,.0f} MiB (after the read "
+                        f"{result['peak_after_read_mib']:,.0f}, at start {result['baseline_mib']:,.0f}); "
+                        f"read {result['read_s']:.1f} s, day computed in {result['compute_s']:.1f} s, "
+                        f"{result['devices']:,} devices, {result['points']:,} KPI points",
+                        flush=True,
+                    )
+        finally:
+            influxdb.stop()
+
+
+if __name__ == "__main__":
+    main()
