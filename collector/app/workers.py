@@ -222,14 +222,19 @@ def _log_exited(worker: Worker, code: int, ran_s: float, *, hint: str, **restart
     )
 
 
+# The broker's drop count is the broker's (every worker sees the same); a KPI process's peak memory
+# sizes the machine by the largest one: of these the largest is kept, not the sum.
+LARGEST_NOT_SUM = frozenset({"broker_dropped", "kpi_process_peak_rss_bytes"})
+
+
 def add(total: dict[str, Any], stats: dict[str, Any]) -> None:
-    """Sum ``stats`` into ``total``: numbers added, flags or-ed, per-reason tables added key by key.
-    The broker's drop count is the broker's (every worker sees the same): the largest is kept."""
+    """Sum ``stats`` into ``total``: numbers added, flags or-ed, per-reason tables added key by key,
+    but the largest kept of ``LARGEST_NOT_SUM``."""
     for key, value in stats.items():
         if isinstance(value, bool):
             total[key] = bool(total.get(key)) or value
         elif isinstance(value, int | float):
-            total[key] = max(total.get(key, 0), value) if key == "broker_dropped" else total.get(key, 0) + value
+            total[key] = max(total.get(key, 0), value) if key in LARGEST_NOT_SUM else total.get(key, 0) + value
         elif isinstance(value, dict):
             table = total.setdefault(key, {})
             for name, count in value.items():

@@ -38,6 +38,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import resource
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -103,6 +104,8 @@ class KpiEngine:
         self.windows_computed = 0
         self.rows_written = 0
         self.failures = 0
+        # The KPI process's peak resident memory: a day's readings read back set it (docs/performance.md).
+        self.process_peak_rss_bytes = 0
         self.last_error: str | None = None
         self._pool: ProcessPoolExecutor | None = None
         self.presence_purges = 0
@@ -212,6 +215,7 @@ class KpiEngine:
         self.windows_computed += len(computed.windows)
         self.days_computed += sum(1 for w, _, _ in computed.windows if w.grain == "day")
         self.rows_written += computed.points
+        self.process_peak_rss_bytes = max(self.process_peak_rss_bytes, computed.peak_rss_bytes)
         return computed
 
     def close(self) -> None:
@@ -341,6 +345,7 @@ class KpiEngine:
                     windows=_count_grains(windows),
                     rows=results.points,
                     month_rows=results.month_points,
+                    kpi_process_peak_mib=round(results.peak_rss_bytes / 2**20),
                 )
         finally:
             self.pending |= self.in_flight  # not computed (not ready, failed, cancelled): still to do
@@ -360,6 +365,7 @@ class KpiEngine:
             "kpi_windows_computed": self.windows_computed,
             "kpi_rows_written": self.rows_written,
             "kpi_failures": self.failures,
+            "kpi_process_peak_rss_bytes": self.process_peak_rss_bytes,
         }
 
 
@@ -377,6 +383,7 @@ Done = tuple[Window, bool, int]  # a window, whether it was final, how many poin
 class Computed:
     windows: list[Done]
     month_points: int  # billing points (grain month) of the months of closed days
+    peak_rss_bytes: int = 0  # the computing process's peak resident memory so far (a day's readings set it)
 
     @property
     def points(self) -> int:
@@ -494,4 +501,9 @@ async def _compute_windows(
                 await query.close()
     finally:
         await writer.close()
-    return Computed(done, month_points_written)
+    return Computed(done, month_points_written, peak_rss_bytes())
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

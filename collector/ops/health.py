@@ -86,6 +86,7 @@ _HELP = {
     "workers": "worker processes the supervisor runs (run --workers N)",
     "workers_running": "worker processes running now",
     "worker_restarts": "workers restarted by the supervisor after they exited",
+    "kpi_process_peak_rss_bytes": "peak resident memory of the KPI engine's process (with workers: the largest)",
 }
 _GAUGES = {
     "pending_lines",
@@ -100,6 +101,7 @@ _GAUGES = {
     "kpi_days_pending",
     "kpi_windows_pending",
     "kpi_windows_not_final",
+    "kpi_process_peak_rss_bytes",
     "receipt_stamps_held",
     "workers",
     "workers_running",

@@ -85,14 +85,21 @@ self_stats_every_s = 0
         done = any(e["worker"] == k and e["day"] == day.isoformat() for e in events(log, "kpi_windows_computed"))
         assert pending or done, f"worker {k} neither computed the day nor kept it pending"
     # ... and are computed at the next start (every 2 s here), from what all three stored.
+    computed_before = len(events(log, "kpi_windows_computed"))
     supervisor = start_daemon(config_path, log, "--workers", "3", env={"CITY_TELEMETRY__KPI__EVERY_S": "2"})
     wait_ready(health)
     deadline = time.monotonic() + 300
     while metric(health, "city_telemetry_kpi_windows_pending", -1) != 0:
         assert time.monotonic() < deadline, "the pending KPI days were not computed"
         time.sleep(0.5)
+    peak_bytes = metric(health, "city_telemetry_kpi_process_peak_rss_bytes", 0)
     assert stop(supervisor) == 0
     computed = events(log, "kpi_windows_computed")
+    # Each computation logs its KPI process's peak; the supervisor exports the largest of the
+    # workers' (a machine is sized by it), not their sum.
+    peaks_mib = [line["kpi_process_peak_mib"] for line in computed[computed_before:]]
+    assert peaks_mib and all(30 < mib < 4096 for mib in peaks_mib), peaks_mib  # a Python process with a day in it
+    assert abs(peak_bytes / 2**20 - max(peaks_mib)) <= 1, (peak_bytes, peaks_mib)
     assert {line["worker"] for line in computed if line["day"] == day.isoformat()} == {1, 2, 3}
 
     truth = simulation.truth.result(simulation.meta())
