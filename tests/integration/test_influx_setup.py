@@ -159,16 +159,22 @@ async def test_a_collector_writes_kpis_into_their_policy_and_readings_into_the_d
 ) -> None:
     setup(influxdb, **KPI_RP)
     config = collector_config(mosquitto, influxdb, tmp_path, INFLUXDB__KPI_RETENTION_POLICY='"kpi"', KPI__EVERY_S="0.3")
-    messages = [samples.ap_metrics(i, samples.recent(offset_s=-600 + i)) for i in range(3)]
+    stamped = [samples.recent(offset_s=-600 + i) for i in range(3)]
+    messages = [samples.ap_metrics(i, moment) for i, moment in enumerate(stamped)]
     async with running_collector(config) as collector:
         publisher = Publisher(mosquitto.port)
         for topic, payload, _ in messages:
             publisher.publish(topic, json.dumps(payload))
         publisher.close()
         assert collector.kpi is not None
-        engine = collector.kpi
-        await wait_until(lambda: engine.rows_written > 0, what="KPI points written")
-    expected_raw = sorted(row["device"] for _, _, rows in messages for row in rows if row["_measurement"] == "ap")
+        expected_raw = sorted(row["device"] for _, _, rows in messages for row in rows if row["_measurement"] == "ap")
+
+        def day_points() -> set[str]:
+            found = influxdb.rows("""SELECT * FROM "kpi"."kpi_device" WHERE "grain" = 'day'""", DATABASE)
+            return {str(row["device"]) for row in found}
+
+        # Not "any KPI point written": the 5-minute and hourly windows can be written before the day's.
+        await wait_until(lambda: day_points() == set(expected_raw), what="the day's KPI points written")
 
     def devices(source: str) -> list[str]:
         return sorted(str(row["device"]) for row in influxdb.rows(f'SELECT "seq", "device" FROM {source}', DATABASE))
@@ -181,7 +187,8 @@ async def test_a_collector_writes_kpis_into_their_policy_and_readings_into_the_d
     assert influxdb.rows('SELECT * FROM "raw"."kpi_device"', DATABASE) == []
 
     # kpi show reads them where they are; without the setting it finds nothing.
-    day = local_date(time.time_ns() - 600 * 10**9).isoformat()
+    # The readings' local day (they are stamped about 70 minutes ago: near local midnight, not today's).
+    day = local_date(int(stamped[0].timestamp()) * 10**9).isoformat()
     shown = run_cli(influxdb.url, "kpi", "show", "--day", day, "--level", "device", **KPI_RP)
     assert shown.returncode == 0, shown.stderr
     assert all(device in shown.stdout for device in expected_raw)
