@@ -95,11 +95,12 @@ self_stats_every_s = 0
     peak_bytes = metric(health, "city_telemetry_kpi_process_peak_rss_bytes", 0)
     assert stop(supervisor) == 0
     computed = events(log, "kpi_windows_computed")
-    # Each computation logs its KPI process's peak; the supervisor exports the largest of the
-    # workers' (a machine is sized by it), not their sum.
-    peaks_mib = [line["kpi_process_peak_mib"] for line in computed[computed_before:]]
-    assert peaks_mib and all(30 < mib < 4096 for mib in peaks_mib), peaks_mib  # a Python process with a day in it
-    assert abs(peak_bytes / 2**20 - max(peaks_mib)) <= 1, (peak_bytes, peaks_mib)
+    # Each computation logs its KPI process's peak (a Python process with a day in it) ...
+    assert all(30 < line["kpi_process_peak_mib"] < 4096 for line in computed), computed
+    # ... and the supervisor exports the largest of the workers' (a machine is sized by it), not
+    # their sum. (A worker that finished its days at the first stop computes nothing now: 0.)
+    second_run = [line["kpi_process_peak_mib"] for line in computed[computed_before:]]
+    assert abs(peak_bytes / 2**20 - max(second_run, default=0)) <= 1, (peak_bytes, second_run)
     assert {line["worker"] for line in computed if line["day"] == day.isoformat()} == {1, 2, 3}
 
     truth = simulation.truth.result(simulation.meta())
