@@ -62,15 +62,21 @@ async def test_a_refused_retained_message_is_dead_lettered_once_over_reconnects_
         assert metrics_line in render_metrics(stats, "healthy")
 
     async with running_collector(config) as collector:  # a restart of the collector
-        await wait_until(lambda: collector.counters["messages_committed"] == 1, what="replay after restart")
+        # The resubscription brings the retained message again. It may come twice: if the stop above
+        # closed the connection before the last PUBACK left, the session redelivers that copy too
+        # (at least once, as QoS 1 allows; seen once under load). Either way: not a new refusal.
+        await wait_until(lambda: collector.counters["messages_committed"] >= 1, what="replay after restart")
+        await asyncio.sleep(0.5)  # a redelivered copy, if any, comes with it
+        replayed = collector.counters["messages_committed"]
         assert dict(collector.dead_letters.counts) == {}
-        assert dict(collector.dead_letters.retained_repeats) == {"bad_json": 1}
+        assert dict(collector.dead_letters.retained_repeats) == {"bad_json": replayed}
+        assert replayed in (1, 2)
         live = Publisher(mosquitto.port, client_id="live-publisher")
         live.publish(BAD_TOPIC, b"not json")  # the device sends it again: that is a new refusal
         topic, payload, _ = samples.link_probe(1, samples.recent())
         live.publish(topic, json.dumps(payload))
         live.close()
-        await wait_until(lambda: collector.counters["messages_committed"] == 3, what="live messages")
+        await wait_until(lambda: collector.counters["messages_committed"] == replayed + 2, what="live messages")
         assert dict(collector.dead_letters.counts) == {"bad_json": 1}
 
     stored = records(tmp_path)
