@@ -140,15 +140,20 @@ class Prober:
         self.http.close()
 
 
-def collector_config(folder: Path, mosquitto: Mosquitto, influxdb: InfluxDB, client_id: str) -> Path:
+def collector_config(
+    folder: Path, mqtt_port: int, influx_url: str, client_id: str, mqtt_extra: str = "", sections: str = ""
+) -> Path:
+    """``folder/collector.toml``: the shipped defaults but for ports and folders. ``mqtt_extra``
+    goes into ``[mqtt]`` (e.g. a shared group), ``sections`` after the rest (``[health]``, ``[kpi]``)."""
     path = folder / "collector.toml"
     path.write_text(
         f"""
 [mqtt]
-port = {mosquitto.port}
+port = {mqtt_port}
 client_id = "{client_id}"
+{mqtt_extra}
 [influxdb]
-url = "{influxdb.url}"
+url = "{influx_url}"
 database = "{DATABASE}"
 [dead_letter]
 file = "{folder / "dead-letter.jsonl"}"
@@ -156,6 +161,7 @@ file = "{folder / "dead-letter.jsonl"}"
 folder = "{folder / "spool"}"
 [log]
 stats_every_s = 3600
+{sections}
 """
     )
     return path
@@ -187,7 +193,7 @@ def one_run(
     client_id = f"latency-{number:02d}"
     log_path = work / "collector.log"
     with open(log_path, "wb") as log_file:
-        config = collector_config(work, mosquitto, influxdb, client_id)
+        config = collector_config(work, mosquitto.port, influxdb.url, client_id)
         collector = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, str(code), "run", "-c", str(config)],
             cwd=code,

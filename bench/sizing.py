@@ -349,26 +349,13 @@ class Collector:
         self.client_id = f"sizing-{name}"
         shared = f'shared_group = "{self.client_id}"' if workers > 1 else ""
         key = f'[kpi]\npseudonym_key_file = "{key_file}"' if workers > 1 else ""
-        config = self.folder / "collector.toml"
-        config.write_text(
-            f"""
-[mqtt]
-port = {mosquitto.port}
-client_id = "{self.client_id}"
-{shared}
-[influxdb]
-url = "{influx_url}"
-database = "{DATABASE}"
-[dead_letter]
-file = "{self.folder / "dead-letter.jsonl"}"
-[spool]
-folder = "{self.folder / "spool"}"
-[log]
-stats_every_s = 3600
-[health]
-listen = "127.0.0.1:{self.health_port}"
-{key}
-"""
+        config = latency.collector_config(
+            self.folder,
+            mosquitto.port,
+            influx_url,
+            self.client_id,
+            shared,
+            f'[health]\nlisten = "127.0.0.1:{self.health_port}"\n{key}',
         )
         command = [str(HERE / ".venv/bin/city-telemetry"), "run", "-c", str(config)]
         if workers > 1:
