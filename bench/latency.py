@@ -55,17 +55,23 @@ PROBE_TIMEOUT_S = 10.0  # a probe not visible this long after the load ended cou
 
 
 # -- the background load (a process of its own, so that it does not share the prober's interpreter) ------
-def run_load(port: int, rate: float, seconds: float) -> None:
-    from bench.ingest import make_messages
-
-    messages = make_messages(min(int(rate * seconds) + 1, 400_000))
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"latency-load-{os.getpid()}")
+def ready_load_client(port: int, name: str) -> mqtt.Client:
+    """A load generator's QoS 1 client, connected; says "ready" and returns at the parent's "go" line."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
     print("ready", flush=True)
     sys.stdin.readline()  # go
+    return client
+
+
+def run_load(port: int, rate: float, seconds: float) -> None:
+    from bench.ingest import make_messages
+
+    messages = make_messages(min(int(rate * seconds) + 1, 400_000))
+    client = ready_load_client(port, "latency-load")
     started = time.monotonic()
     sent = 0
     infos = []

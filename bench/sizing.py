@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import latency
 from bench.ingest import bench_bare_subscriber, make_messages
@@ -131,13 +130,7 @@ def publish(port: int, rate: float, seconds: float, devices: int, base_us: int, 
     """Publish the mix at ``rate`` for ``seconds`` (QoS 1), message i stamped base + i microseconds,
     from device i % devices; writes the count sent to ``progress`` every 0.5 s."""
     mix = [(t, p.encode(), s) for t, p, s in templates()]
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sizing-pub-{os.getpid()}")
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    print("ready", flush=True)
-    sys.stdin.readline()
+    client = latency.ready_load_client(port, "sizing-pub")
     started = time.monotonic()
     sent, last_note = 0, 0.0
     # At most 20,000 unacknowledged: packet ids are 16-bit, and paho refuses a publish whose id is in use.
