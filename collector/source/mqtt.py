@@ -237,11 +237,11 @@ class MqttSource:
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
         if cfg.protocol == "5":
-            client = mqtt.Client(
+            client: mqtt.Client = paho_internals.BufferedClient(
                 CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True
             )
         else:  # 3.1.1: a persistent session is clean_session=False; it lasts as long as the broker keeps it
-            client = mqtt.Client(
+            client = paho_internals.BufferedClient(
                 CallbackAPIVersion.VERSION2,
                 client_id=cfg.client_id,
                 protocol=mqtt.MQTTv311,

@@ -1,6 +1,6 @@
 """The only place that touches paho-mqtt's private attributes, each checked once at start-up.
 
-paho-mqtt has no public way to do four things the MQTT edge needs:
+paho-mqtt has no public way to do five things the MQTT edge needs:
 
 - ``Client._packet_queue``: queue the PUBACKs of a whole batch as one packet. ``Client.ack`` queues
   one packet per message and wakes paho's network thread through a socket pair for each; at the
@@ -13,6 +13,10 @@ paho-mqtt has no public way to do four things the MQTT edge needs:
   keep arriving. Behind a backlog the broker has put in flight, or while we do not read, the PINGRESP
   waits behind megabytes of PUBLISH: every packet we take is proof enough that the broker is alive,
   so the edge forgets the outstanding PINGREQ then (docs/delivery.md, "Keep-alive under a backlog").
+- ``Client._create_socket``: the one place a connection's socket is made (after TLS), overridden by
+  ``BufferedClient`` to put a ``ReadBuffer`` around it, so that paho's many small reads per packet
+  cost one system call per burst (collector/source/read_buffer.py). With it, ``loop_read`` (public)
+  goes on while that buffer holds bytes, instead of one packet per turn of paho's loop.
 - ``MQTTMessage._topic``: the raw topic bytes, for the dead-letter record of a topic that is not
   UTF-8 (``MQTTMessage.topic`` raises then). Brokers that follow MQTT refuse such topics, so this
   is for the broker that does not.
@@ -38,9 +42,12 @@ from __future__ import annotations
 import inspect
 import threading
 from importlib import metadata
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+from collector.source.read_buffer import ReadBuffer
 
 TESTED_WITH = "2.1 and 2.2"
 
@@ -86,6 +93,13 @@ def check(client: mqtt.Client) -> None:
         raise _refuse("Client._packet_queue(command, packet, mid, qos)", "queues a batch of PUBACKs")
     if not isinstance(getattr(client, "_ping_t", None), int | float):
         raise _refuse("Client._ping_t", "the time of the unanswered PINGREQ, forgotten while packets arrive")
+    create_socket = getattr(client, "_create_socket", None)
+    try:
+        socket_parameters = list(inspect.signature(create_socket).parameters) if callable(create_socket) else None
+    except (TypeError, ValueError):
+        socket_parameters = None
+    if socket_parameters != []:
+        raise _refuse("Client._create_socket()", "makes the connection's socket, read through a buffer")
     probe = mqtt.MQTTMessage(mid=1, topic=b"\xff")
     if getattr(probe, "_topic", None) != b"\xff":
         raise _refuse("MQTTMessage._topic", "the raw bytes of a topic that is not UTF-8")
@@ -108,3 +122,28 @@ def forget_ping(client: mqtt.Client) -> None:
 
 def raw_topic(message: mqtt.MQTTMessage) -> bytes:
     return message._topic
+
+
+# Packets handled in one loop_read at most, so that paho's loop still turns (PUBACKs, keepalive)
+# when a fast broker keeps the buffer full: a 64 KiB read holds about 200 readings.
+MAX_PACKETS_PER_READ = 1000
+
+
+class BufferedClient(mqtt.Client):
+    """paho's client reading through a ``ReadBuffer``: the same packets, far fewer system calls."""
+
+    def _create_socket(self) -> Any:
+        return ReadBuffer(super()._create_socket())
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        buffer = self._sock
+        if not isinstance(buffer, ReadBuffer):
+            return rc
+        handled = 1
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and handled < MAX_PACKETS_PER_READ and buffer.buffered:
+            rc = super().loop_read(max_packets)
+            if self._sock is None:  # the connection went away meanwhile (a new one gets a new buffer)
+                break
+            handled += 1
+        return rc

@@ -45,6 +45,8 @@ def test_a_topic_that_is_not_utf8_keeps_its_readable_part() -> None:
         ("_in_callback_mutex", threading.RLock(), "reentrant"),
         ("_packet_queue", lambda packet, command: None, "Client._packet_queue"),
         ("_packet_queue", None, "Client._packet_queue"),
+        ("_create_socket", None, "Client._create_socket"),
+        ("_create_socket", lambda host: None, "Client._create_socket"),
     ],
 )
 def test_a_paho_without_a_client_internal_is_refused_naming_it(attribute: str, replacement: Any, named: str) -> None:
