@@ -17,6 +17,13 @@ paho-mqtt has no public way to do five things the MQTT edge needs:
   ``BufferedClient`` to put a ``ReadBuffer`` around it, so that paho's many small reads per packet
   cost one system call per burst (collector/source/read_buffer.py). With it, ``loop_read`` (public)
   goes on while that buffer holds bytes, instead of one packet per turn of paho's loop.
+- ``paho.mqtt._packet.Properties`` (paho 2.2): the class paho's ``decode_publish`` makes for every
+  MQTT 5 PUBLISH received. paho's ``Properties()`` builds its three lookup tables anew each time and
+  ``unpack`` walks all 27 names to clear a new object: 12 µs a message, a third of paho's cost per
+  MQTT 5 message (docs/performance.md). ``install_shared_table_properties`` puts there a subclass
+  that shares one set of those tables and reads an empty property block (the usual case) at once.
+  Every other use of ``Properties`` (ours, the bridges', paho's own outgoing packets) is untouched;
+  with a paho that decodes elsewhere (2.1), nothing is replaced and MQTT 5 is only slower.
 - ``MQTTMessage._topic``: the raw topic bytes, for the dead-letter record of a topic that is not
   UTF-8 (``MQTTMessage.topic`` raises then). Brokers that follow MQTT refuse such topics, so this
   is for the broker that does not.
@@ -42,10 +49,11 @@ from __future__ import annotations
 import inspect
 import threading
 from importlib import metadata
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.properties import Properties
 
 from collector.source.read_buffer import ReadBuffer
 
@@ -147,3 +155,42 @@ class BufferedClient(mqtt.Client):
                 break
             handled += 1
         return rc
+
+
+class SharedTableProperties(Properties):
+    """paho's ``Properties`` for received packets, with the lookup tables of one prototype shared.
+
+    Those tables (``types``, ``names``, ``properties``) are never changed after ``__init__`` by paho;
+    a property's value is an attribute of its own object, as in paho. Equal to paho's own on every
+    property block (tests/property/test_shared_table_properties.py)."""
+
+    _tables: ClassVar[dict[str, Any]] = {}
+    _TABLE_NAMES: ClassVar[frozenset[str]] = frozenset({"packetType", "types", "names", "properties"})
+
+    def __init__(self, packetType: int) -> None:  # paho's parameter name
+        object.__setattr__(self, "packetType", packetType)
+        tables = SharedTableProperties._tables
+        if not tables:
+            prototype = Properties(packetType)  # type: ignore[no-untyped-call]
+            tables.update({name: getattr(prototype, name) for name in ("types", "names", "properties")})
+        for name, table in tables.items():
+            object.__setattr__(self, name, table)
+
+    def unpack(self, buffer: bytes | bytearray) -> tuple[Properties, int]:
+        # A property length of 0 on an object holding no value yet: nothing to clear, nothing to read.
+        if len(buffer) and buffer[0] == 0 and self.__dict__.keys() <= self._TABLE_NAMES:
+            return self, 1
+        return cast(tuple[Properties, int], super().unpack(buffer))  # type: ignore[no-untyped-call]
+
+
+def install_shared_table_properties() -> bool:
+    """Make paho 2.2's PUBLISH decoding use ``SharedTableProperties``; False where paho decodes elsewhere."""
+    try:
+        from paho.mqtt import _packet
+    except ImportError:  # paho 2.1: PUBLISH decoded inside Client, left as it is
+        return False
+    current = getattr(_packet, "Properties", None)
+    if not callable(getattr(_packet, "decode_publish", None)) or current not in (Properties, SharedTableProperties):
+        return False
+    _packet.Properties = SharedTableProperties  # type: ignore[attr-defined]
+    return True
