@@ -53,6 +53,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from collector.source.read_buffer import ReadBuffer
@@ -145,16 +146,21 @@ class BufferedClient(mqtt.Client):
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
-        buffer = self._sock
+        buffer = self.socket()
         if not isinstance(buffer, ReadBuffer):
             return rc
         handled = 1
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and handled < MAX_PACKETS_PER_READ and buffer.buffered:
             rc = super().loop_read(max_packets)
-            if self._sock is None:  # the connection went away meanwhile (a new one gets a new buffer)
+            if self.socket() is None:  # the connection went away meanwhile (a new one gets a new buffer)
                 break
             handled += 1
         return rc
+
+
+# paho's lookup tables, as its Properties() builds them for every object; the same for every packet type.
+_PROTOTYPE = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+_SHARED_TABLES = tuple((name, getattr(_PROTOTYPE, name)) for name in ("types", "names", "properties"))
 
 
 class SharedTableProperties(Properties):
@@ -164,16 +170,11 @@ class SharedTableProperties(Properties):
     a property's value is an attribute of its own object, as in paho. Equal to paho's own on every
     property block (tests/property/test_shared_table_properties.py)."""
 
-    _tables: ClassVar[dict[str, Any]] = {}
     _TABLE_NAMES: ClassVar[frozenset[str]] = frozenset({"packetType", "types", "names", "properties"})
 
     def __init__(self, packetType: int) -> None:  # paho's parameter name
         object.__setattr__(self, "packetType", packetType)
-        tables = SharedTableProperties._tables
-        if not tables:
-            prototype = Properties(packetType)  # type: ignore[no-untyped-call]
-            tables.update({name: getattr(prototype, name) for name in ("types", "names", "properties")})
-        for name, table in tables.items():
+        for name, table in _SHARED_TABLES:
             object.__setattr__(self, name, table)
 
     def unpack(self, buffer: bytes | bytearray) -> tuple[Properties, int]:
