@@ -5,7 +5,9 @@ Three figures, measured in one run so their ratios mean something on a shared ma
 2. bare paho subscriber: how fast a Python MQTT client alone receives the same backlog (the ceiling);
 3. end to end: a backlog of N messages queued in mosquitto for the collector's persistent session,
    then the collector started and timed until every message is in InfluxDB and acknowledged.
-Also the collector's peak memory (RSS) during 3.
+Also the collector's peak memory (RSS) during 3, and the CPU time that the collector, mosquitto and
+the database (influxd or the stand-in) each spent on those messages: on a small machine the three
+share the cores, so what influxd and mosquitto need per message bounds any collector's rate there.
 
 Run: make bench  (or .venv/bin/python -m bench.ingest --messages 100000)
 """
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -130,15 +133,39 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]], protocol
     return received / elapsed
 
 
+@dataclass(frozen=True)
+class DrainRun:
+    """One collector draining the backlog: its rate, and CPU seconds per message of each process."""
+
+    rate: float
+    peak_rss_mib: float
+    collector_cpu_us: float
+    mosquitto_cpu_us: float
+    database_cpu_us: float
+
+    def cpu_line(self, database: str) -> str:
+        return (
+            f"CPU µs per message: collector {self.collector_cpu_us:.0f}, mosquitto {self.mosquitto_cpu_us:.0f}, "
+            f"{database} {self.database_cpu_us:.0f}"
+        )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench_collector(
     mosquitto: Mosquitto,
+    database_pid: int,
     influx_url: str,
     folder: Path,
     messages: list[tuple[str, bytes]],
     client_id: str,
     protocol: str = "5",
     kpi: bool = True,
-) -> tuple[float, float]:
+) -> DrainRun:
     env = {
         "CITY_TELEMETRY__MQTT__PROTOCOL": f'"{protocol}"',
         "CITY_TELEMETRY__MQTT__PORT": str(mosquitto.port),
@@ -163,17 +190,22 @@ async def bench_collector(
 
     collector = Collector(config)
     stop = asyncio.Event()
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert mosquitto.process is not None
+    # The collector runs in this process; the bench's own polling below costs a few milliseconds.
+    cpu_before = (time.process_time(), cpu_seconds(mosquitto.process.pid), cpu_seconds(database_pid))
     started = time.perf_counter()
     task = asyncio.create_task(collector.run(stop))
     while collector.counters["acked"] < len(messages):
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - started
+    cpu_after = (time.process_time(), cpu_seconds(mosquitto.process.pid), cpu_seconds(database_pid))
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stop.set()
     await task
     assert collector.counters["rejected"] == 0
-    return len(messages) / elapsed, peak_rss / 1024
+    spent = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
+    per_message_us = [seconds * 1e6 / len(messages) for seconds in spent]
+    return DrainRun(len(messages) / elapsed, peak_rss / 1024, *per_message_us)
 
 
 def main() -> None:
@@ -208,22 +240,24 @@ def main() -> None:
         try:
             bare_rate = bench_bare_subscriber(mosquitto.port, messages)
             bare_rate_311 = bench_bare_subscriber(mosquitto.port, messages, "3.1.1")
-            null_rate, _ = asyncio.run(
-                bench_collector(mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null")
+            null_url = f"http://127.0.0.1:{null_port}"
+            assert influxdb.process is not None
+            null = asyncio.run(bench_collector(mosquitto, null_influx.pid, null_url, folder, messages, "bench-null"))
+            null_311 = asyncio.run(
+                bench_collector(mosquitto, null_influx.pid, null_url, folder, messages, "bench-null-311", "3.1.1")
             )
-            null_rate_311, _ = asyncio.run(
-                bench_collector(mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null-311", "3.1.1")
-            )
-            null_rate_311_off, _ = asyncio.run(
+            null_311_off = asyncio.run(
                 bench_collector(
-                    mosquitto, f"http://127.0.0.1:{null_port}", folder, messages, "bench-null-311-nokpi", "3.1.1", False
+                    mosquitto, null_influx.pid, null_url, folder, messages, "bench-null-311-nokpi", "3.1.1", False
                 )
             )
-            collector_rate, rss_mib = asyncio.run(
-                bench_collector(mosquitto, influxdb.url, folder, messages, "bench-collector")
+            influx = asyncio.run(
+                bench_collector(mosquitto, influxdb.process.pid, influxdb.url, folder, messages, "bench-collector")
             )
-            collector_rate_311, _ = asyncio.run(
-                bench_collector(mosquitto, influxdb.url, folder, messages, "bench-collector-311", "3.1.1")
+            influx_311 = asyncio.run(
+                bench_collector(
+                    mosquitto, influxdb.process.pid, influxdb.url, folder, messages, "bench-collector-311", "3.1.1"
+                )
             )
         finally:
             null_influx.terminate()
@@ -234,24 +268,35 @@ def main() -> None:
     print(f"  with the KPI stage:          {pipeline_kpi_rate:>9,.0f} msg/s ({pipeline_kpi_rate / pipeline_rate:.2f})")
     print(f"bare paho subscriber (ceiling): {bare_rate:>9,.0f} msg/s")
     print(f"  the same over MQTT 3.1.1:    {bare_rate_311:>9,.0f} msg/s")
-    print(f"collector, InfluxDB stand-in:  {null_rate:>9,.0f} msg/s (an endpoint that accepts at once)")
-    print(f"  the same over MQTT 3.1.1:    {null_rate_311:>9,.0f} msg/s")
+    print(f"collector, InfluxDB stand-in:  {null.rate:>9,.0f} msg/s (an endpoint that accepts at once)")
+    print(f"  {null.cpu_line('stand-in')}")
+    print(f"  the same over MQTT 3.1.1:    {null_311.rate:>9,.0f} msg/s")
+    print(f"  {null_311.cpu_line('stand-in')}")
     print(
-        f"  3.1.1, KPI engine off:       {null_rate_311_off:>9,.0f} msg/s "
-        f"(with it on: {null_rate_311 / null_rate_311_off:.2f} of that)"
+        f"  3.1.1, KPI engine off:       {null_311_off.rate:>9,.0f} msg/s "
+        f"(with it on: {null_311.rate / null_311_off.rate:.2f} of that)"
     )
     print(
-        f"collector end to end:          {collector_rate:>9,.0f} msg/s "
-        f"({collector_rate * lines_per_message:,.0f} lines/s into InfluxDB)"
+        f"collector end to end:          {influx.rate:>9,.0f} msg/s "
+        f"({influx.rate * lines_per_message:,.0f} lines/s into InfluxDB)"
     )
-    print(f"  the same over MQTT 3.1.1:    {collector_rate_311:>9,.0f} msg/s")
+    print(f"  {influx.cpu_line('influxd')}")
+    print(f"  the same over MQTT 3.1.1:    {influx_311.rate:>9,.0f} msg/s")
+    print(f"  {influx_311.cpu_line('influxd')}")
     print(
-        f"ratios to the bare subscriber, same protocol: MQTT 5 stand-in {null_rate / bare_rate:.2f}, "
-        f"InfluxDB {collector_rate / bare_rate:.2f}; MQTT 3.1.1 stand-in {null_rate_311 / bare_rate_311:.2f}, "
-        f"InfluxDB {collector_rate_311 / bare_rate_311:.2f}"
+        f"ratios to the bare subscriber, same protocol: MQTT 5 stand-in {null.rate / bare_rate:.2f}, "
+        f"InfluxDB {influx.rate / bare_rate:.2f}; MQTT 3.1.1 stand-in {null_311.rate / bare_rate_311:.2f}, "
+        f"InfluxDB {influx_311.rate / bare_rate_311:.2f}"
+    )
+    cores = os.cpu_count() or 1
+    servers_us = influx_311.mosquitto_cpu_us + influx_311.database_cpu_us
+    print(
+        f"{cores} cores: mosquitto and influxd alone need {servers_us:.0f} µs of CPU per message (3.1.1), so even a "
+        f"collector that cost nothing would store at most {cores * 1e6 / servers_us:,.0f} msg/s on this machine "
+        f"({cores * 1e6 / servers_us / bare_rate_311:.2f} of the bare subscriber)"
     )
     print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"peak RSS of the process:       {rss_mib:>9,.0f} MiB")
+    print(f"peak RSS of the process:       {influx.peak_rss_mib:>9,.0f} MiB")
 
 
 if __name__ == "__main__":

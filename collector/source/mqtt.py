@@ -232,6 +232,7 @@ class MqttSource:
         self._socket_error: str | None = None  # what paho's read failed with, for the next disconnect
         self.client = self._make_client()
         paho_internals.check(self.client)  # refuse to start rather than fail silently later
+        paho_internals.install_lazy_info_message()
         if config.protocol == "5":
             paho_internals.install_shared_table_properties()
 

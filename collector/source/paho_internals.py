@@ -24,6 +24,17 @@ paho-mqtt has no public way to do five things the MQTT edge needs:
   that shares one set of those tables and reads an empty property block (the usual case) at once.
   Every other use of ``Properties`` (ours, the bridges', paho's own outgoing packets) is untouched;
   with a paho that decodes elsewhere (2.1), nothing is replaced and MQTT 5 is only slower.
+- ``paho.mqtt.client.MQTTMessage``: the class paho makes a message of, for every PUBLISH received
+  (and for each one published). Its ``__init__`` makes an ``MQTTMessageInfo`` holding a
+  ``threading.Condition``, which only a *published* message ever uses (``wait_for_publish``): 1 µs,
+  about a fifth of paho's own work per received message (docs/performance.md).
+  ``install_lazy_info_message`` puts there ``LazyInfoMessage``, a subclass that makes ``info`` when
+  first asked for (once, under a lock), with the same other attributes; installed only while paho's
+  class has exactly the slots it was written for.
+- ``Client._on_message_filtered``: the callbacks of ``message_callback_add``, which paho looks up by
+  walking the topic tree for every message (we register one, for ``$SYS/broker/publish/messages/
+  dropped``). ``BufferedClient`` puts there a ``FilteredCallbacks`` that skips the walk when no
+  filter can match the topic's first level.
 - ``MQTTMessage._topic``: the raw topic bytes, for the dead-letter record of a topic that is not
   UTF-8 (``MQTTMessage.topic`` raises then). Brokers that follow MQTT refuse such topics, so this
   is for the broker that does not.
@@ -48,11 +59,13 @@ from __future__ import annotations
 
 import inspect
 import threading
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any, ClassVar, Protocol, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -109,6 +122,8 @@ def check(client: mqtt.Client) -> None:
         socket_parameters = None
     if socket_parameters != []:
         raise _refuse("Client._create_socket()", "makes the connection's socket, read through a buffer")
+    if not isinstance(getattr(client, "_on_message_filtered", None), MQTTMatcher):
+        raise _refuse("Client._on_message_filtered", "message_callback_add's callbacks, looked up per message")
     probe = mqtt.MQTTMessage(mid=1, topic=b"\xff")
     if getattr(probe, "_topic", None) != b"\xff":
         raise _refuse("MQTTMessage._topic", "the raw bytes of a topic that is not UTF-8")
@@ -138,8 +153,25 @@ def raw_topic(message: mqtt.MQTTMessage) -> bytes:
 MAX_PACKETS_PER_READ = 1000
 
 
+class FilteredCallbacks(MQTTMatcher):
+    """paho's store of ``message_callback_add`` callbacks, with no topic walk where none can match."""
+
+    def iter_match(self, topic: str) -> Iterator[Any]:
+        # paho's walk starts at the root's child named by the topic's first level, "+" or "#": with
+        # none of those (our one filter is "$SYS/..."; readings are not under "$SYS"), nothing matches.
+        first = self._root._children
+        if "+" not in first and "#" not in first and topic.partition("/")[0] not in first:
+            return iter(())
+        return cast(Iterator[Any], super().iter_match(topic))  # type: ignore[no-untyped-call]
+
+
 class BufferedClient(mqtt.Client):
     """paho's client reading through a ``ReadBuffer``: the same packets, far fewer system calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(getattr(self, "_on_message_filtered", None), MQTTMatcher):  # else check() refuses
+            self._on_message_filtered = FilteredCallbacks()  # type: ignore[no-untyped-call]
 
     def _create_socket(self) -> Any:
         return ReadBuffer(super()._create_socket())
@@ -194,4 +226,59 @@ def install_shared_table_properties() -> bool:
     if not callable(getattr(_packet, "decode_publish", None)) or current not in (Properties, SharedTableProperties):
         return False
     _packet.Properties = SharedTableProperties  # type: ignore[attr-defined]
+    return True
+
+
+# What paho 2.1 and 2.2's MQTTMessage holds; LazyInfoMessage sets the same, ``info`` when asked for.
+_MESSAGE_SLOTS = frozenset(
+    {"_topic", "dup", "info", "mid", "payload", "properties", "qos", "retain", "state", "timestamp"}
+)
+_PAHO_MESSAGE = mqtt.MQTTMessage
+_INFO_SLOT: Any = vars(_PAHO_MESSAGE)["info"]  # the slot's descriptor: reads raise AttributeError until set
+_INFO_LOCK = threading.Lock()  # a published message's info may be first asked for by two threads
+
+
+class LazyInfoMessage(_PAHO_MESSAGE):
+    """paho's ``MQTTMessage`` whose ``MQTTMessageInfo`` (and its ``threading.Condition``) is made on
+    first use: never, for a received message. Equal to paho's on every other attribute
+    (tests/unit/test_paho_internals.py)."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int = 0, topic: bytes = b"") -> None:  # paho's __init__, less the info
+        self.timestamp = 0.0
+        self.state = mqtt.mqtt_ms_invalid
+        self.dup = False
+        self.mid = mid
+        self._topic = topic
+        self.payload = b""
+        self.qos = 0
+        self.retain = False
+        self.properties = None
+
+    @property  # over paho's slot, read and written through _INFO_SLOT
+    def info(self) -> mqtt.MQTTMessageInfo:
+        try:
+            return cast(mqtt.MQTTMessageInfo, _INFO_SLOT.__get__(self, LazyInfoMessage))
+        except AttributeError:
+            with _INFO_LOCK:
+                try:
+                    return cast(mqtt.MQTTMessageInfo, _INFO_SLOT.__get__(self, LazyInfoMessage))
+                except AttributeError:
+                    made = mqtt.MQTTMessageInfo(self.mid)
+                    _INFO_SLOT.__set__(self, made)
+                    return made
+
+    @info.setter
+    def info(self, value: mqtt.MQTTMessageInfo) -> None:
+        _INFO_SLOT.__set__(self, value)
+
+
+def install_lazy_info_message() -> bool:
+    """Make paho build ``LazyInfoMessage``s; False (nothing changed) if its class is not the one known."""
+    if mqtt.MQTTMessage is LazyInfoMessage:
+        return True
+    if mqtt.MQTTMessage is not _PAHO_MESSAGE or frozenset(_PAHO_MESSAGE.__slots__) != _MESSAGE_SLOTS:
+        return False
+    setattr(mqtt, "MQTTMessage", LazyInfoMessage)  # noqa: B010 - a module global, on purpose
     return True
