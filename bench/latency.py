@@ -39,6 +39,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.harness.localservers import InfluxDB, Mosquitto
+from collector.source import paho_internals
 from tests import samples
 
 HERE = Path(__file__).resolve().parent.parent
@@ -56,9 +57,16 @@ PROBE_TIMEOUT_S = 10.0  # a probe not visible this long after the load ended cou
 
 # -- the background load (a process of its own, so that it does not share the prober's interpreter) ------
 def ready_load_client(port: int, name: str) -> mqtt.Client:
-    """A load generator's QoS 1 client, connected; says "ready" and returns at the parent's "go" line."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}")
-    client.max_inflight_messages_set(1000)
+    """A load generator's QoS 1 client, connected; says "ready" and returns at the parent's "go" line.
+
+    It shares the machine with what it measures, so it is made cheap: the collector's buffered paho
+    client (one ``recv`` for many PUBACKs, paho 2.2's PUBACK properties without rebuilt tables), and no
+    in-flight limit, which paho enforces by walking every unacknowledged message on each PUBACK (at
+    20,000 outstanding that walk was over half of the generator's time). mosquitto acknowledges a
+    publish at once; a broker that falls behind is met by ``bench.sizing``'s cap of 20,000."""
+    paho_internals.install_shared_table_properties()
+    client = paho_internals.BufferedClient(CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}")
+    client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()

@@ -801,7 +801,7 @@ def main() -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--phases", default="ceiling,sustained,latency,memory,outage", help="which, comma-separated")
     parser.add_argument("--ceiling-messages", type=int, default=100_000, help="backlog for the bare subscriber")
-    parser.add_argument("--rates", default="2000,3000,4000,5000,6000,8000,10000,12000", help="the ladder of msg/s")
+    parser.add_argument("--rates", default="2000,4000,6000,8000,10000,12000,15000,20000", help="the ladder of msg/s")
     parser.add_argument("--step-seconds", type=float, default=120.0, help="how long each rate is held (at most 900)")
     parser.add_argument("--max-steps", type=int, default=4, help="steps per configuration (at most 10)")
     parser.add_argument("--drain-bound-s", type=float, default=10.0, help="a step's end backlog must drain within")
