@@ -85,6 +85,29 @@ def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
+def forget_session(port: int, client_id: str, protocol: str) -> None:
+    """End a measured client's persistent session, so that the next backlog is not queued for it too.
+
+    Each run subscribes a session of its own to "bxl/#"; left in the broker, every later backlog is
+    also queued (and saved every second) for each earlier, offline session, and mosquitto's CPU per
+    message grows with their number: that made the later runs of one bench slower than the earlier."""
+    if protocol == "5":
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client.connect("127.0.0.1", port, clean_start=True)  # no session expiry: gone at DISCONNECT
+    else:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True
+        )
+        client.connect("127.0.0.1", port)
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    client.loop_start()
+    if not connected.wait(10):
+        raise RuntimeError(f"could not end the session of {client_id}")
+    client.disconnect()
+    client.loop_stop()
+
+
 def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]], protocol: str = "5") -> float:
     """Receive rate of a bare paho client (manual acks, persistent session) draining a backlog.
 
@@ -130,6 +153,7 @@ def bench_bare_subscriber(port: int, messages: list[tuple[str, bytes]], protocol
     elapsed = time.perf_counter() - started
     client.disconnect()
     client.loop_stop()
+    forget_session(port, f"bench-bare-{protocol}", protocol)
     return received / elapsed
 
 
@@ -203,6 +227,7 @@ async def bench_collector(
     stop.set()
     await task
     assert collector.counters["rejected"] == 0
+    await asyncio.to_thread(forget_session, mosquitto.port, client_id, protocol)
     spent = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
     per_message_us = [seconds * 1e6 / len(messages) for seconds in spent]
     return DrainRun(len(messages) / elapsed, peak_rss / 1024, *per_message_us)
