@@ -183,12 +183,9 @@ stats_every_s = 3600
 
 def forget_session(port: int, client_id: str) -> None:
     """A stopped collector's persistent session would queue every later message: end it."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    time.sleep(0.2)
-    client.disconnect()
-    client.loop_stop()
+    from bench.ingest import forget_session as end_session
+
+    end_session(port, client_id, "3.1.1")  # a clean 3.1.1 connection ends an MQTT 5 session too
 
 
 def one_run(
