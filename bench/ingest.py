@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bench.latency import cpu_seconds
 from collector.app.config import load_config
 from collector.app.service import Collector
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
@@ -172,12 +173,6 @@ class DrainRun:
             f"CPU µs per message: collector {self.collector_cpu_us:.0f}, mosquitto {self.mosquitto_cpu_us:.0f}, "
             f"{database} {self.database_cpu_us:.0f}"
         )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, all threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bench_collector(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +166,10 @@ def test_with_lazy_info_messages_paho_still_publishes_receives_and_reports_publi
         received.append(message)
         got.set()
 
+    subscribed = threading.Event()
     subscriber = paho_internals.BufferedClient(CallbackAPIVersion.VERSION2, client_id="lazy-sub")
     subscriber.on_message = on_message
+    subscriber.on_subscribe = lambda *args: subscribed.set()
     subscriber.connect("127.0.0.1", mosquitto.port)
     subscriber.subscribe("lazy/#", qos=1)
     subscriber.loop_start()
@@ -176,7 +177,7 @@ def test_with_lazy_info_messages_paho_still_publishes_receives_and_reports_publi
     publisher.connect("127.0.0.1", mosquitto.port)
     publisher.loop_start()
     try:
-        time.sleep(0.3)  # the subscription is in place
+        assert subscribed.wait(10)
         info = publisher.publish("lazy/one", b"payload", qos=1)
         info.wait_for_publish(timeout=10)
         assert info.is_published() and info.rc == 0
