@@ -40,15 +40,12 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
-from bench import latency
+from bench import latency, raw_publisher
 from bench.ingest import bench_bare_subscriber, make_messages
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port
 from tests import samples
@@ -122,45 +119,44 @@ def templates() -> list[tuple[str, str, str]]:
     return out
 
 
-def device_name(kind_topic: str, number: int) -> str:
-    return f"ap-{number:06d}" if "/ap/" in kind_topic else f"cpe-school-{number:06d}"
+def device_name(kind_topic: bytes, number: int) -> bytes:
+    return b"ap-%06d" % number if b"/ap/" in kind_topic else b"cpe-school-%06d" % number
 
 
 def publish(port: int, rate: float, seconds: float, devices: int, base_us: int, progress: Path) -> None:
     """Publish the mix at ``rate`` for ``seconds`` (QoS 1), message i stamped base + i microseconds,
     from device i % devices; writes the count sent to ``progress`` every 0.5 s."""
-    mix = [(t, p.encode(), s) for t, p, s in templates()]
-    client = latency.ready_load_client(port, "sizing-pub")
+    mix = [(t.encode(), p.encode()) for t, p, _ in templates()]
+    device_mark, ts_mark = DEVICE_MARK.encode(), TS_MARK.encode()
+    publisher = latency.ready_publisher(port, "sizing-pub")
     started = time.monotonic()
     sent, last_note = 0, 0.0
-    # At most 20,000 unacknowledged: packet ids are 16-bit, and paho refuses a publish whose id is in use.
-    # A broker slower than ``rate`` therefore holds the publisher back (the offered rate says so).
-    pending: deque[mqtt.MQTTMessageInfo] = deque()
+    second, prefix = -1, b""
+    # At most MAX_UNACKED unacknowledged (16-bit packet ids): a broker slower than ``rate`` holds the
+    # publisher back, and the offered rate says so.
     while (elapsed := time.monotonic() - started) < seconds:
-        due = int(rate * elapsed)
+        due = min(int(rate * elapsed), sent + raw_publisher.MAX_UNACKED - publisher.unacked)
         while sent < due:
-            while pending and pending[0].is_published():
-                pending.popleft()
-            if len(pending) >= 20_000:
-                break
-            topic, payload, _ = mix[sent % 10]
+            topic, payload = mix[sent % 10]
             device = device_name(topic, sent % devices)
-            stamp = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=base_us + sent)
-            body = payload.replace(DEVICE_MARK.encode(), device.encode()).replace(
-                TS_MARK.encode(), stamp.isoformat(timespec="microseconds").replace("+00:00", "Z").encode()
+            now_s, micros = divmod(base_us + sent, 1_000_000)
+            if now_s != second:  # the stamp's date and time change once a second of stamps
+                second = now_s
+                prefix = datetime.fromtimestamp(now_s, UTC).strftime("%Y-%m-%dT%H:%M:%S").encode()
+            stamp = b"%s.%06dZ" % (prefix, micros)
+            publisher.publish(
+                topic.replace(device_mark, device), payload.replace(device_mark, device).replace(ts_mark, stamp)
             )
-            pending.append(client.publish(topic.replace(DEVICE_MARK, device), body, qos=1))
             sent += 1
+        publisher.flush()
         if elapsed - last_note > 0.5:
             progress.write_text(str(sent))
             last_note = elapsed
         time.sleep(0.002)
     offered_s = time.monotonic() - started
-    if pending:
-        pending[-1].wait_for_publish(60)
+    publisher.wait_acked(60)
     progress.write_text(str(sent))
-    client.disconnect()
-    client.loop_stop()
+    publisher.close()
     print(json.dumps({"sent": sent, "seconds": offered_s}), flush=True)
 
 
