@@ -330,14 +330,25 @@ class Collector:
     """``city-telemetry run [--workers N]`` with the shipped defaults but for ports and folders."""
 
     def __init__(
-        self, folder: Path, mosquitto: Mosquitto, influx_url: str, workers: int, name: str, key_file: Path
+        self,
+        folder: Path,
+        mosquitto: Mosquitto,
+        influx_url: str,
+        workers: int,
+        name: str,
+        key_file: Path,
+        kpi: bool = True,
     ) -> None:
         self.folder = folder / name
         self.folder.mkdir()
         self.health_port = free_port()
         self.client_id = f"sizing-{name}"
         shared = f'shared_group = "{self.client_id}"' if workers > 1 else ""
-        key = f'[kpi]\npseudonym_key_file = "{key_file}"' if workers > 1 else ""
+        key = (
+            "[kpi]\n"
+            + (f'pseudonym_key_file = "{key_file}"\n' if workers > 1 else "")
+            + ("" if kpi else "enabled = false\n")
+        )
         config = latency.collector_config(
             self.folder,
             mosquitto.port,
@@ -533,11 +544,13 @@ def phase_sustained(report: Report, servers: Servers, args: argparse.Namespace) 
     ladder = sorted(float(r) for r in args.rates.split(","))
     for workers in args.workers:
         for sink in args.sinks:
-            config = f"{workers}w-{sink}"
+            config = f"{workers}w-{sink}" + ("" if args.kpi == "on" else "-kpi-off")
             url = servers.influxdb.url if sink == "influxdb" else f"http://127.0.0.1:{servers.null_port}"
             results: dict[float, bool] = {}
             with LoadSampler(report, f"sustained {config}"):
-                collector = Collector(servers.folder, servers.mosquitto, url, workers, config, servers.key_file)
+                collector = Collector(
+                    servers.folder, servers.mosquitto, url, workers, config, servers.key_file, args.kpi == "on"
+                )
                 try:
                     while (rate := next_rate(ladder, results, args.max_steps)) is not None:
                         step = run_step(servers, collector, config, sink, rate, args)
@@ -803,6 +816,13 @@ def main() -> None:
     parser.add_argument("--drain-bound-s", type=float, default=10.0, help="a step's end backlog must drain within")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     parser.add_argument("--sinks", default="influxdb,stand-in", help="influxdb and/or stand-in")
+    parser.add_argument(
+        "--kpi",
+        choices=["on", "off"],
+        default="on",
+        help="the KPI engine in the sustained phase (off: the ingest alone; the KPI process recomputes "
+        "the windows its readings touch, and every reading of this bench falls in the same few)",
+    )
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="load of the latency run (at most 120)")
     parser.add_argument("--latency-rate", type=float, default=4000.0, help="sustained rate to assume if not measured")
     parser.add_argument("--devices", default="1000,10000,100000", help="device counts of the memory phase")
