@@ -496,13 +496,17 @@ class MqttSource:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         paho_internals.forget_ping(client)  # the broker is alive: its PINGRESP may be far behind
-        self._queue.append(message)
-        if not self._wakeup_scheduled:
-            self._wake()
         with self._room:
+            # Counted before the consumer can see it: appended first, the message could be taken,
+            # committed and released while this thread waited for the lock, and that release, finding
+            # nothing counted, would be lost (the count then never returns to zero: `run --drain` waits
+            # for ever).
             self._held += 1
             received = self._received_bytes = self._received_bytes + len(message.payload)
             self._totals.append(received)
+            self._queue.append(message)
+            if not self._wakeup_scheduled:
+                self._wake()
             if self._held >= self._max_held or received - self._released_bytes >= self._max_held_bytes:
                 self._hold_reading(client)
 
