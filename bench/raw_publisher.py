@@ -152,7 +152,7 @@ class RawPublisher:
                 self.acked += 1
                 at += 4
                 continue
-            parsed = _split_packet(inbox, at)
+            parsed = split_packet(inbox, at)
             if parsed is None:
                 break
             packet_type, body, at = parsed
@@ -162,7 +162,7 @@ class RawPublisher:
         self._inbox = inbox[at:]
 
     def _read_packet_blocking(self) -> tuple[int, bytes]:
-        while (parsed := _split_packet(self._inbox, 0)) is None:
+        while (parsed := split_packet(self._inbox, 0)) is None:
             data = self.sock.recv(4096)
             if not data:
                 raise BrokerRefused("the broker closed the connection before CONNACK")
@@ -172,7 +172,7 @@ class RawPublisher:
         return packet_type, body
 
 
-def _split_packet(buffer: bytes, at: int) -> tuple[int, bytes, int] | None:
+def split_packet(buffer: bytes, at: int) -> tuple[int, bytes, int] | None:
     """(packet type, body, end) of the packet at ``at``; None if it has not fully arrived."""
     length, multiplier, index = 0, 1, at + 1
     while True:

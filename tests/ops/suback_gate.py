@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 
+from bench.raw_publisher import split_packet
+
 SUBACK = 9
 HOLD_MAX_S = 60.0  # a forgotten release never hangs the relay for longer
 
@@ -21,21 +23,10 @@ HOLD_MAX_S = 60.0  # a forgotten release never hangs the relay for longer
 def _packets(buffer: bytearray) -> list[bytes]:
     """Complete MQTT packets at the start of ``buffer`` (removed from it)."""
     out = []
-    while len(buffer) >= 2:
-        length, multiplier, index = 0, 1, 1
-        while True:
-            if index >= len(buffer):
-                return out
-            byte = buffer[index]
-            length += (byte & 0x7F) * multiplier
-            multiplier *= 128
-            index += 1
-            if not byte & 0x80:
-                break
-        if len(buffer) < index + length:
-            return out
-        out.append(bytes(buffer[: index + length]))
-        del buffer[: index + length]
+    while (parsed := split_packet(bytes(buffer), 0)) is not None:
+        end = parsed[2]
+        out.append(bytes(buffer[:end]))
+        del buffer[:end]
     return out
 
 
