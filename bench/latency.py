@@ -60,7 +60,7 @@ def ready_publisher(port: int, name: str) -> RawPublisher:
     """A load generator's QoS 1 connection; says "ready" and returns at the parent's "go" line.
 
     It shares the machine with what it measures, so it writes its own packets
-    (``bench/raw_publisher.py``): about 3 µs of CPU a message where paho, even trimmed, took 65."""
+    (``bench/raw_publisher.py``): 7 to 15 µs of CPU a message where paho, even trimmed, took 60 to 84."""
     publisher = RawPublisher(port, f"{name}-{os.getpid()}")
     print("ready", flush=True)
     sys.stdin.readline()  # go

@@ -1,7 +1,7 @@
 """A QoS 1 MQTT 3.1.1 publisher that costs almost nothing: the benches' load generator.
 
 The load generator shares the 2 cores with what it measures (mosquitto, the collector, influxd). With
-paho, even trimmed (a buffered read, no in-flight walk), it cost about 65 µs of CPU a message, so at
+paho, even trimmed (a buffered read, no in-flight walk), it cost 60 to 84 µs of CPU a message, so at
 10,000 msg/s it took two thirds of a core from the collector and influxd, and the sustained rate the
 bench reported was the machine's, not the collector's (docs/performance.md, "The load generator").
 
