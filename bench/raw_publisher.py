@@ -107,13 +107,10 @@ class RawPublisher:
             try:
                 data = self.sock.recv(65_536, socket.MSG_DONTWAIT)
             except BlockingIOError:
-                break
-            if not data:
-                raise BrokerRefused("the broker closed the connection")
-            self._inbox += data
+                return
+            self._take(data)
             if len(data) < 65_536:
-                break
-        self._take_packets()
+                return
 
     def wait_acked(self, timeout_s: float) -> bool:
         """Until every message sent has its PUBACK (True), or ``timeout_s`` has passed (False)."""
@@ -130,10 +127,7 @@ class RawPublisher:
                 return False
             finally:
                 self.sock.settimeout(None)
-            if not data:
-                raise BrokerRefused("the broker closed the connection")
-            self._inbox += data
-            self._take_packets()
+            self._take(data)
         return True
 
     def close(self) -> None:
@@ -143,8 +137,11 @@ class RawPublisher:
         self.sock.close()
 
     # -- reading ---------------------------------------------------------------------------------
-    def _take_packets(self) -> None:
-        inbox, at = self._inbox, 0
+    def _take(self, data: bytes) -> None:
+        """Count the packets that ``data`` completes (an empty read: the broker closed the connection)."""
+        if not data:
+            raise BrokerRefused("the broker closed the connection")
+        inbox, at = self._inbox + data, 0
         while len(inbox) - at >= 2:
             if inbox[at] == PUBACK and inbox[at + 1] == 2:  # the common case, without a general parse
                 if len(inbox) - at < 4:
@@ -172,7 +169,7 @@ class RawPublisher:
         return packet_type, body
 
 
-def split_packet(buffer: bytes, at: int) -> tuple[int, bytes, int] | None:
+def split_packet(buffer: bytes | bytearray, at: int) -> tuple[int, bytes, int] | None:
     """(packet type, body, end) of the packet at ``at``; None if it has not fully arrived."""
     length, multiplier, index = 0, 1, at + 1
     while True:
@@ -188,4 +185,4 @@ def split_packet(buffer: bytes, at: int) -> tuple[int, bytes, int] | None:
             raise BrokerRefused("malformed remaining length from the broker")
     if len(buffer) < index + length:
         return None
-    return buffer[at] & 0xF0, buffer[index : index + length], index + length
+    return buffer[at] & 0xF0, bytes(buffer[index : index + length]), index + length

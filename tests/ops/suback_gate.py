@@ -23,7 +23,7 @@ HOLD_MAX_S = 60.0  # a forgotten release never hangs the relay for longer
 def _packets(buffer: bytearray) -> list[bytes]:
     """Complete MQTT packets at the start of ``buffer`` (removed from it)."""
     out = []
-    while (parsed := split_packet(bytes(buffer), 0)) is not None:
+    while (parsed := split_packet(buffer, 0)) is not None:
         end = parsed[2]
         out.append(bytes(buffer[:end]))
         del buffer[:end]
