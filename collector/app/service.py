@@ -77,6 +77,7 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
         lateness_s=kpi.lateness_s,
         grains=kpi.grains,
         day_every_s=kpi.day_every_s,
+        late_every_s=kpi.late_every_s,
     )
 
 

@@ -29,7 +29,12 @@ class KpiSection(Section):
     )
     every_s: PositiveSeconds = Field(30.0, description="how often due windows are computed")
     day_every_s: PositiveSeconds = Field(
-        900.0, description="the open day is recomputed at most this often (closed windows and late data: at once)"
+        900.0, description="a day whose readings keep coming (the open day) is recomputed at most this often"
+    )
+    late_every_s: PositiveSeconds = Field(
+        300.0,
+        description="a closed 5-minute or hourly window that late readings keep touching is recomputed at most "
+        "this often (and once more when they stop)",
     )
     lateness_s: PositiveSeconds = Field(4 * 3600.0 + 600.0, description="a window is final this long after its end")
     state_file: Path | None = Field(None, description="the windows still to compute; default: in spool.folder")

@@ -11,7 +11,8 @@
   replaces it.
 - **Due.** A 5-minute or hourly window is due once the watermark has passed its end by
   ``lookahead_s`` (the readings after it that close its last counter interval and outage have then
-  arrived): it is written when it closes, once, and again only when a late reading touches it. A
+  arrived): it is written when it closes, once, and again only when a late reading touches it; while
+  late readings of it keep coming, at most every ``kpi.late_every_s`` and once more when they stop. A
   day costs a read of the whole day: while its readings keep coming (the open day, or a closed day
   replayed from a backlog) it is computed at most every ``kpi.day_every_s``; a closed day also as
   soon as its readings have stopped coming for two cycles.
@@ -81,6 +82,7 @@ class KpiEngine:
         lateness_s: float = 4 * 3600.0 + 600.0,
         grains: Iterable[Grain] = GRAINS,
         day_every_s: float = 900.0,
+        late_every_s: float = 300.0,
     ) -> None:
         self.settings = settings
         self.places = places
@@ -91,15 +93,18 @@ class KpiEngine:
         self.lateness_ns = int(lateness_s * NS)
         self.grains: tuple[Grain, ...] = tuple(g for g in GRAINS if g in set(grains))
         self.day_every_s = day_every_s
+        self.late_every_s = late_every_s
         self.reach_ns = int(settings.lookback_s * NS)
         # pending: touched since last computed; in_flight: being computed (a touch meanwhile makes a
         # window pending again); unfinal: written with final=false, computed once more when final.
         self.pending, self.unfinal = self._load_state()
         self.in_flight: set[Window] = set()
         self._unsaved = False
-        self._day_done_at: dict[int, float] = {}  # day window start -> monotonic time it was last computed
-        self._day_touched_at: dict[int, float] = {}  # day window start -> monotonic time of its last touch
-        self.quiet_s = 60.0  # a day not touched for this long has no backlog arriving (run: 2 x every_s)
+        # Per window (not per reading): the monotonic time it was last computed, and last touched; kept
+        # while it may be due again (see due and _forget).
+        self._done_at: dict[Window, float] = {}
+        self._touched_at: dict[Window, float] = {}
+        self.quiet_s = 60.0  # a window not touched for this long has no more readings arriving (run: 2 x every_s)
         self.days_computed = 0
         self.windows_computed = 0
         self.rows_written = 0
@@ -137,8 +142,7 @@ class KpiEngine:
                 touched = touched_by_buckets(buckets, self.reach_ns, self.grains)
                 now_s = time.monotonic()
                 for w in touched:
-                    if w.grain == "day":
-                        self._day_touched_at[w.start_ns] = now_s
+                    self._touched_at[w] = now_s
                 new = touched - self.pending
                 if new:
                     self.pending |= new
@@ -277,23 +281,40 @@ class KpiEngine:
         return True
 
     def due(self, watermark_ns: int, now_s: float) -> list[Window]:
-        """The pending windows to compute now, and the written windows that have become final."""
+        """The pending windows to compute now, and the written windows that have become final.
+
+        A 5-minute or hourly window is due once closed: at once the first time; touched again by a late
+        reading, at once if it was last computed ``late_every_s`` ago or more, else as soon as no reading
+        of it has come for ``quiet_s`` (two passes). While readings of it keep coming (a backlog being
+        replayed, a device whose clock lags), computing it on every pass would read back the same span
+        every ``every_s`` for as long as they come; this way it is computed at most every
+        ``late_every_s``, and once more when they stop. A day costs
+        a read of the whole day: while its readings keep coming (the open day, or a closed day
+        replayed) it is computed at most every ``day_every_s``, and a closed day as soon as they stop."""
         lookahead = int(self.settings.lookahead_s * NS)
+        never = -1e18
         out = []
         for w in self.pending:
             written_now = closed(w, watermark_ns, lookahead)  # its readings, and those that close it, are in
+            every_s = self.day_every_s if w.grain == "day" else self.late_every_s
+            long_ago = now_s - self._done_at.get(w, never) >= every_s
+            quiet = now_s - self._touched_at.get(w, never) >= self.quiet_s
             if w.grain == "day":
-                # A day costs a read of the whole day: while readings of it keep coming (the open day, or
-                # a closed one replayed from a backlog) at most every day_every_s; a closed day also as
-                # soon as its readings have stopped coming.
-                long_ago = now_s - self._day_done_at.get(w.start_ns, -1e18) >= self.day_every_s
-                quiet = now_s - self._day_touched_at.get(w.start_ns, -1e18) >= self.quiet_s
                 if long_ago or (written_now and quiet):
                     out.append(w)
-            elif written_now:
-                out.append(w)  # closed (or a late reading touched it): written now
+            elif written_now and (long_ago or quiet):
+                out.append(w)
         out.extend(w for w in self.unfinal if closed(w, watermark_ns, self.lateness_ns) and w not in self.pending)
         return sorted(out)
+
+    def _forget(self, now_s: float) -> None:
+        """Drop the times of windows that can no longer make a difference: not pending, computed and
+        touched longer ago than any wait (the state stays the size of the windows in play)."""
+        horizon = now_s - max(self.day_every_s, self.late_every_s, self.quiet_s)
+        for times in (self._done_at, self._touched_at):
+            stale = [w for w, at in times.items() if at < horizon and w not in self.pending]
+            for w in stale:
+                del times[w]
 
     async def cycle(self, ready: Callable[[], Awaitable[bool]]) -> int:
         """One pass: returns how many windows were computed.
@@ -335,8 +356,7 @@ class KpiEngine:
                     self.unfinal.discard(w)
                     if written and not final:
                         self.unfinal.add(w)
-                    if w.grain == "day":
-                        self._day_done_at[w.start_ns] = now_s
+                    self._done_at[w] = now_s
                 self._unsaved = True
                 done += len(results.windows)
                 log.info(
@@ -350,6 +370,7 @@ class KpiEngine:
         finally:
             self.pending |= self.in_flight  # not computed (not ready, failed, cancelled): still to do
             self.in_flight.clear()
+            self._forget(now_s)
             if self.state_file is not None and self._unsaved:
                 with contextlib.suppress(OSError):
                     self._write_state()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_a_reading_makes_the_windows_around_it_pending_and_each_is_due_when_clos
     due = engine.due(five.end_ns + LOOKAHEAD - 1, now_s=0.0)
     assert five not in due and grains(due)["day"] == 1
     assert five in engine.due(five.end_ns + LOOKAHEAD, now_s=0.0)
-    engine._day_done_at[day_window(local_date(T0)).start_ns] = 0.0
+    engine._done_at[day_window(local_date(T0))] = 0.0
     assert "day" not in grains(engine.due(T0, now_s=899.0))
     assert "day" in grains(engine.due(T0, now_s=900.0))
 
@@ -116,7 +117,11 @@ def test_a_window_touched_while_it_is_computed_is_computed_again() -> None:
     engine.during = [T0 + 1]  # a late reading of the same 5 minutes arrives while they are computed
     assert asyncio.run(engine.cycle(ready)) == 12
     assert window_of(T0, "5m") in engine.pending  # ... so they are pending again, not lost
-    # The next pass computes them again, but for the day: still open, it waits for day_every_s.
+    # Just computed and just touched: they wait until their readings stop (or late_every_s) ...
+    assert asyncio.run(engine.cycle(ready)) == 0
+    # ... which they have, here: the next pass computes them again, but for the day: still open, it
+    # waits for day_every_s.
+    engine.quiet_s = 0.0
     assert asyncio.run(engine.cycle(ready)) == 11
     day = day_window(local_date(T0))
     assert engine.pending == {day} and engine.in_flight == set()
@@ -160,10 +165,60 @@ def test_a_closed_day_replayed_from_a_backlog_waits_until_its_readings_stop_or_d
     day = day_window(local_date(T0))
     watermark = day.end_ns + 86400 * NS  # the day is closed: a backlog of it is being replayed
     engine.pending.add(day)
-    engine._day_done_at[day.start_ns] = 0.0  # computed at 0 s
-    engine._day_touched_at[day.start_ns] = 10.0  # ... and touched again at 10 s
+    engine._done_at[day] = 0.0  # computed at 0 s
+    engine._touched_at[day] = 10.0  # ... and touched again at 10 s
     assert day not in engine.due(watermark, now_s=20.0)  # readings of it still coming: not yet
     assert day in engine.due(watermark, now_s=10.0 + engine.quiet_s)  # they stopped: at once
-    engine._day_touched_at[day.start_ns] = 899.0  # touched all along: every day_every_s
+    engine._touched_at[day] = 899.0  # touched all along: every day_every_s
     assert day not in engine.due(watermark, now_s=899.5)
     assert day in engine.due(watermark, now_s=900.0)
+
+
+def test_a_closed_window_that_late_readings_keep_touching_is_computed_at_most_every_late_every_s() -> None:
+    engine = new_engine()
+    five = window_of(T0, "5m")
+    hour = window_of(T0, "1h")
+    watermark = T0 + 3 * 3600 * NS  # both closed: readings of them arrive an hour or more late
+    engine.pending |= {five, hour}
+    # Never computed: at once, touched or not.
+    engine._touched_at[five] = engine._touched_at[hour] = 100.0
+    assert engine.due(watermark, now_s=100.0) == [five, hour]
+    # Computed at 100 s and touched on every pass since (a stream of late readings): not again until
+    # late_every_s (300 s) has passed ...
+    engine._done_at[five] = engine._done_at[hour] = 100.0
+    for now_s in (130.0, 250.0, 399.0):
+        engine._touched_at[five] = engine._touched_at[hour] = now_s
+        assert engine.due(watermark, now_s=now_s) == []
+    assert engine.due(watermark, now_s=400.0) == [five, hour]
+    # ... or until the readings have stopped for quiet_s: then at once, so the last of them count.
+    engine._done_at[five] = engine._done_at[hour] = 400.0
+    engine._touched_at[five] = 410.0
+    engine._touched_at[hour] = 420.0
+    assert engine.due(watermark, now_s=410.0 + engine.quiet_s) == [five]
+    assert engine.due(watermark, now_s=420.0 + engine.quiet_s) == [five, hour]
+    # A window not closed yet waits for the watermark, however long ago it was computed.
+    assert engine.due(five.end_ns, now_s=10_000.0) == []
+
+
+def test_a_single_late_reading_recomputes_a_window_computed_long_ago_at_the_next_pass() -> None:
+    engine = new_engine()
+    see(engine.stage, T0)
+    engine.stage.newest_ns = T0 + 3 * 3600 * NS
+    engine.before_ack()
+    engine.late_every_s = 0.0  # computed "long ago": the wait is over at once
+    assert asyncio.run(engine.cycle(ready)) == 12
+    see(engine.stage, T0 + 1)  # one late reading of the same 5 minutes, just touched
+    engine.before_ack()
+    assert asyncio.run(engine.cycle(ready)) == 11  # all but the open day, at once
+    assert window_of(T0, "5m") in engine.asked[-1]
+
+
+def test_the_times_of_windows_no_longer_in_play_are_forgotten() -> None:
+    engine = new_engine()
+    see(engine.stage, T0)
+    engine.stage.newest_ns = T0 + 3 * 86400 * NS  # everything closed and final at once
+    engine.before_ack()
+    asyncio.run(engine.cycle(ready))
+    assert engine.pending == set() and len(engine._done_at) == 12 and len(engine._touched_at) == 12
+    engine._forget(time.monotonic() + max(engine.day_every_s, engine.late_every_s) + 1)
+    assert engine._done_at == {} and engine._touched_at == {}
