@@ -1,0 +1,211 @@
+"""paho's network loop in a thread of its own, or driven from the asyncio thread: which costs less?
+
+Issue 10 asks to measure, not assume, whether driving paho's loop from the event loop's thread
+(no second thread contending for the interpreter lock, no hand-over between threads) would bring
+the collector closer to the bare subscriber. This bench answers for the part that could change:
+receiving and handing over. Both ways drain the same backlog from mosquitto through the collector's
+own paho client (``BufferedClient`` with its read buffer and lazy message info), run every message
+through the collector's real pipeline (decode, validate, the KPI stage, normalise, line protocol)
+on the asyncio thread, and acknowledge each batch. Nothing is written anywhere: what differs is
+only how messages get from the socket to the pipeline.
+
+- ``thread`` (the collector today): ``loop_start()``; ``on_message`` appends to a deque and wakes
+  the event loop (``call_soon_threadsafe``) once per batch; the consumer takes at most 100 messages
+  a turn, runs them and acknowledges them (paho's thread writes the PUBACKs).
+- ``asyncio``: no thread. ``loop.add_reader`` on paho's socket calls ``loop_read``; ``on_message``
+  appends to a list; the consumer takes at most 100 messages a turn, runs them, acknowledges them
+  and calls ``loop_write`` itself; ``loop_misc`` runs once a second.
+
+Reported per run: messages per second (wall) and CPU per message of this process (both threads),
+the runs alternating so that a change in the machine's load hits both ways alike.
+
+Run: .venv/bin/python -m bench.compare_paho_loop --messages 100000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.ingest import forget_session, make_messages, publish_all
+from collector.harness.localservers import Mosquitto
+from collector.ingest.pipeline import Pipeline
+from collector.ingest.topics import TopicPattern
+from collector.kpi.pseudonym import Pseudonymiser
+from collector.kpi.stage import KpiStage
+from collector.source import paho_internals
+from collector.source.read_buffer import ReadBuffer
+
+TURN = 100  # messages the consumer runs between two turns of the event loop (collector/app/service.py)
+CLIENT_ID = "bench-paho-loop"
+
+
+def new_client() -> paho_internals.BufferedClient:
+    paho_internals.install_lazy_info_message()
+    return paho_internals.BufferedClient(
+        CallbackAPIVersion.VERSION2,
+        client_id=CLIENT_ID,
+        protocol=mqtt.MQTTv311,
+        clean_session=False,
+        manual_ack=True,
+    )
+
+
+def new_pipeline() -> Pipeline:
+    stage = KpiStage(Pseudonymiser(b"bench secret of 32 bytes........"))
+    return Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"), stages=[stage])
+
+
+def subscribe_session(port: int) -> None:
+    """Create the persistent session (subscribed to ``bxl/#``) that the backlog is queued for."""
+    client = new_client()
+    client.connect("127.0.0.1", port)
+    client.subscribe("bxl/#", qos=1)
+    for _ in range(20):
+        client.loop(0.05)
+    client.disconnect()
+
+
+async def drain_thread(port: int, expected: int) -> tuple[float, float, int]:
+    loop = asyncio.get_running_loop()
+    queue: deque[mqtt.MQTTMessage] = deque()
+    wake = asyncio.Event()
+    scheduled = False
+    client = new_client()
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal scheduled
+        queue.append(message)
+        if not scheduled:
+            scheduled = True
+            loop.call_soon_threadsafe(wake.set)
+
+    client.on_message = on_message
+    pipeline = new_pipeline()
+    done = 0
+    client.connect("127.0.0.1", port)
+    started, cpu = time.perf_counter(), time.process_time()
+    client.loop_start()
+    try:
+        while done < expected:
+            await asyncio.wait_for(wake.wait(), 60)
+            scheduled = False
+            wake.clear()
+            while queue:
+                batch = [queue.popleft() for _ in range(min(TURN, len(queue)))]
+                now = time.time_ns()
+                for message in batch:
+                    pipeline.process(message.topic, message.payload, message.retain, now, message.mid, message.dup)
+                for message in batch:
+                    client.ack(message.mid, message.qos)
+                done += len(batch)
+                await asyncio.sleep(0)
+        return time.perf_counter() - started, time.process_time() - cpu, done
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def drain_asyncio(port: int, expected: int) -> tuple[float, float, int]:
+    loop = asyncio.get_running_loop()
+    received: list[mqtt.MQTTMessage] = []
+    wake = asyncio.Event()
+    client = new_client()
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        received.append(message)
+
+    def readable() -> None:
+        client.loop_read()
+        if received:
+            wake.set()
+        buffer = client.socket()
+        # Bytes already read into the buffer do not make the socket readable again: come back for them.
+        if isinstance(buffer, ReadBuffer) and buffer.pending():
+            loop.call_soon(readable)
+
+    client.on_message = on_message
+    pipeline = new_pipeline()
+    done = 0
+    client.connect("127.0.0.1", port)
+    sock = client.socket()
+    assert sock is not None, "connect() made no socket"
+    started, cpu = time.perf_counter(), time.process_time()
+    loop.add_reader(sock.fileno(), readable)
+
+    async def misc() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            client.loop_misc()
+
+    housekeeping = asyncio.create_task(misc())
+    try:
+        client.loop_write()  # CONNECT
+        while done < expected:
+            await asyncio.wait_for(wake.wait(), 60)
+            wake.clear()
+            while received:
+                batch = received[:TURN]
+                del received[:TURN]
+                now = time.time_ns()
+                for message in batch:
+                    pipeline.process(message.topic, message.payload, message.retain, now, message.mid, message.dup)
+                for message in batch:
+                    client.ack(message.mid, message.qos)
+                if client.want_write():
+                    client.loop_write()
+                done += len(batch)
+                await asyncio.sleep(0)
+        return time.perf_counter() - started, time.process_time() - cpu, done
+    finally:
+        housekeeping.cancel()
+        loop.remove_reader(sock.fileno())
+        client.disconnect()
+        client.loop_write()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each way, alternating (at most 10)")
+    args = parser.parse_args()
+    repeats = max(1, min(args.repeats, 10))
+    messages = make_messages(args.messages)
+    results: dict[str, list[tuple[float, float]]] = {"thread": [], "asyncio": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        mosquitto = Mosquitto(Path(tmp) / "mosquitto")
+        mosquitto.start()
+        try:
+            for _ in range(repeats):
+                for way, drain in (("thread", drain_thread), ("asyncio", drain_asyncio)):
+                    subscribe_session(mosquitto.port)
+                    publish_all(mosquitto.port, messages)
+                    elapsed, cpu, done = asyncio.run(drain(mosquitto.port, len(messages)))
+                    forget_session(mosquitto.port, CLIENT_ID, "3.1.1")
+                    assert done == len(messages), f"{way}: {done} of {len(messages)} messages"
+                    results[way].append((done / elapsed, cpu * 1e6 / done))
+                    print(
+                        f"{way:8} {done / elapsed:>9,.0f} msg/s, {cpu * 1e6 / done:5.1f} µs CPU a message", flush=True
+                    )
+        finally:
+            mosquitto.stop()
+    print(f"{len(messages):,} messages a run, MQTT 3.1.1, load average at the end {os.getloadavg()[0]:.1f}")
+    for way, runs in results.items():
+        rates = " / ".join(f"{r:,.0f}" for r, _ in runs)
+        cpus = " / ".join(f"{c:.1f}" for _, c in runs)
+        print(f"{way:8} msg/s {rates}; µs CPU a message {cpus}")
+    thread_cpu = sorted(c for _, c in results["thread"])[len(results["thread"]) // 2]
+    asyncio_cpu = sorted(c for _, c in results["asyncio"])[len(results["asyncio"]) // 2]
+    print(f"median CPU a message, asyncio / thread: {asyncio_cpu / thread_cpu:.2f}")
+
+
+if __name__ == "__main__":
+    main()
