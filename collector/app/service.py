@@ -241,10 +241,11 @@ class Collector:
                 note="unacknowledged messages stay in the broker session",
             )
         if self.kpi is not None and not failed:
-            # The last readings' days, if they are all stored; else the state file keeps them pending.
+            # The last readings' windows, if they are all stored; else the state file keeps them pending.
+            # Nothing more arrives: a window that late readings kept touching need not wait for quiet.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(KPI_FINAL_S):
-                    await self.kpi.cycle(self._stored_now)
+                    await self.kpi.cycle(self._stored_now, stopping=True)
         if self_stats is not None:
             await asyncio.gather(self_stats, return_exceptions=True)
         if self.self_stats is not None:

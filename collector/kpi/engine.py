@@ -280,7 +280,7 @@ class KpiEngine:
         self.presence_purges += 1
         return True
 
-    def due(self, watermark_ns: int, now_s: float) -> list[Window]:
+    def due(self, watermark_ns: int, now_s: float, stopping: bool = False) -> list[Window]:
         """The pending windows to compute now, and the written windows that have become final.
 
         A 5-minute or hourly window is due once closed: at once the first time; touched again by a late
@@ -290,7 +290,8 @@ class KpiEngine:
         every ``every_s`` for as long as they come; this way it is computed at most every
         ``late_every_s``, and once more when they stop. A day costs
         a read of the whole day: while its readings keep coming (the open day, or a closed day
-        replayed) it is computed at most every ``day_every_s``, and a closed day as soon as they stop."""
+        replayed) it is computed at most every ``day_every_s``, and a closed day as soon as they stop.
+        ``stopping``: the last pass of a process that receives nothing more: every window is quiet."""
         lookahead = int(self.settings.lookahead_s * NS)
         never = -1e18
         out = []
@@ -298,7 +299,7 @@ class KpiEngine:
             written_now = closed(w, watermark_ns, lookahead)  # its readings, and those that close it, are in
             every_s = self.day_every_s if w.grain == "day" else self.late_every_s
             long_ago = now_s - self._done_at.get(w, never) >= every_s
-            quiet = now_s - self._touched_at.get(w, never) >= self.quiet_s
+            quiet = stopping or now_s - self._touched_at.get(w, never) >= self.quiet_s
             if w.grain == "day":
                 if long_ago or (written_now and quiet):
                     out.append(w)
@@ -316,15 +317,15 @@ class KpiEngine:
             for w in stale:
                 del times[w]
 
-    async def cycle(self, ready: Callable[[], Awaitable[bool]]) -> int:
-        """One pass: returns how many windows were computed.
+    async def cycle(self, ready: Callable[[], Awaitable[bool]], stopping: bool = False) -> int:
+        """One pass: returns how many windows were computed (``stopping``: see ``due``).
 
         The due windows leave ``pending`` before ``ready()`` is awaited: a reading that touches one of
         them from then on (it may not be stored when the window is read back) makes it pending again,
         for the next pass, rather than being lost in this one."""
         self._take_touched()
         now_s = time.monotonic()
-        due = self.due(self.watermark_ns(), now_s)
+        due = self.due(self.watermark_ns(), now_s, stopping)
         if not due:
             return 0
         self.pending.difference_update(due)

@@ -222,3 +222,17 @@ def test_the_times_of_windows_no_longer_in_play_are_forgotten() -> None:
     assert engine.pending == set() and len(engine._done_at) == 12 and len(engine._touched_at) == 12
     engine._forget(time.monotonic() + max(engine.day_every_s, engine.late_every_s) + 1)
     assert engine._done_at == {} and engine._touched_at == {}
+
+
+def test_the_last_pass_before_a_stop_does_not_wait_for_late_readings_to_stop() -> None:
+    engine = new_engine()
+    see(engine.stage, T0)
+    engine.stage.newest_ns = T0 + 3 * 3600 * NS  # every window around T0 is closed
+    engine.before_ack()
+    assert asyncio.run(engine.cycle(ready)) == 12
+    see(engine.stage, T0 + 1)  # late readings of them still coming ...
+    engine.before_ack()
+    assert asyncio.run(engine.cycle(ready)) == 0  # ... so a running engine waits
+    # Stopping, nothing more will come: computed now, but for the open day (day_every_s).
+    assert asyncio.run(engine.cycle(ready, stopping=True)) == 11
+    assert engine.pending == {day_window(local_date(T0))}
