@@ -291,7 +291,8 @@ class KpiEngine:
         ``late_every_s``, and once more when they stop. A day costs
         a read of the whole day: while its readings keep coming (the open day, or a closed day
         replayed) it is computed at most every ``day_every_s``, and a closed day as soon as they stop.
-        ``stopping``: the last pass of a process that receives nothing more: every window is quiet."""
+        ``stopping``: the last pass of a process that receives nothing more: every 5-minute and hourly
+        window is quiet."""
         lookahead = int(self.settings.lookahead_s * NS)
         never = -1e18
         out = []
@@ -299,7 +300,9 @@ class KpiEngine:
             written_now = closed(w, watermark_ns, lookahead)  # its readings, and those that close it, are in
             every_s = self.day_every_s if w.grain == "day" else self.late_every_s
             long_ago = now_s - self._done_at.get(w, never) >= every_s
-            quiet = stopping or now_s - self._touched_at.get(w, never) >= self.quiet_s
+            # Stopping, a window need not wait for quiet; a day still does (a read of a day that is being
+            # replayed can take longer than a stop may wait: the state file keeps it for the next process).
+            quiet = (stopping and w.grain != "day") or now_s - self._touched_at.get(w, never) >= self.quiet_s
             if w.grain == "day":
                 if long_ago or (written_now and quiet):
                     out.append(w)
