@@ -288,11 +288,10 @@ class KpiEngine:
         of it has come for ``quiet_s`` (two passes). While readings of it keep coming (a backlog being
         replayed, a device whose clock lags), computing it on every pass would read back the same span
         every ``every_s`` for as long as they come; this way it is computed at most every
-        ``late_every_s``, and once more when they stop. A day costs
-        a read of the whole day: while its readings keep coming (the open day, or a closed day
-        replayed) it is computed at most every ``day_every_s``, and a closed day as soon as they stop.
-        ``stopping``: the last pass of a process that receives nothing more: every 5-minute and hourly
-        window is quiet."""
+        ``late_every_s``, and once more when they stop. A day costs a read of the whole day: while its
+        readings keep coming (the open day, or a closed day replayed) it is computed at most every
+        ``day_every_s``, and a closed day as soon as they stop. ``stopping``: the last pass of a process
+        that receives nothing more, where a closed 5-minute or hourly window does not wait."""
         lookahead = int(self.settings.lookahead_s * NS)
         never = -1e18
         out = []
@@ -300,13 +299,13 @@ class KpiEngine:
             written_now = closed(w, watermark_ns, lookahead)  # its readings, and those that close it, are in
             every_s = self.day_every_s if w.grain == "day" else self.late_every_s
             long_ago = now_s - self._done_at.get(w, never) >= every_s
-            # Stopping, a window need not wait for quiet; a day still does (a read of a day that is being
-            # replayed can take longer than a stop may wait: the state file keeps it for the next process).
-            quiet = (stopping and w.grain != "day") or now_s - self._touched_at.get(w, never) >= self.quiet_s
+            quiet = now_s - self._touched_at.get(w, never) >= self.quiet_s
             if w.grain == "day":
+                # Even when stopping: a replayed day's read can outlast what a stop may wait for (the
+                # state file keeps it for the next process).
                 if long_ago or (written_now and quiet):
                     out.append(w)
-            elif written_now and (long_ago or quiet):
+            elif written_now and (long_ago or quiet or stopping):
                 out.append(w)
         out.extend(w for w in self.unfinal if closed(w, watermark_ns, self.lateness_ns) and w not in self.pending)
         return sorted(out)
