@@ -25,8 +25,9 @@ below was found by writing to a real InfluxDB 1.x (tests/property/test_lineproto
 from __future__ import annotations
 
 import math
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -126,6 +127,11 @@ def series_key(measurement: str, tags: Iterable[tuple[str, str]]) -> str:
     return ",".join(parts)
 
 
+def encode_field(key: str, value: FieldValue) -> str:
+    """One ``k=v``: the key escaped (and checked) as a field key, the value as :func:`format_field_value`."""
+    return f"{_FIELD_KEYS.get(key) or _new_field_key(key)}={format_field_value(value)}"
+
+
 def encode_fields(fields: Iterable[tuple[str, FieldValue | None]]) -> str:
     """``k=v,...`` leaving out None values; at least one field must remain."""
     keys = _FIELD_KEYS
@@ -148,6 +154,60 @@ def encode_line(series: str, fields: Iterable[tuple[str, FieldValue | None]], ti
     if len(series) + len(text) > _SHORT_KEY_CHARS:
         _check_key_bytes(series, text)
     return f"{series} {text} {timestamp_ns}"
+
+
+def join_line(series: str, fields: list[str], timestamp_ns: int) -> str:
+    """:func:`encode_line` for fields already encoded (``k=v`` each, from :class:`FieldWriter` or
+    :func:`encode_field`), with the same checks."""
+    if not fields:
+        raise EncodeError("a point needs at least one field")
+    if not TIME_MIN_NS <= timestamp_ns <= TIME_MAX_NS:
+        raise EncodeError(f"timestamp {timestamp_ns} ns is outside InfluxDB's range")
+    text = ",".join(fields)
+    if len(series) + len(text) > _SHORT_KEY_CHARS:
+        _check_key_bytes(series, text)
+    return f"{series} {text} {timestamp_ns}"
+
+
+class FieldWriter:
+    """The fields of one fixed shape (a canonical model's), read from an object's attributes.
+
+    Most of the ingest path's own CPU was line protocol (docs/performance.md, "Profile"): a list of
+    (name, value) pairs per line, a key lookup and a function call per value. Here each key is
+    escaped and checked once, when the writer is made; the values come from one ``attrgetter`` call;
+    floats, plain ints and None (left out) are handled inline, anything else by
+    :func:`format_field_value`. The output is :func:`encode_fields`'s, value for value
+    (tests/property/test_field_writer.py).
+    """
+
+    __slots__ = ("_get", "_prefixes", "names")
+
+    def __init__(self, *names: str) -> None:
+        if len(names) < 2:  # attrgetter of one name returns the value itself, not a tuple
+            raise ValueError("a FieldWriter needs two names or more")
+        self.names = names
+        self._get: Callable[[object], tuple[FieldValue | None, ...]] = operator.attrgetter(*names)
+        self._prefixes = tuple((_FIELD_KEYS.get(name) or _new_field_key(name)) + "=" for name in names)
+
+    def fields(self, obj: object) -> list[str]:
+        """``k=v`` for each attribute that is not None, in the order of ``names``."""
+        out: list[str] = []
+        for prefix, value in zip(self._prefixes, self._get(obj), strict=True):
+            cls = value.__class__
+            if cls is float:
+                if not _isfinite(value):  # type: ignore[arg-type]
+                    raise EncodeError(f"{value} is not a finite number")
+                out.append(prefix + repr(value))
+            elif cls is int:
+                if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+                    raise EncodeError(f"integer {value} is outside InfluxDB's 64-bit range")
+                out.append(f"{prefix}{value}i")
+            elif value is not None:
+                out.append(prefix + format_field_value(value))
+        return out
+
+
+_isfinite = math.isfinite
 
 
 def _check_key_bytes(series: str, fields_text: str) -> None:

@@ -6,7 +6,7 @@ messages' own integer nanoseconds (``EpochNs``), written as they are.
 
 from __future__ import annotations
 
-from collector.ingest.lineprotocol import FieldValue, encode_line, series_key
+from collector.ingest.lineprotocol import FieldValue, FieldWriter, encode_field, encode_line, join_line, series_key
 from schemas.canonical import (
     ApClients,
     ApMetrics,
@@ -51,7 +51,7 @@ class SeriesKeys:
         return len(self._keys)
 
 
-_AP_FIELDS = (
+_AP_FIELDS = FieldWriter(
     "uptime_s",
     "cpu_pct",
     "mem_pct",
@@ -63,7 +63,7 @@ _AP_FIELDS = (
     "uplink_tx_dropped",
     "seq",
 )
-_RADIO_FIELDS = (
+_RADIO_FIELDS = FieldWriter(
     "channel",
     "width_mhz",
     "tx_power_dbm",
@@ -77,7 +77,7 @@ _RADIO_FIELDS = (
     "tx_retries",
     "tx_total",
 )
-_CLIENT_FIELDS = (
+_CLIENT_FIELDS = FieldWriter(
     "num_clients",
     "rssi_avg_dbm",
     "rssi_min_dbm",
@@ -87,7 +87,7 @@ _CLIENT_FIELDS = (
     "tx_bytes",
     "seq",
 )
-_IF_FIELDS = (
+_IF_FIELDS = FieldWriter(
     "speed_mbps",
     "counter_bits",
     "in_octets",
@@ -98,8 +98,12 @@ _IF_FIELDS = (
     "out_errors",
     "in_discards",
     "out_discards",
+    "oper_status",
 )
-_PROBE_FIELDS = ("sent", "received", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "seq")
+_PROBE_FIELDS = FieldWriter(
+    "sent", "received", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "seq", "loss_pct"
+)
+_OPER_UP = (encode_field("oper_up", 0), encode_field("oper_up", 1))
 
 
 # InfluxDB fixes a field's type per measurement (and shard), not per series: if attributes were
@@ -109,24 +113,20 @@ _PROBE_FIELDS = ("sent", "received", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "
 _ATTRIBUTE_SUFFIX = {bool: "b", int: "i", float: "f", str: "s"}
 
 
-def _pick(obj: object, names: tuple[str, ...]) -> Fields:
-    return [(name, getattr(obj, name)) for name in names]
-
-
 def to_lines(
     message: CanonicalMessage | ClientPresence, tags: Tags, received_ns: int, keys: SeriesKeys, estimated: bool = False
 ) -> list[str]:
     """The lines for one validated message. ``tags`` come from the topic (sorted by key)."""
     if isinstance(message, ApMetrics):
         ts = message.ts
-        lines = [encode_line(keys.get("ap", tags), _pick(message, _AP_FIELDS), ts)]
+        lines = [join_line(keys.get("ap", tags), _AP_FIELDS.fields(message), ts)]
         for radio in message.radios:
-            fields = _pick(radio, _RADIO_FIELDS)
-            lines.append(encode_line(keys.get("ap_radio", tags, (("band", radio.band),)), fields, ts))
+            series = keys.get("ap_radio", tags, (("band", radio.band),))
+            lines.append(join_line(series, _RADIO_FIELDS.fields(radio), ts))
         return lines
     if isinstance(message, ApClients):
         # Client MACs stop here: only the summary is stored (privacy by design, docs/data-model.md).
-        return [encode_line(keys.get("ap_clients", tags), _pick(message, _CLIENT_FIELDS), message.ts)]
+        return [join_line(keys.get("ap_clients", tags), _CLIENT_FIELDS.fields(message), message.ts)]
     if isinstance(message, IfCounters):
         ts = message.ts
         up = sum(1 for i in message.interfaces if i.oper_status == "up")
@@ -138,16 +138,13 @@ def to_lines(
         ]
         lines = [encode_line(keys.get("netdev", tags), device_fields, ts)]
         for interface in message.interfaces:
-            fields = _pick(interface, _IF_FIELDS)
-            fields.append(("oper_status", interface.oper_status))
-            fields.append(("oper_up", 1 if interface.oper_status == "up" else 0))
-            lines.append(encode_line(keys.get("interface", tags, (("ifname", interface.name),)), fields, ts))
+            fields = _IF_FIELDS.fields(interface)
+            fields.append(_OPER_UP[interface.oper_status == "up"])
+            lines.append(join_line(keys.get("interface", tags, (("ifname", interface.name),)), fields, ts))
         return lines
     if isinstance(message, LinkProbe):
-        fields = _pick(message, _PROBE_FIELDS)
-        fields.append(("loss_pct", message.loss_pct))
         extra = (("method", message.method), ("target", message.target))
-        return [encode_line(keys.get("link_probe", tags, extra), fields, message.ts)]
+        return [join_line(keys.get("link_probe", tags, extra), _PROBE_FIELDS.fields(message), message.ts)]
     if isinstance(message, DeviceState):
         is_will = message.ts is None
         state_fields: Fields = [
