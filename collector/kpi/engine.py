@@ -454,7 +454,8 @@ def window_points(
     readings = [to_readings(d, places.place(d.device, d.tags)) for _, d in sorted(cut.devices.items())]
     rows = compute_window(readings, window, settings)
     final = closed(window, newest_ns, lateness_ns)
-    return [to_point(row, places, final=final) for row in rows]
+    seen = {r.place.device: r.place for r in readings}
+    return [to_point(row, places, seen, final=final) for row in rows]
 
 
 def compute_day_job(job: DayJob) -> list[KpiPoint]:

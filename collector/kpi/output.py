@@ -10,12 +10,12 @@ could not be computed (None) is left out of the point rather than written as a n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from collector.ingest.lineprotocol import encode_line, series_key
 from collector.kpi.compute import KpiRow
-from collector.kpi.enrich import Places
+from collector.kpi.enrich import Place, Places
 from collector.sink.query import InfluxQuery, quote_identifier, quote_string
 
 FieldValue = int | float | str | bool
@@ -34,10 +34,15 @@ class KpiPoint:
         return dict(self.tags).get(key)
 
 
-def to_point(row: KpiRow, places: Places, **extra: FieldValue) -> KpiPoint:
+def to_point(row: KpiRow, places: Places, seen: Mapping[str, Place] | None = None, **extra: FieldValue) -> KpiPoint:
+    """The point of one row. ``seen``: the places the computation used, by device (a device missing
+    from the inventory has its place from the tags its readings were stored with, which ``places``
+    alone does not know)."""
     tags: dict[str, str] = {"grain": row.grain}
     if row.level == "device":
-        place = places.place(row.key)
+        place = seen.get(row.key) if seen else None
+        if place is None:
+            place = places.place(row.key)
         tags.update(device=place.device, kind=place.kind, site=place.site, nis=place.nis)
         tags["municipality"] = place.municipality
     elif row.level == "site":
