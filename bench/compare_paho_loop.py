@@ -38,12 +38,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest import forget_session, make_messages, publish_all
+from bench.ingest import forget_session, make_messages, new_pipeline, publish_all
 from collector.harness.localservers import Mosquitto
-from collector.ingest.pipeline import Pipeline
-from collector.ingest.topics import TopicPattern
-from collector.kpi.pseudonym import Pseudonymiser
-from collector.kpi.stage import KpiStage
 from collector.source import paho_internals
 from collector.source.read_buffer import ReadBuffer
 
@@ -60,11 +56,6 @@ def new_client() -> paho_internals.BufferedClient:
         clean_session=False,
         manual_ack=True,
     )
-
-
-def new_pipeline() -> Pipeline:
-    stage = KpiStage(Pseudonymiser(b"bench secret of 32 bytes........"))
-    return Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"), stages=[stage])
 
 
 class Acknowledger:

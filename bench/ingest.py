@@ -58,9 +58,14 @@ def make_messages(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def bench_pipeline(messages: list[tuple[str, bytes]], kpi: bool = False) -> float:
+def new_pipeline(kpi: bool = True) -> Pipeline:
+    """The collector's pipeline for the bench's topics, with the KPI stage or without."""
     stages = [KpiStage(Pseudonymiser(b"bench secret of 32 bytes........"))] if kpi else []
-    pipeline = Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"), stages=stages)
+    return Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"), stages=stages)
+
+
+def bench_pipeline(messages: list[tuple[str, bytes]], kpi: bool = False) -> float:
+    pipeline = new_pipeline(kpi)
     now = time.time_ns()
     started = time.perf_counter()
     lines = 0
