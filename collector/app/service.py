@@ -78,6 +78,7 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
         grains=kpi.grains,
         day_every_s=kpi.day_every_s,
         late_every_s=kpi.late_every_s,
+        process_nice=kpi.process_nice,
     )
 
 

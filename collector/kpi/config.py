@@ -37,6 +37,13 @@ class KpiSection(Section):
         "this often (and once more when they stop)",
     )
     lateness_s: PositiveSeconds = Field(4 * 3600.0 + 600.0, description="a window is final this long after its end")
+    process_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="added to the KPI process's niceness: when the CPU is full, ingest goes first and the "
+        "KPIs come later (0: the same priority as ingest)",
+    )
     state_file: Path | None = Field(None, description="the windows still to compute; default: in spool.folder")
     presence_retention_days: int = Field(
         30, ge=1, le=400, description="client pseudonyms (ap_client_presence) are deleted after this"

@@ -83,6 +83,7 @@ class KpiEngine:
         grains: Iterable[Grain] = GRAINS,
         day_every_s: float = 900.0,
         late_every_s: float = 300.0,
+        process_nice: int = 10,
     ) -> None:
         self.settings = settings
         self.places = places
@@ -94,6 +95,7 @@ class KpiEngine:
         self.grains: tuple[Grain, ...] = tuple(g for g in GRAINS if g in set(grains))
         self.day_every_s = day_every_s
         self.late_every_s = late_every_s
+        self.process_nice = process_nice
         self.reach_ns = int(settings.lookback_s * NS)
         # pending: touched since last computed; in_flight: being computed (a touch meanwhile makes a
         # window pending again); unfinal: written with final=false, computed once more when final.
@@ -183,8 +185,8 @@ class KpiEngine:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
-                initargs=(os.getpid(),),
+                initializer=_start_kpi_process,
+                initargs=(os.getpid(), self.process_nice),
             )
         return asyncio.get_running_loop().run_in_executor(self._pool, function, job)
 
@@ -418,8 +420,16 @@ DayJob = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
 WindowsJob = tuple[InfluxConfig, InfluxConfig, Places, KpiConfig, list[Window], int, int]  # read from, write to, ...
 
 
-def _exit_with_parent(parent: int) -> None:
-    """In the KPI process: end when the collector is gone (a SIGKILLed parent cannot stop its pool)."""
+def _start_kpi_process(parent: int, nice: int) -> None:
+    """In the KPI process: yield the CPU to ingest, and end when the collector is gone.
+
+    Its work can wait and ingest's cannot: reading a window back and computing it takes seconds of
+    CPU, and on a machine whose cores are full (the sizing bench's late stream, a backlog drained
+    beside InfluxDB) those seconds were taken from the collector's ingest, which then fell behind
+    the broker. With ``nice`` added (``kpi.process_nice``), the kernel gives the KPI process the CPU
+    that ingest leaves. A SIGKILLed parent cannot stop its pool: a thread watches for it."""
+    if nice:
+        os.nice(nice)
 
     def watch() -> None:
         while os.getppid() == parent:
