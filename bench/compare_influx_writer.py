@@ -35,10 +35,8 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from bench.ingest import make_messages
+from bench.ingest import make_messages, new_pipeline
 from collector.harness.localservers import InfluxDB, free_port
-from collector.ingest.pipeline import Pipeline
-from collector.ingest.topics import TopicPattern
 from collector.sink.config import InfluxConfig
 from collector.sink.influxdb import InfluxWriter
 
@@ -58,7 +56,7 @@ def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
 
 
 def make_batches(messages: int) -> list[list[str]]:
-    pipeline = Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"))
+    pipeline = new_pipeline(kpi=False)
     now = time.time_ns()
     lines: list[str] = []
     for topic, payload in make_messages(messages):

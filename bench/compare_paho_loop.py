@@ -99,7 +99,7 @@ async def drain_thread(port: int, expected: int, ack_every: int) -> tuple[float,
             loop.call_soon_threadsafe(wake.set)
 
     client.on_message = on_message
-    pipeline = new_pipeline()
+    pipeline = new_pipeline(kpi=True)
     acks = Acknowledger(client, ack_every)
     done = 0
     client.connect("127.0.0.1", port)
@@ -143,7 +143,7 @@ async def drain_asyncio(port: int, expected: int, ack_every: int) -> tuple[float
             loop.call_soon(readable)
 
     client.on_message = on_message
-    pipeline = new_pipeline()
+    pipeline = new_pipeline(kpi=True)
     acks = Acknowledger(client, ack_every)
     done = 0
     client.connect("127.0.0.1", port)

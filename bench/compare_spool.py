@@ -20,17 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.ingest import make_messages
+from bench.ingest import make_messages, new_pipeline
 from collector.delivery.spool import Spool
-from collector.ingest.pipeline import Pipeline
-from collector.ingest.topics import TopicPattern
 
 BATCH_LINES = 5000  # batch.max_lines' default
 
 
 def make_batches(count: int) -> list[list[str]]:
     """``count`` batches of the pipeline's own lines for the ingest benchmark's message mix."""
-    pipeline = Pipeline(TopicPattern("bxl/v1/{nis}/{site}/{kind}/{device}/{message}"))
+    pipeline = new_pipeline(kpi=False)
     now = time.time_ns()
     lines: list[str] = []
     for topic, payload in make_messages(count * BATCH_LINES // 2):  # about 2.4 lines per message

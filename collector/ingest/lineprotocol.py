@@ -132,41 +132,42 @@ def encode_field(key: str, value: FieldValue) -> str:
     return f"{_FIELD_KEYS.get(key) or _new_field_key(key)}={format_field_value(value)}"
 
 
+def _encoded(fields: Iterable[tuple[str, FieldValue | None]]) -> list[str]:
+    keys = _FIELD_KEYS
+    return [
+        f"{keys.get(key) or _new_field_key(key)}={format_field_value(value)}"
+        for key, value in fields
+        if value is not None
+    ]
+
+
 def encode_fields(fields: Iterable[tuple[str, FieldValue | None]]) -> str:
     """``k=v,...`` leaving out None values; at least one field must remain."""
-    keys = _FIELD_KEYS
-    text = ",".join(
-        [
-            f"{keys.get(key) or _new_field_key(key)}={format_field_value(value)}"
-            for key, value in fields
-            if value is not None
-        ]
-    )
+    text = ",".join(_encoded(fields))
     if not text:
         raise EncodeError("a point needs at least one field")
     return text
 
 
 def encode_line(series: str, fields: Iterable[tuple[str, FieldValue | None]], timestamp_ns: int) -> str:
-    if not TIME_MIN_NS <= timestamp_ns <= TIME_MAX_NS:
-        raise EncodeError(f"timestamp {timestamp_ns} ns is outside InfluxDB's range")
-    text = encode_fields(fields)
-    if len(series) + len(text) > _SHORT_KEY_CHARS:
-        _check_key_bytes(series, text)
-    return f"{series} {text} {timestamp_ns}"
+    """One line: ``series`` (from :func:`series_key`), the fields that are not None, the time."""
+    return join_line(series, _encoded(fields), timestamp_ns)
 
 
 def join_line(series: str, fields: list[str], timestamp_ns: int) -> str:
-    """:func:`encode_line` for fields already encoded (``k=v`` each, from :class:`FieldWriter` or
-    :func:`encode_field`), with the same checks."""
-    if not fields:
-        raise EncodeError("a point needs at least one field")
+    """One line from fields already encoded (``k=v`` each: :func:`encode_field`, :class:`FieldWriter`).
+    The checks of every line: a time InfluxDB can hold, a field at least, keys within its limit."""
     if not TIME_MIN_NS <= timestamp_ns <= TIME_MAX_NS:
         raise EncodeError(f"timestamp {timestamp_ns} ns is outside InfluxDB's range")
+    if not fields:
+        raise EncodeError("a point needs at least one field")
     text = ",".join(fields)
     if len(series) + len(text) > _SHORT_KEY_CHARS:
         _check_key_bytes(series, text)
     return f"{series} {text} {timestamp_ns}"
+
+
+_isfinite = math.isfinite
 
 
 class FieldWriter:
@@ -177,20 +178,22 @@ class FieldWriter:
     escaped and checked once, when the writer is made; the values come from one ``attrgetter`` call;
     floats, plain ints and None (left out) are handled inline, anything else by
     :func:`format_field_value`. The output is :func:`encode_fields`'s, value for value
-    (tests/property/test_field_writer.py).
+    (tests/property/test_field_writer.py). Names are plain attribute names: ``attrgetter`` would read
+    ``a.b`` as ``obj.a.b``, so a dotted name is refused.
     """
 
-    __slots__ = ("_get", "_prefixes", "names")
+    __slots__ = ("_get", "_prefixes")
 
     def __init__(self, *names: str) -> None:
         if len(names) < 2:  # attrgetter of one name returns the value itself, not a tuple
             raise ValueError("a FieldWriter needs two names or more")
-        self.names = names
+        if any("." in name for name in names):
+            raise ValueError("a FieldWriter reads plain attributes: no name may contain a dot")
         self._get: Callable[[object], tuple[FieldValue | None, ...]] = operator.attrgetter(*names)
         self._prefixes = tuple((_FIELD_KEYS.get(name) or _new_field_key(name)) + "=" for name in names)
 
     def fields(self, obj: object) -> list[str]:
-        """``k=v`` for each attribute that is not None, in the order of ``names``."""
+        """``k=v`` for each attribute that is not None, in the order of the names."""
         out: list[str] = []
         for prefix, value in zip(self._prefixes, self._get(obj), strict=True):
             cls = value.__class__
@@ -205,9 +208,6 @@ class FieldWriter:
             elif value is not None:
                 out.append(prefix + format_field_value(value))
         return out
-
-
-_isfinite = math.isfinite
 
 
 def _check_key_bytes(series: str, fields_text: str) -> None:

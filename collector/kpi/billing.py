@@ -81,7 +81,7 @@ def month_rows(
     buckets = max(0, (min(upto_ns, month.end_ns) - month.start_ns) // BUCKET_NS)
     rows: list[KpiRow] = []
     for device, (in_pct, out_pct) in sorted(samples.items()):
-        place = places.place(device)
+        place = places.place(device)  # no tags needed: a device missing from the inventory is skipped
         if place.capacity_mbps is None:
             continue  # a rate needs the link's capacity: unknown for a device missing from the inventory
         to_bps = place.capacity_mbps * 1e6 / 100.0

@@ -9,8 +9,16 @@ import pytest
 from collector.app.config import load_config
 from collector.app.service import build_kpi_engine
 from collector.ingest.inventory import InventoryError
+from collector.kpi.availability import Report
+from collector.kpi.clients import ClientCount
+from collector.kpi.compute import KpiConfig
+from collector.kpi.engine import window_points
 from collector.kpi.enrich import Place, load_places, parse_places
+from collector.kpi.raw import DeviceRaw, RawData
+from collector.kpi.windows import NS, window_of
 from simulators.inventory import build_inventory
+
+T_STRAY = 1_796_000_000 * NS  # 30 Nov 2026, 00:53 UTC
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +105,19 @@ def test_a_bad_inventory_is_refused_naming_the_mistake(data: object, message: st
 def test_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown aggregation level"):
         Place("a", "ap", "s", "1", "m").level("street")
+
+
+def test_the_kpi_points_of_a_device_missing_from_the_inventory_carry_its_topic_tags(inventory_file: Path) -> None:
+    places = load_places(inventory_file)
+    window = window_of(T_STRAY, "5m")
+    raw = RawData(window.start_ns - 3600 * NS, window.end_ns + 3600 * NS)
+    stray = raw.devices["ap-21004-9999"] = DeviceRaw(
+        "ap-21004-9999", {"device": "ap-21004-9999", "kind": "ap", "nis": "21004", "site": "new-square"}
+    )
+    stray.reports = [Report(window.start_ns + i * 60 * NS, 1000.0 + i * 60) for i in range(-5, 30)]
+    stray.clients = [ClientCount(r.ts_ns, 4) for r in stray.reports]
+    found = window_points(raw, window, places, KpiConfig(), newest_ns=window.end_ns, lateness_ns=NS)
+    device = next(p for p in found if p.measurement == "kpi_device" and p.tag("device") == "ap-21004-9999")
+    assert (device.tag("kind"), device.tag("site"), device.tag("nis")) == ("ap", "new-square", "21004")
+    assert device.tag("municipality") == "Bruxelles (Ville)"  # the inventory lists 21004
+    assert device.fields["unknown_devices"] == 1 and device.fields["peak_clients"] == 4

@@ -82,6 +82,8 @@ def test_keys_are_escaped_once_and_checked_when_the_writer_is_made() -> None:
         FieldWriter("time", "x")  # influxd would drop it without a word
     with pytest.raises(ValueError, match="two names"):
         FieldWriter("only")
+    with pytest.raises(ValueError, match="dot"):
+        FieldWriter("radio.band", "x")  # attrgetter would read obj.radio.band
 
 
 def test_a_line_needs_a_field_and_a_time_influxdb_can_hold() -> None:
