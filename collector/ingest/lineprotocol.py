@@ -150,7 +150,9 @@ def encode_fields(fields: Iterable[tuple[str, FieldValue | None]]) -> str:
 
 
 def encode_line(series: str, fields: Iterable[tuple[str, FieldValue | None]], timestamp_ns: int) -> str:
-    """One line: ``series`` (from :func:`series_key`), the fields that are not None, the time."""
+    """One line: ``series`` (from :func:`series_key`), the fields that are not None, the time. The
+    fields are encoded first, then :func:`join_line` checks the line: with a bad value and a bad time,
+    the error names the value."""
     return join_line(series, _encoded(fields), timestamp_ns)
 
 

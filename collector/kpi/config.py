@@ -41,8 +41,8 @@ class KpiSection(Section):
         10,
         ge=0,
         le=19,
-        description="added to the KPI process's niceness: when the CPU is full, ingest goes first and the "
-        "KPIs come later (0: the same priority as ingest)",
+        description="added to the collector's niceness for its KPI process: when both wait for the CPU, "
+        "ingest gets the larger share and the KPIs come later (0: the same priority as ingest)",
     )
     state_file: Path | None = Field(None, description="the windows still to compute; default: in spool.folder")
     presence_retention_days: int = Field(

@@ -421,15 +421,20 @@ WindowsJob = tuple[InfluxConfig, InfluxConfig, Places, KpiConfig, list[Window], 
 
 
 def _start_kpi_process(parent: int, nice: int) -> None:
-    """In the KPI process: yield the CPU to ingest, and end when the collector is gone.
+    """In the KPI process: take a smaller share of the CPU than ingest, and end when the collector is gone.
 
     Its work can wait and ingest's cannot: reading a window back and computing it takes seconds of
     CPU, and on a machine whose cores are full (the sizing bench's late stream, a backlog drained
-    beside InfluxDB) those seconds were taken from the collector's ingest, which then fell behind
-    the broker. With ``nice`` added (``kpi.process_nice``), the kernel gives the KPI process the CPU
-    that ingest leaves. A SIGKILLed parent cannot stop its pool: a thread watches for it."""
+    beside InfluxDB) those seconds were taken from ingest, which then fell behind the broker. With
+    ``nice`` added (``kpi.process_nice``) the kernel weighs it below the collector's own threads when
+    both wait for a core (a weight, not a strict order; under systemd or the kernel's autogroups the
+    two share a group, so it ranks the KPI process against ingest, not against influxd). InfluxDB's
+    work answering its reads is not lowered. Where lowering the priority is refused (a strict
+    seccomp filter), the process runs at the collector's, as it did before the key existed. A
+    SIGKILLed parent cannot stop its pool: a thread watches for it."""
     if nice:
-        os.nice(nice)
+        with contextlib.suppress(OSError):
+            os.nice(nice)
 
     def watch() -> None:
         while os.getppid() == parent:

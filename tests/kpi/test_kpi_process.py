@@ -17,6 +17,8 @@ from collector.app.service import build_kpi_engine
 
 @pytest.mark.parametrize("nice", [0, 7])
 async def test_the_kpi_process_runs_kpi_process_nice_nicer_than_the_collector(nice: int) -> None:
+    if os.nice(0) + 7 > 19:
+        pytest.skip("this process is too nice already: the kernel's limit of 19 would hide the difference")
     engine = build_kpi_engine(load_config(None, {"CITY_TELEMETRY__KPI__PROCESS_NICE": str(nice)}), None)
     try:
         assert await engine._run(os.nice, 0) == min(os.nice(0) + nice, 19)
