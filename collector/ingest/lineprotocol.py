@@ -133,20 +133,13 @@ def encode_field(key: str, value: FieldValue) -> str:
 
 
 def _encoded(fields: Iterable[tuple[str, FieldValue | None]]) -> list[str]:
+    """:func:`encode_field` of each field that is not None (written out: it runs per field)."""
     keys = _FIELD_KEYS
     return [
         f"{keys.get(key) or _new_field_key(key)}={format_field_value(value)}"
         for key, value in fields
         if value is not None
     ]
-
-
-def encode_fields(fields: Iterable[tuple[str, FieldValue | None]]) -> str:
-    """``k=v,...`` leaving out None values; at least one field must remain."""
-    text = ",".join(_encoded(fields))
-    if not text:
-        raise EncodeError("a point needs at least one field")
-    return text
 
 
 def encode_line(series: str, fields: Iterable[tuple[str, FieldValue | None]], timestamp_ns: int) -> str:
@@ -179,7 +172,7 @@ class FieldWriter:
     (name, value) pairs per line, a key lookup and a function call per value. Here each key is
     escaped and checked once, when the writer is made; the values come from one ``attrgetter`` call;
     floats, plain ints and None (left out) are handled inline, anything else by
-    :func:`format_field_value`. The output is :func:`encode_fields`'s, value for value
+    :func:`format_field_value`. The output is :func:`encode_line`'s, value for value
     (tests/property/test_field_writer.py). Names are plain attribute names: ``attrgetter`` would read
     ``a.b`` as ``obj.a.b``, so a dotted name is refused.
     """
