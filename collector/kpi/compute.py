@@ -207,8 +207,8 @@ def _fields(
         out["peak_clients"] = load.peak
         out["peak_hour"] = load.peak_hour
         out["mean_clients"] = load.mean
-        reports = [r for m in aps for r in m.readings.client_reports if start <= r.ts_ns < end]
-        unique = unique_clients(reports)
+        # One report at a time: a region's day of client reports is too many to hold as sets at once.
+        unique = unique_clients(r for m in aps for r in m.readings.client_reports if start <= r.ts_ns < end)
         out["unique_clients"] = suppress(unique, config.k_anonymity) if config.suppress_small_counts else unique
         if level == "device":
             found = sessions(aps[0].readings.client_reports, session_gap_s(config.clients_period_s))

@@ -17,14 +17,13 @@ read, not 313, and a window's KPIs do not depend on how wide the span it was cut
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
-from typing import Any, TypeVar
+from typing import Any
 
 from collector.kpi.availability import Report, StateMark
 from collector.kpi.clients import ClientCount, ClientsReport
+from collector.kpi.columns import Columns, optional, stored
 from collector.kpi.compute import DeviceReadings
 from collector.kpi.counters import CounterReading
 from collector.kpi.enrich import Place
@@ -32,14 +31,76 @@ from collector.kpi.traffic import Check, Probe
 from collector.sink.query import InfluxQuery, Series
 
 TAGS = ("device", "kind", "nis", "site")
-T = TypeVar("T")
-TS: Callable[[Any], int] = attrgetter("ts_ns")
-FIRST: Callable[[Any], int] = itemgetter(0)
 
 
-def _cut(items: Sequence[T], lo: int, hi: int, key: Callable[[Any], int] = TS) -> list[T]:
-    """The items (sorted by ``key``) with ``lo <= key < hi``."""
-    return list(items[bisect_left(items, lo, key=key) : bisect_left(items, hi, key=key)])
+# How each kind of reading is built from its columns (time first), and the columns' type codes.
+def _report(ts: int, uptime: float) -> Report:
+    return Report(ts, optional(uptime))
+
+
+def _mark(ts: int, up: int, will: int) -> StateMark:
+    return StateMark(ts, bool(up), bool(will))
+
+
+def _reading(ts: int, value: int, uptime: float) -> CounterReading:
+    return CounterReading(ts, value, optional(uptime))
+
+
+def _frames(ts: int, value: int) -> CounterReading:
+    return CounterReading(ts, value)
+
+
+def _check(ts: int, ok: int) -> Check:
+    return Check(ts, bool(ok))
+
+
+def _probe(ts: int, sent: int, received: int, rtt: float, jitter: float) -> Probe:
+    return Probe(ts, sent, received, optional(rtt), optional(jitter))
+
+
+def reports() -> Columns[Report]:
+    return Columns(_report, "d")
+
+
+def marks() -> Columns[StateMark]:
+    return Columns(_mark, "bb")
+
+
+def client_counts() -> Columns[ClientCount]:
+    return Columns(ClientCount, "q")
+
+
+def counter_readings() -> Columns[CounterReading]:
+    return Columns(_reading, "qd")
+
+
+def checks() -> Columns[Check]:
+    return Columns(_check, "b")
+
+
+def probes() -> Columns[Probe]:
+    return Columns(_probe, "qqdd")
+
+
+def rf_counts() -> Columns[tuple[int, int, int]]:
+    return Columns(None, "qq")  # (ts, good_rf_clients, num_clients)
+
+
+class Presence:
+    """``make`` of an AP's client reports: the pseudonyms are kept as stored (one comma-joined string
+    a report, one object) and made a set only while read."""
+
+    __slots__ = ("device",)
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def __call__(self, ts: int, pids: str) -> ClientsReport:
+        return ClientsReport(ts, self.device, frozenset(pids.split(",")) if pids else frozenset())
+
+
+def presence(device: str) -> Columns[ClientsReport]:
+    return Columns(Presence(device), "O")
 
 
 IF_COUNTERS = {  # stored field -> the counter's name in compute.DeviceReadings
@@ -58,77 +119,121 @@ IF_COUNTERS = {  # stored field -> the counter's name in compute.DeviceReadings
 class InterfaceRaw:
     bits: int = 64
     speed_mbps: int | None = None
-    counters: dict[str, list[CounterReading]] = field(default_factory=dict)
-    oper: list[Check] = field(default_factory=list)
+    counters: dict[str, Columns[CounterReading]] = field(default_factory=dict)
+    oper: Columns[Check] = field(default_factory=checks)
 
-    def sort(self) -> None:
-        for series in self.counters.values():
-            series.sort(key=TS)
-        self.oper.sort(key=TS)
+    def columns(self) -> Iterator[Columns[Any]]:
+        yield from self.counters.values()
+        yield self.oper
 
     def slice(self, lo: int, hi: int) -> InterfaceRaw | None:
-        counters = {name: cut for name, series in self.counters.items() if (cut := _cut(series, lo, hi))}
-        oper = _cut(self.oper, lo, hi)
+        counters = {name: cut for name, series in self.counters.items() if (cut := series.cut(lo, hi))}
+        oper = self.oper.cut(lo, hi)
         if not counters and not oper:
             return None
         return InterfaceRaw(self.bits, self.speed_mbps, counters, oper)
 
 
 @dataclass(slots=True)
-class RadioSample:
-    ts_ns: int
-    cu_total_pct: float | None
-    tx_retries: int | None
-    tx_total: int | None
+class RadioRaw:
+    """One radio's readings, in the form the KPIs take them: channel utilisation as (ts, pct), its
+    retried and total frames as counters."""
+
+    utilisation: Columns[tuple[int, float]] = field(default_factory=lambda: Columns(None, "d"))
+    retries: Columns[CounterReading] = field(default_factory=lambda: Columns(_frames, "q"))
+    frames: Columns[CounterReading] = field(default_factory=lambda: Columns(_frames, "q"))
+
+    def columns(self) -> Iterator[Columns[Any]]:
+        yield from (self.utilisation, self.retries, self.frames)
+
+    def slice(self, lo: int, hi: int) -> RadioRaw | None:
+        out = RadioRaw(self.utilisation.cut(lo, hi), self.retries.cut(lo, hi), self.frames.cut(lo, hi))
+        return out if out.utilisation or out.retries or out.frames else None
 
 
-@dataclass(slots=True)
 class DeviceRaw:
-    device: str
-    tags: dict[str, str] = field(default_factory=dict)
-    reports: list[Report] = field(default_factory=list)
-    marks: list[StateMark] = field(default_factory=list)
-    clients: list[ClientCount] = field(default_factory=list)
-    presence: list[ClientsReport] = field(default_factory=list)
-    uplink_rx: list[CounterReading] = field(default_factory=list)  # bytes to the clients (AP uplink in)
-    uplink_tx: list[CounterReading] = field(default_factory=list)  # bytes from the clients (AP uplink out)
-    interfaces: dict[str, InterfaceRaw] = field(default_factory=dict)
-    probes: list[Probe] = field(default_factory=list)
-    radios: dict[str, list[RadioSample]] = field(default_factory=dict)
-    rf_good: list[tuple[int, int, int]] = field(default_factory=list)  # (ts, good_rf_clients, num_clients)
+    """One device's readings of a span, each kind in :class:`Columns` (sorted by time once read)."""
+
+    __slots__ = (
+        "clients",
+        "device",
+        "interfaces",
+        "marks",
+        "presence",
+        "probes",
+        "radios",
+        "reports",
+        "rf_good",
+        "tags",
+        "uplink_rx",
+        "uplink_tx",
+    )
+
+    def __init__(self, device: str, tags: dict[str, str] | None = None) -> None:
+        self.device = device
+        self.tags: dict[str, str] = {} if tags is None else tags
+        self.reports = reports()
+        self.marks = marks()
+        self.clients = client_counts()
+        self.presence = presence(device)
+        self.uplink_rx = counter_readings()  # bytes to the clients (AP uplink in)
+        self.uplink_tx = counter_readings()  # bytes from the clients (AP uplink out)
+        self.interfaces: dict[str, InterfaceRaw] = {}
+        self.probes = probes()
+        self.radios: dict[str, RadioRaw] = {}
+        self.rf_good = rf_counts()  # (ts, good_rf_clients, num_clients)
+
+    def _flat(self) -> tuple[Columns[Any], ...]:
+        return (
+            self.reports,
+            self.marks,
+            self.clients,
+            self.presence,
+            self.uplink_rx,
+            self.uplink_tx,
+            self.probes,
+            self.rf_good,
+        )
+
+    def columns(self) -> Iterator[Columns[Any]]:
+        yield from self._flat()
+        for interface in self.interfaces.values():
+            yield from interface.columns()
+        for radio in self.radios.values():
+            yield from radio.columns()
 
     def sort(self) -> None:
-        for items in (self.reports, self.marks, self.clients, self.presence, self.uplink_rx, self.uplink_tx):
-            items.sort(key=TS)
-        self.probes.sort(key=TS)
-        self.rf_good.sort(key=FIRST)
-        for interface in self.interfaces.values():
-            interface.sort()
-        for samples in self.radios.values():
-            samples.sort(key=TS)
+        for columns in self.columns():
+            columns.seal()
 
     def slice(self, lo: int, hi: int) -> DeviceRaw | None:
-        """The device's readings in ``[lo, hi)`` (lists sorted by ``sort``); None if there are none."""
-        interfaces = {name: cut for name, i in self.interfaces.items() if (cut := i.slice(lo, hi)) is not None}
-        radios = {band: part for band, samples in self.radios.items() if (part := _cut(samples, lo, hi))}
-        out = DeviceRaw(
-            self.device,
-            dict(self.tags),
-            _cut(self.reports, lo, hi),
-            _cut(self.marks, lo, hi),
-            _cut(self.clients, lo, hi),
-            _cut(self.presence, lo, hi),
-            _cut(self.uplink_rx, lo, hi),
-            _cut(self.uplink_tx, lo, hi),
-            interfaces,
-            _cut(self.probes, lo, hi),
-            radios,
-            _cut(self.rf_good, lo, hi, FIRST),
-        )
-        empty = not (
-            out.reports or out.marks or out.clients or out.presence or out.uplink_rx or out.uplink_tx
-        ) and not (interfaces or out.probes or radios or out.rf_good)
+        """The device's readings in ``[lo, hi)`` (after ``sort``), sharing the columns; None if
+        there are none."""
+        out: DeviceRaw = DeviceRaw.__new__(DeviceRaw)  # every attribute set below: no empty columns made
+        out.device = self.device
+        out.tags = dict(self.tags)
+        out.reports = self.reports.cut(lo, hi)
+        out.marks = self.marks.cut(lo, hi)
+        out.clients = self.clients.cut(lo, hi)
+        out.presence = self.presence.cut(lo, hi)
+        out.uplink_rx = self.uplink_rx.cut(lo, hi)
+        out.uplink_tx = self.uplink_tx.cut(lo, hi)
+        out.interfaces = {name: cut for name, i in self.interfaces.items() if (cut := i.slice(lo, hi)) is not None}
+        out.probes = self.probes.cut(lo, hi)
+        out.radios = {band: part for band, r in self.radios.items() if (part := r.slice(lo, hi)) is not None}
+        out.rf_good = self.rf_good.cut(lo, hi)
+        empty = not any(out._flat()) and not (out.interfaces or out.radios)
         return None if empty else out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DeviceRaw):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<DeviceRaw {self.device}: {sum(len(c) for c in self.columns())} readings>"
 
 
 @dataclass(slots=True)
@@ -139,11 +244,12 @@ class RawData:
 
     def any_within(self, from_ns: int, to_ns: int) -> bool:
         """Whether any device reported (or changed state) in ``[from_ns, to_ns)``."""
-        for d in self.devices.values():
-            for times in ((r.ts_ns for r in d.reports), (m.ts_ns for m in d.marks), (c.ts_ns for c in d.clients)):
-                if any(from_ns <= ts < to_ns for ts in times):
-                    return True
-        return False
+        return any(
+            d.reports.any_within(from_ns, to_ns)
+            or d.marks.any_within(from_ns, to_ns)
+            or d.clients.any_within(from_ns, to_ns)
+            for d in self.devices.values()
+        )
 
     def slice(self, from_ns: int, to_ns: int) -> RawData:
         """What ``read_raw(query, from_ns, to_ns)`` returns, cut from this wider read."""
@@ -167,14 +273,6 @@ class RawData:
         return raw
 
 
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def _group(extra: str = "") -> str:
     return 'GROUP BY "device", "kind", "nis", "site"' + (f', "{extra}"' if extra else "")
 
@@ -187,22 +285,27 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
         f'SELECT "uptime_s", "num_clients", "uplink_rx_bytes", "uplink_tx_bytes" FROM "ap" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
+        add_report, add_clients = device.reports.append, device.clients.append
+        add_rx, add_tx = device.uplink_rx.append, device.uplink_tx.append
         for row in series.values:
             ts, uptime, clients, rx, tx = row
-            device.reports.append(Report(ts, _float(uptime)))
+            up = stored(uptime)
+            add_report(ts, up)
             if clients is not None:
-                device.clients.append(ClientCount(ts, int(clients)))
+                add_clients(ts, int(clients))
             if rx is not None:
-                device.uplink_rx.append(CounterReading(ts, int(rx), _float(uptime)))
+                add_rx(ts, int(rx), up)
             if tx is not None:
-                device.uplink_tx.append(CounterReading(ts, int(tx), _float(uptime)))
-    uptimes: dict[tuple[str, int], float | None] = {}
+                add_tx(ts, int(tx), up)
+    uptimes: dict[tuple[str, int], float] = {}
     async for series in query.stream(f'SELECT "sys_uptime_s" FROM "netdev" WHERE {span} {_group()}'):
         device = raw.device(series)
         for ts, uptime in series.values:
-            device.reports.append(Report(ts, _float(uptime)))
-            uptimes[(device.device, ts)] = _float(uptime)
+            up = stored(uptime)
+            device.reports.append(ts, up)
+            uptimes[(device.device, ts)] = up
     fields = ", ".join(f'"{name}"' for name in IF_COUNTERS)
+    nan = stored(None)
     async for series in query.stream(
         f'SELECT {fields}, "oper_up", "speed_mbps", "counter_bits" FROM "interface" WHERE {span} {_group("ifname")}'
     ):
@@ -210,16 +313,19 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
         interface = device.interfaces.setdefault(series.tags.get("ifname", ""), InterfaceRaw())
         for row in series.values:
             ts, *values, oper_up, speed, bits = row
-            uptime = uptimes.get((device.device, ts))
+            uptime = uptimes.get((device.device, ts), nan)
             if bits is not None:
                 interface.bits = int(bits)
             if speed is not None:
                 interface.speed_mbps = int(speed)
             for name, value in zip(IF_COUNTERS.values(), values, strict=True):
                 if value is not None:
-                    interface.counters.setdefault(name, []).append(CounterReading(ts, int(value), uptime))
+                    counter = interface.counters.get(name)
+                    if counter is None:
+                        counter = interface.counters[name] = counter_readings()
+                    counter.append(ts, int(value), uptime)
             if oper_up is not None:
-                interface.oper.append(Check(ts, bool(oper_up)))
+                interface.oper.append(ts, bool(oper_up))
     async for series in query.stream(
         f'SELECT "state", "up", "stamped_on_receipt", "estimated" FROM "device_state" WHERE {span} {_group()}'
     ):
@@ -227,34 +333,39 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
         for ts, _state, up, will, estimated in series.values:
             if estimated:
                 continue  # a will from a backlog says only "gone after its last report": silence says that too
-            device.marks.append(StateMark(ts, bool(up), bool(will)))
+            device.marks.append(ts, bool(up), bool(will))
     async for series in query.stream(f'SELECT "pids" FROM "ap_client_presence" WHERE {span} {_group()}'):
         device = raw.device(series)
         for ts, pids in series.values:
-            device.presence.append(
-                ClientsReport(ts, device.device, frozenset(pids.split(",")) if pids else frozenset())
-            )
+            device.presence.append(ts, pids or "")
     async for series in query.stream(
         f'SELECT "good_rf_clients", "num_clients" FROM "ap_clients" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
         for ts, good, total in series.values:
             if good is not None and total is not None:
-                device.rf_good.append((ts, int(good), int(total)))
+                device.rf_good.append(ts, int(good), int(total))
     async for series in query.stream(
         f'SELECT "sent", "received", "rtt_avg_ms", "jitter_ms" FROM "link_probe" WHERE {span} {_group()}'
     ):
         device = raw.device(series)
         for ts, sent, received, rtt, jitter in series.values:
             if sent is not None and received is not None:
-                device.probes.append(Probe(ts, int(sent), int(received), _float(rtt), _float(jitter)))
+                device.probes.append(ts, int(sent), int(received), stored(rtt), stored(jitter))
     async for series in query.stream(
         f'SELECT "cu_total_pct", "tx_retries", "tx_total" FROM "ap_radio" WHERE {span} {_group("band")}'
     ):
         device = raw.device(series)
-        samples = device.radios.setdefault(series.tags.get("band", ""), [])
+        radio = device.radios.get(series.tags.get("band", ""))
+        if radio is None:
+            radio = device.radios[series.tags.get("band", "")] = RadioRaw()
         for ts, cu, retries, total in series.values:
-            samples.append(RadioSample(ts, _float(cu), _int(retries), _int(total)))
+            if cu is not None:
+                radio.utilisation.append(ts, float(cu))
+            if retries is not None:
+                radio.retries.append(ts, int(retries))
+            if total is not None:
+                radio.frames.append(ts, int(total))
     raw.devices.pop("", None)  # a series without a device tag is not ours to count
     for device in raw.devices.values():
         device.sort()
@@ -264,7 +375,7 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
 def to_readings(raw: DeviceRaw, place: Place) -> DeviceReadings:
     """What compute.py takes for one device. The link's counters are those of the interface the
     inventory names as the device's link (a school CPE with one interface: that one)."""
-    counters: dict[str, list[CounterReading]] = {}
+    counters: dict[str, Columns[CounterReading]] = {}
     if raw.uplink_tx or raw.uplink_rx:
         counters["rx"] = raw.uplink_tx  # bytes from the clients leave by the uplink
         counters["tx"] = raw.uplink_rx
@@ -273,11 +384,9 @@ def to_readings(raw: DeviceRaw, place: Place) -> DeviceReadings:
         link = next(iter(raw.interfaces))
     if link is not None:
         counters.update(raw.interfaces[link].counters)
-    for band, samples in raw.radios.items():
-        counters[f"tx_retries:{band}"] = [
-            CounterReading(s.ts_ns, s.tx_retries) for s in samples if s.tx_retries is not None
-        ]
-        counters[f"tx_total:{band}"] = [CounterReading(s.ts_ns, s.tx_total) for s in samples if s.tx_total is not None]
+    for band, radio in raw.radios.items():
+        counters[f"tx_retries:{band}"] = radio.retries
+        counters[f"tx_total:{band}"] = radio.frames
     return DeviceReadings(
         place=place,
         reports=raw.reports,
@@ -286,9 +395,6 @@ def to_readings(raw: DeviceRaw, place: Place) -> DeviceReadings:
         client_reports=raw.presence,
         counters=counters,
         probes=raw.probes,
-        channel_utilisation={
-            band: [(s.ts_ns, s.cu_total_pct) for s in samples if s.cu_total_pct is not None]
-            for band, samples in raw.radios.items()
-        },
+        channel_utilisation={band: radio.utilisation for band, radio in raw.radios.items()},
         rf=raw.rf_good,
     )

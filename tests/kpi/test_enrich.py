@@ -9,8 +9,6 @@ import pytest
 from collector.app.config import load_config
 from collector.app.service import build_kpi_engine
 from collector.ingest.inventory import InventoryError
-from collector.kpi.availability import Report
-from collector.kpi.clients import ClientCount
 from collector.kpi.compute import KpiConfig
 from collector.kpi.engine import window_points
 from collector.kpi.enrich import Place, load_places, parse_places
@@ -114,8 +112,9 @@ def test_the_kpi_points_of_a_device_missing_from_the_inventory_carry_its_topic_t
     stray = raw.devices["ap-21004-9999"] = DeviceRaw(
         "ap-21004-9999", {"device": "ap-21004-9999", "kind": "ap", "nis": "21004", "site": "new-square"}
     )
-    stray.reports = [Report(window.start_ns + i * 60 * NS, 1000.0 + i * 60) for i in range(-5, 30)]
-    stray.clients = [ClientCount(r.ts_ns, 4) for r in stray.reports]
+    for i in range(-5, 30):
+        stray.reports.append(window.start_ns + i * 60 * NS, 1000.0 + i * 60)
+        stray.clients.append(window.start_ns + i * 60 * NS, 4)
     found = window_points(raw, window, places, KpiConfig(), newest_ns=window.end_ns, lateness_ns=NS)
     device = next(p for p in found if p.measurement == "kpi_device" and p.tag("device") == "ap-21004-9999")
     assert (device.tag("kind"), device.tag("site"), device.tag("nis")) == ("ap", "new-square", "21004")
