@@ -47,8 +47,12 @@ def status_kib(key: str) -> int:
     return 0
 
 
-def day_lines(aps: int, schools: int, period_s: int, clients: int) -> Iterator[list[str]]:
-    """The synthetic day, in batches of line protocol (a generator: the bench holds one batch)."""
+def day_lines(aps: int, schools: int, period_s: int, clients: int, stay: int = 1) -> Iterator[list[str]]:
+    """The synthetic day, in batches of line protocol (a generator: the bench holds one batch).
+
+    A client stays in its AP's list for ``stay`` client reports in a row (the clients of one AP
+    arrive and leave at different reports), then another takes its place. With 1, every report
+    lists new pseudonyms only: the most distinct clients and sessions a day can hold."""
     from collector.kpi.windows import NS, day_window
 
     window = day_window(DAY)
@@ -67,8 +71,13 @@ def day_lines(aps: int, schools: int, period_s: int, clients: int) -> Iterator[l
                     f"ap_radio,{tags},band={band} cu_total_pct={(a + step) % 90 + 0.5},"
                     f"tx_retries={step * 10}i,tx_total={step * 1000}i {t}"
                 )
-            if step % max(1, 300 // period_s) == 0:
-                pids = ",".join(f"{(a * 7919 + c * 104729 + step) % 2**64:032x}" for c in range(clients))
+            every = max(1, 300 // period_s)
+            if step % every == 0:
+                if stay == 1:
+                    pids = ",".join(f"{(a * 7919 + c * 104729 + step) % 2**64:032x}" for c in range(clients))
+                else:  # client c of AP a, in its visit (step // every + c) // stay
+                    visits = (((step // every + c) // stay) * 15485863 for c in range(clients))
+                    pids = ",".join(f"{(a * 7919 + c * 104729 + v) % 2**64:032x}" for c, v in enumerate(visits))
                 batch.append(f"ap_clients,{tags} num_clients={clients}i,good_rf_clients={clients // 2}i {t}")
                 batch.append(f'ap_client_presence,{tags} pids="{pids}" {t}')
         for s in range(schools):
@@ -149,6 +158,13 @@ def main() -> None:
     parser.add_argument("--schools", type=int, default=175, help="school links (Brussels: 175)")
     parser.add_argument("--period-s", type=int, default=60, help="report period of every device")
     parser.add_argument("--clients", type=int, default=12, help="client pseudonyms in every client report")
+    parser.add_argument(
+        "--stay",
+        type=int,
+        default=1,
+        help="client reports in a row that a client stays listed by its AP (1: new pseudonyms at every "
+        "report, the worst case; 24: two hours, about Brussels' mean session of 2.1 h)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="measurements per way of reading (at most 4)")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -161,11 +177,12 @@ def main() -> None:
         try:
             influxdb.query(f'CREATE DATABASE "{DATABASE}"')
             started, rows = time.monotonic(), 0
-            for batch in day_lines(args.aps, args.schools, args.period_s, args.clients):
+            for batch in day_lines(args.aps, args.schools, args.period_s, args.clients, args.stay):
                 influxdb.write(DATABASE, "\n".join(batch))
                 rows += len(batch)
             print(
-                f"a day of {args.aps:,} APs and {args.schools:,} school links every {args.period_s} s: "
+                f"a day of {args.aps:,} APs and {args.schools:,} school links every {args.period_s} s, "
+                f"clients staying {args.stay} report(s): "
                 f"{rows:,} rows written in {time.monotonic() - started:.0f} s",
                 flush=True,
             )
