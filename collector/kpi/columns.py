@@ -58,6 +58,8 @@ class Columns(Sequence[T], Generic[T]):
     def append(self, ts: int, *values: Any) -> None:
         """One row, in column order. An integer beyond 64 bits (a counter read back as a float
         from a database someone else also writes) moves its column to a list: kept, not refused."""
+        if self._hi >= 0:
+            raise ValueError("these columns are sealed or a cut: nothing can be added")
         columns = self._columns
         columns[0].append(ts)
         for i, value in enumerate(values, 1):
@@ -69,8 +71,9 @@ class Columns(Sequence[T], Generic[T]):
 
     def seal(self) -> None:
         """Sort the rows by time (stable: rows of one instant keep their order), as the pure
-        functions expect; a read that came in order costs one pass."""
+        functions expect, and take no more rows; a read that came in order costs one pass."""
         ts = self._columns[0]
+        self._hi = len(ts)
         if all(map(le, ts, islice(ts, 1, None))):
             return
         order = sorted(range(len(ts)), key=ts.__getitem__)
@@ -78,6 +81,20 @@ class Columns(Sequence[T], Generic[T]):
             (array(c.typecode, map(c.__getitem__, order)) if isinstance(c, array) else [c[i] for i in order])
             for c in self._columns
         ]
+
+    def share_times(self, known: list[Column]) -> None:
+        """Use an equal time column from ``known`` instead of this one (once sealed), else
+        add this one to it. The readings of one message (an AP's uptime, clients and both uplink
+        counters; a radio's three) share their times: one column of them, not three or four."""
+        assert self._hi >= 0, "only sealed columns share their times: an append would change both"
+        ts = self._columns[0]
+        for other in known:
+            if other is ts:
+                return
+            if len(other) == len(ts) and other == ts:
+                self._columns[0] = other
+                return
+        known.append(ts)
 
     # -- reading -------------------------------------------------------------------------------
 

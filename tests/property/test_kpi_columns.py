@@ -106,3 +106,21 @@ def test_a_device_cut_shares_nothing_it_should_not_and_leaves_out_what_is_empty(
     same.presence.append(15, "a,b")
     assert cut == same  # equal by what they hold, whatever columns they are views of
     assert bisect_left([r.ts_ns for r in device.reports], 20) == 1
+
+
+@given(st.lists(times, max_size=20), st.lists(times, max_size=20))
+def test_equal_time_columns_are_shared_and_unequal_ones_are_not(first: list[int], second: list[int]) -> None:
+    a, b, c = counter_readings(), counter_readings(), counter_readings()
+    for ts in first:
+        a.append(ts, 1, stored(None))
+        b.append(ts, 2, stored(2.5))
+    for ts in second:
+        c.append(ts, 3, stored(None))
+    known: list[object] = []
+    for columns in (a, b, c):
+        columns.seal()
+        columns.share_times(known)  # type: ignore[arg-type]
+    assert a.times() == b.times() and list(b) == [CounterReading(ts, 2, 2.5) for ts in sorted(first)]
+    assert a._columns[0] is b._columns[0]
+    assert (c._columns[0] is a._columns[0]) == (sorted(first) == sorted(second))
+    assert list(c) == [CounterReading(ts, 3) for ts in sorted(second)]
