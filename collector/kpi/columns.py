@@ -61,17 +61,29 @@ class Columns(Sequence[T], Generic[T]):
         if self._hi >= 0:
             raise ValueError("these columns are sealed or a cut: nothing can be added")
         columns = self._columns
+        if len(values) != len(columns) - 1:
+            raise ValueError(f"{len(columns) - 1} values a row, not {len(values)}")
+        done = 0
+        try:
+            for i, value in enumerate(values, 1):
+                try:
+                    columns[i].append(value)
+                except OverflowError:
+                    columns[i] = list(columns[i])
+                    columns[i].append(value)
+                done = i
+        except BaseException:
+            for i in range(1, done + 1):  # the row whole or not at all: the columns stay of one length
+                columns[i].pop()
+            raise
         columns[0].append(ts)
-        for i, value in enumerate(values, 1):
-            try:
-                columns[i].append(value)
-            except OverflowError:
-                columns[i] = list(columns[i])
-                columns[i].append(value)
 
     def seal(self) -> None:
         """Sort the rows by time (stable: rows of one instant keep their order), as the pure
-        functions expect, and take no more rows; a read that came in order costs one pass."""
+        functions expect, and take no more rows; a read that came in order costs one pass. Sealed
+        columns and cuts are left as they are."""
+        if self._hi >= 0:
+            return
         ts = self._columns[0]
         self._hi = len(ts)
         if all(map(le, ts, islice(ts, 1, None))):
@@ -102,7 +114,9 @@ class Columns(Sequence[T], Generic[T]):
         return self._lo, (len(self._columns[0]) if self._hi < 0 else self._hi)
 
     def cut(self, from_ns: int, to_ns: int) -> Columns[T]:
-        """The rows with ``from_ns <= ts < to_ns``, a view on the same columns (sealed first)."""
+        """The rows with ``from_ns <= ts < to_ns``, a view on the same columns (sealed first: a
+        time cut needs the rows in time order)."""
+        self.seal()
         lo, hi = self._bounds()
         ts = self._columns[0]
         view: Columns[T] = Columns.__new__(Columns)
@@ -113,11 +127,14 @@ class Columns(Sequence[T], Generic[T]):
         return view
 
     def any_within(self, from_ns: int, to_ns: int) -> bool:
+        """Whether a row has ``from_ns <= ts < to_ns`` (sealed first, as :meth:`cut`)."""
+        self.seal()
         lo, hi = self._bounds()
         ts = self._columns[0]
         return bisect_left(ts, from_ns, lo, hi) < bisect_left(ts, to_ns, lo, hi)
 
     def times(self) -> Column:
+        """The rows' times, in their order (a copy)."""
         lo, hi = self._bounds()
         return self._columns[0][lo:hi]
 
@@ -150,9 +167,7 @@ class Columns(Sequence[T], Generic[T]):
         return tuple(row) if self._make is None else self._make(*row)  # type: ignore[return-value]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Columns):
-            return list(self) == list(other)
-        if isinstance(other, Sequence):
+        if isinstance(other, Columns | list):
             return list(self) == list(other)
         return NotImplemented
 
@@ -160,7 +175,3 @@ class Columns(Sequence[T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Columns of {len(self)} rows>"
-
-    def nbytes(self) -> int:
-        """The bytes of the numbers held (not of the list columns' objects): for the bench."""
-        return sum(c.itemsize * len(c) for c in self._columns if isinstance(c, array))

@@ -56,31 +56,31 @@ def _probe(ts: int, sent: int, received: int, rtt: float, jitter: float) -> Prob
     return Probe(ts, sent, received, optional(rtt), optional(jitter))
 
 
-def reports() -> Columns[Report]:
+def report_columns() -> Columns[Report]:
     return Columns(_report, "d")
 
 
-def marks() -> Columns[StateMark]:
+def mark_columns() -> Columns[StateMark]:
     return Columns(_mark, "bb")
 
 
-def client_counts() -> Columns[ClientCount]:
+def client_count_columns() -> Columns[ClientCount]:
     return Columns(ClientCount, "q")
 
 
-def counter_readings() -> Columns[CounterReading]:
+def counter_columns() -> Columns[CounterReading]:
     return Columns(_reading, "qd")
 
 
-def checks() -> Columns[Check]:
+def check_columns() -> Columns[Check]:
     return Columns(_check, "b")
 
 
-def probes() -> Columns[Probe]:
+def probe_columns() -> Columns[Probe]:
     return Columns(_probe, "qqdd")
 
 
-def rf_counts() -> Columns[tuple[int, int, int]]:
+def rf_columns() -> Columns[tuple[int, int, int]]:
     return Columns(None, "qq")  # (ts, good_rf_clients, num_clients)
 
 
@@ -97,7 +97,7 @@ class Presence:
         return ClientsReport(ts, self.device, frozenset(pids.split(",")) if pids else frozenset())
 
 
-def presence(device: str) -> Columns[ClientsReport]:
+def presence_columns(device: str) -> Columns[ClientsReport]:
     return Columns(Presence(device), "O")
 
 
@@ -118,7 +118,7 @@ class InterfaceRaw:
     bits: int = 64
     speed_mbps: int | None = None
     counters: dict[str, Columns[CounterReading]] = field(default_factory=dict)
-    oper: Columns[Check] = field(default_factory=checks)
+    oper: Columns[Check] = field(default_factory=check_columns)
 
     def columns(self) -> Iterator[Columns[Any]]:
         yield from self.counters.values()
@@ -170,16 +170,16 @@ class DeviceRaw:
     def __init__(self, device: str, tags: dict[str, str] | None = None) -> None:
         self.device = device
         self.tags: dict[str, str] = {} if tags is None else tags
-        self.reports = reports()
-        self.marks = marks()
-        self.clients = client_counts()
-        self.presence = presence(device)
-        self.uplink_rx = counter_readings()  # bytes to the clients (AP uplink in)
-        self.uplink_tx = counter_readings()  # bytes from the clients (AP uplink out)
+        self.reports = report_columns()
+        self.marks = mark_columns()
+        self.clients = client_count_columns()
+        self.presence = presence_columns(device)
+        self.uplink_rx = counter_columns()  # bytes to the clients (AP uplink in)
+        self.uplink_tx = counter_columns()  # bytes from the clients (AP uplink out)
         self.interfaces: dict[str, InterfaceRaw] = {}
-        self.probes = probes()
+        self.probes = probe_columns()
         self.radios: dict[str, RadioRaw] = {}
-        self.rf_good = rf_counts()  # (ts, good_rf_clients, num_clients)
+        self.rf_good = rf_columns()  # (ts, good_rf_clients, num_clients)
 
     def _flat(self) -> tuple[Columns[Any], ...]:
         return (
@@ -260,6 +260,8 @@ class RawData:
         return out
 
     def device(self, series: Series) -> DeviceRaw:
+        """The device of ``series``; a tag it has no value for yet takes the series' value (the
+        radios are read first: a device's tags are those its first series carried)."""
         name = series.tags.get("device", "")
         raw = self.devices.get(name)
         if raw is None:
@@ -273,8 +275,8 @@ class RawData:
 
 def seal(columns: Iterable[Columns[Any]]) -> None:
     """Sort ``columns`` and let those with equal times share one time column. The read calls it for
-    the columns of each query that no later query adds to, so that their memory is given back while
-    the day is still being read, when the KPI process's peak is reached."""
+    the columns of each query that no later query adds to, as soon as that query ends, so that less
+    is held while the rest of the day is read and when the computation starts."""
     times: list[Any] = []
     for column in columns:
         column.seal()
@@ -348,7 +350,7 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
                 if value is not None:
                     counter = interface.counters.get(name)
                     if counter is None:
-                        counter = interface.counters[name] = counter_readings()
+                        counter = interface.counters[name] = counter_columns()
                     counter.append(ts, int(value), uptime)
             if oper_up is not None:
                 interface.oper.append(ts, bool(oper_up))

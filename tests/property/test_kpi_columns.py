@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from collector.kpi.columns import Columns, optional, stored
 from collector.kpi.counters import CounterReading
-from collector.kpi.raw import DeviceRaw, InterfaceRaw, RadioRaw, counter_readings
+from collector.kpi.raw import DeviceRaw, InterfaceRaw, RadioRaw, counter_columns
 
 
 def _make(ts: int, value: int, uptime: float) -> CounterReading:
@@ -73,7 +73,7 @@ def test_tuple_rows_come_back_as_tuples(pairs: list[tuple[int, int]]) -> None:
 
 
 def test_a_value_past_64_bits_is_kept_not_refused() -> None:
-    columns = counter_readings()
+    columns = counter_columns()
     columns.append(2, 2**64 + 5, stored(None))
     columns.append(1, 7, stored(3.5))
     columns.seal()
@@ -110,7 +110,7 @@ def test_a_device_cut_shares_nothing_it_should_not_and_leaves_out_what_is_empty(
 
 @given(st.lists(times, max_size=20), st.lists(times, max_size=20))
 def test_equal_time_columns_are_shared_and_unequal_ones_are_not(first: list[int], second: list[int]) -> None:
-    a, b, c = counter_readings(), counter_readings(), counter_readings()
+    a, b, c = counter_columns(), counter_columns(), counter_columns()
     for ts in first:
         a.append(ts, 1, stored(None))
         b.append(ts, 2, stored(2.5))
