@@ -13,6 +13,7 @@ import pytest
 
 from collector.app.config import ConfigError, load_config
 from collector.app.service import build_kpi_engine
+from collector.kpi.engine import peak_rss_bytes
 
 
 @pytest.mark.parametrize("nice", [0, 7])
@@ -30,3 +31,21 @@ def test_the_default_is_nicer_and_the_bounds_are_the_kernel_s() -> None:
     assert load_config(None, {}).kpi.process_nice == 10
     with pytest.raises(ConfigError, match=r"kpi\.process_nice"):
         load_config(None, {"CITY_TELEMETRY__KPI__PROCESS_NICE": "20"})
+
+
+def _own_peak(_: object) -> int:
+    return peak_rss_bytes()
+
+
+async def test_the_kpi_process_reports_its_own_peak_memory_not_the_collector_s() -> None:
+    """The KPI process is forked then exec'd: ``ru_maxrss`` there starts at the size of the process
+    that started it. A collector holding 400 MiB more must not make the KPI process say so."""
+    held = bytearray(400 << 20)
+    held[::4096] = b"\x01" * len(range(0, len(held), 4096))  # touched: resident, not just reserved
+    engine = build_kpi_engine(load_config(None, {}), None)
+    try:
+        assert peak_rss_bytes() > 400 << 20
+        assert await engine._run(_own_peak, None) < 250 << 20  # an interpreter with the KPI code loaded
+    finally:
+        engine.close()
+        del held
