@@ -56,32 +56,12 @@ def _probe(ts: int, sent: int, received: int, rtt: float, jitter: float) -> Prob
     return Probe(ts, sent, received, optional(rtt), optional(jitter))
 
 
-def report_columns() -> Columns[Report]:
-    return Columns(_report, "d")
-
-
-def mark_columns() -> Columns[StateMark]:
-    return Columns(_mark, "bb")
-
-
-def client_count_columns() -> Columns[ClientCount]:
-    return Columns(ClientCount, "q")
-
-
 def counter_columns() -> Columns[CounterReading]:
     return Columns(_reading, "qd")
 
 
 def check_columns() -> Columns[Check]:
     return Columns(_check, "b")
-
-
-def probe_columns() -> Columns[Probe]:
-    return Columns(_probe, "qqdd")
-
-
-def rf_columns() -> Columns[tuple[int, int, int]]:
-    return Columns(None, "qq")  # (ts, good_rf_clients, num_clients)
 
 
 class Presence:
@@ -95,10 +75,6 @@ class Presence:
 
     def __call__(self, ts: int, pids: str) -> ClientsReport:
         return ClientsReport(ts, self.device, frozenset(pids.split(",")) if pids else frozenset())
-
-
-def presence_columns(device: str) -> Columns[ClientsReport]:
-    return Columns(Presence(device), "O")
 
 
 IF_COUNTERS = {  # stored field -> the counter's name in compute.DeviceReadings
@@ -170,16 +146,16 @@ class DeviceRaw:
     def __init__(self, device: str, tags: dict[str, str] | None = None) -> None:
         self.device = device
         self.tags: dict[str, str] = {} if tags is None else tags
-        self.reports = report_columns()
-        self.marks = mark_columns()
-        self.clients = client_count_columns()
-        self.presence = presence_columns(device)
+        self.reports = Columns(_report, "d")
+        self.marks = Columns(_mark, "bb")
+        self.clients = Columns(ClientCount, "q")
+        self.presence = Columns(Presence(device), "O")
         self.uplink_rx = counter_columns()  # bytes to the clients (AP uplink in)
         self.uplink_tx = counter_columns()  # bytes from the clients (AP uplink out)
         self.interfaces: dict[str, InterfaceRaw] = {}
-        self.probes = probe_columns()
+        self.probes = Columns(_probe, "qqdd")
         self.radios: dict[str, RadioRaw] = {}
-        self.rf_good = rf_columns()  # (ts, good_rf_clients, num_clients)
+        self.rf_good: Columns[tuple[int, int, int]] = Columns(None, "qq")  # (ts, good_rf_clients, num_clients)
 
     def _flat(self) -> tuple[Columns[Any], ...]:
         return (
