@@ -37,7 +37,7 @@ from collector.kpi.traffic import (
     Volume,
     interval_utilisation,
     link_up_ns,
-    probe_stats,
+    links_probe_stats,
     ratio_pct,
     utilisation,
     volume,
@@ -262,7 +262,7 @@ def _link_fields(
             out[f"{prefix}_{name}_rate_pct"] = ratio_pct(sum(e for e, _ in pairs), sum(p for _, p in pairs))
     probed = [m for m in links if m.readings.probes]
     if probed:
-        ps = probe_stats([p for m in probed for p in m.readings.probes], start, end)
+        ps = links_probe_stats([m.readings.probes for m in probed], start, end)
         out[f"{prefix}_probe_loss_pct"] = ps.loss_pct
         out[f"{prefix}_rtt_p50_ms"] = ps.rtt_p50_ms
         out[f"{prefix}_rtt_p95_ms"] = ps.rtt_p95_ms

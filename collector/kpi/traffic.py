@@ -139,7 +139,17 @@ class ProbeStats:
 
 
 def probe_stats(probes: Iterable[Probe], from_ns: int, to_ns: int) -> ProbeStats:
-    chosen = sorted({p.ts_ns: p for p in probes if from_ns <= p.ts_ns < to_ns}.values(), key=lambda p: p.ts_ns)
+    """One link's probes in ``[from_ns, to_ns)`` (a probe repeated at the same time counts once)."""
+    return links_probe_stats([probes], from_ns, to_ns)
+
+
+def links_probe_stats(links: Iterable[Iterable[Probe]], from_ns: int, to_ns: int) -> ProbeStats:
+    """The probes of several links, each link's repeats counted once: two links probed at the same
+    time (a probe system that pings every school on the minute) are two probes."""
+    chosen: list[Probe] = []
+    for probes in links:
+        chosen.extend({p.ts_ns: p for p in probes if from_ns <= p.ts_ns < to_ns}.values())
+    chosen.sort(key=lambda p: p.ts_ns)
     if not chosen:
         return ProbeStats(0, None, None, None, None, None)
     sent = sum(p.sent for p in chosen)

@@ -14,6 +14,7 @@ from collector.kpi.traffic import (
     bucket_utilisation,
     interval_utilisation,
     link_up_ns,
+    links_probe_stats,
     probe_stats,
     ratio_pct,
     volume,
@@ -96,6 +97,15 @@ def test_probe_stats() -> None:
     assert (s.probes, s.loss_pct, s.rtt_p50_ms, s.rtt_p95_ms, s.reachable_pct) == (4, 26.25, 2.0, 3.0, 75.0)
     assert s.jitter_ms is not None and round(s.jitter_ms, 9) == 0.2
     assert probe_stats([], T0, T0 + 1).loss_pct is None
+
+
+def test_probes_of_several_links_at_the_same_time_all_count() -> None:
+    """A probe system pings every school on the minute: two links probed at the same instant are
+    two probes (a repeat is one only within a link)."""
+    lossy = [Probe(T0 + 60 * S, 20, 10, 8.0, 1.0), Probe(T0 + 60 * S, 20, 10, 8.0, 1.0)]
+    clean = [Probe(T0 + 60 * S, 20, 20, 2.0, 0.5)]
+    s = links_probe_stats([lossy, clean], T0, T0 + 3600 * S)
+    assert (s.probes, s.loss_pct, s.rtt_p50_ms, s.rtt_p95_ms, s.jitter_ms) == (2, 25.0, 2.0, 8.0, 0.75)
 
 
 def test_link_is_down_while_the_device_is_or_a_check_fails() -> None:
