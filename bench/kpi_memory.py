@@ -12,11 +12,15 @@ with ``--clients`` pseudonyms), every school CPE its ``netdev``, ``interface`` c
 
 Each measurement runs in a fresh interpreter (peak RSS is per process, ``VmHWM``):
 
-- ``stream``: the engine's read, pieces handed on chunk by chunk (``InfluxQuery.stream``);
+- ``parts``: the engine's day since 6 Dec 2026 (``engine.day_points``): the day read back in
+  ``--day-reads`` parts of the devices, one at a time, each device's readings summarised for the
+  day before the next part is read; the points are those of one read (tests/kpi/test_kpi_e2e.py);
+- ``stream``: one read of the whole day, pieces handed on chunk by chunk (``InfluxQuery.stream``),
+  then the day computed from it, as the engine computed a day until then;
 - ``whole``: the same rows read as whole answers first (``InfluxQuery.query``: the body, then every
   series parsed, then built into the engine's structures), as the engine read before 4 Dec 2026.
 
-Run: .venv/bin/python -m bench.kpi_memory --aps 900 --schools 175   (about 2 minutes)
+Run: .venv/bin/python -m bench.kpi_memory --aps 900 --schools 175   (about 5 minutes)
 """
 
 from __future__ import annotations
@@ -97,11 +101,11 @@ def day_lines(aps: int, schools: int, period_s: int, clients: int, stay: int = 1
         yield batch
 
 
-def measure(url: str, how: str, rows_expected: int) -> None:
+def measure(url: str, how: str, rows_expected: int, day_reads: int) -> None:
     """In a fresh interpreter: read the day (``how``), then compute its day window; print JSON."""
     from collector.app.config import load_config
     from collector.kpi.compute import KpiConfig
-    from collector.kpi.engine import window_points
+    from collector.kpi.engine import day_points, window_points
     from collector.kpi.enrich import Places
     from collector.kpi.raw import read_raw
     from collector.kpi.windows import NS, day_window
@@ -111,7 +115,7 @@ def measure(url: str, how: str, rows_expected: int) -> None:
         None,
         {"CITY_TELEMETRY__INFLUXDB__URL": f'"{url}"', "CITY_TELEMETRY__INFLUXDB__DATABASE": f'"{DATABASE}"'},
     ).influxdb
-    settings = KpiConfig()
+    settings = KpiConfig(day_reads=day_reads)
     window = day_window(DAY)
     query = InfluxQuery(config)
     if how == "whole":  # the read as it was: every answer whole, then iterated
@@ -129,6 +133,18 @@ def measure(url: str, how: str, rows_expected: int) -> None:
         functools.partial), and the repr of a day's RawData is a string of gigabytes."""
         baseline = status_kib("VmRSS")
         started = time.monotonic()
+        if how == "parts":  # reading and computing go part by part: one figure for both
+            await query.close()
+            found = await day_points(config, Places(), settings, window, window.end_ns + 10**15, 0)
+            return {
+                "devices": sum(1 for p in found if p.measurement == "kpi_device"),
+                "points": len(found),
+                "baseline_mib": baseline / 1024,
+                "peak_after_read_mib": 0.0,
+                "peak_mib": status_kib("VmHWM") / 1024,
+                "read_s": 0.0,
+                "compute_s": time.monotonic() - started,
+            }
         try:
             raw = await read_raw(
                 query, window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS)
@@ -166,11 +182,18 @@ def main() -> None:
         "report, the worst case; 24: two hours, about Brussels' mean session of 2.1 h)",
     )
     parser.add_argument("--repeats", type=int, default=2, help="measurements per way of reading (at most 4)")
-    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ways", default="parts,stream", help="ways of reading to measure, in turn: parts, stream, whole"
+    )
+    parser.add_argument("--day-reads", type=int, default=8, help="parts of the devices for 'parts' (kpi.day_reads)")
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        measure(args.measure[0], args.measure[1], int(args.measure[2]))
+        measure(args.measure[0], args.measure[1], int(args.measure[2]), int(args.measure[3]))
         return
+    ways = [w.strip() for w in args.ways.split(",") if w.strip()]
+    if not ways or set(ways) - {"parts", "stream", "whole"}:
+        parser.error(f"--ways: parts, stream or whole, not {args.ways!r}")
     with tempfile.TemporaryDirectory(prefix="bench-kpi-memory-") as tmp:
         influxdb = InfluxDB(Path(tmp) / "influxdb")
         influxdb.start()
@@ -187,9 +210,18 @@ def main() -> None:
                 flush=True,
             )
             for repeat in range(max(1, min(args.repeats, 4))):
-                for how in ("stream", "whole") if repeat % 2 == 0 else ("whole", "stream"):
+                for how in ways if repeat % 2 == 0 else reversed(ways):
                     out = subprocess.run(
-                        [sys.executable, "-m", "bench.kpi_memory", "--measure", influxdb.url, how, str(rows)],
+                        [
+                            sys.executable,
+                            "-m",
+                            "bench.kpi_memory",
+                            "--measure",
+                            influxdb.url,
+                            how,
+                            str(rows),
+                            str(args.day_reads),
+                        ],
                         cwd=HERE,
                         stdout=subprocess.PIPE,
                         text=True,
@@ -197,10 +229,19 @@ def main() -> None:
                         timeout=1800,
                     ).stdout
                     result = json.loads(out.strip().splitlines()[-1])
+                    if how == "parts":
+                        print(
+                            f"  parts ({args.day_reads}): peak RSS {result['peak_mib']:,.0f} MiB (at start "
+                            f"{result['baseline_mib']:,.0f}); read and computed in {result['compute_s']:.1f} s, "
+                            f"{result['devices']:,} devices, {result['points']:,} KPI points",
+                            flush=True,
+                        )
+                        continue
                     print(
                         f"  {how:6}: peak RSS {result['peak_mib']:,.0f} MiB (after the read "
                         f"{result['peak_after_read_mib']:,.0f}, at start {result['baseline_mib']:,.0f}); "
-                        f"read {result['read_s']:.1f} s, day computed in {result['compute_s']:.1f} s, "
+                        f"read {result['read_s']:.1f} s, day computed in {result['compute_s']:.1f} s "
+                        f"(both: {result['read_s'] + result['compute_s']:.1f} s), "
                         f"{result['devices']:,} devices, {result['points']:,} KPI points",
                         flush=True,
                     )

@@ -67,6 +67,7 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
             k_anonymity=kpi.k_anonymity,
             clients_bucket_s=kpi.clients_bucket_s,
             restarts_as_idle=True,
+            day_reads=kpi.day_reads,
         ),
         # the document [inventory] read at start-up: the file is read once, for the pipeline and for this
         parse_places(inventory.document, str(inventory.file)) if inventory.file is not None else Places(),

@@ -87,28 +87,48 @@ def concurrent(
 ) -> Load:
     """Concurrent clients over the APs in ``samples`` (device -> its reports; see the module docstring).
     Give each AP's reports from ``valid_s`` before ``from_ns`` so the first buckets are complete."""
-    valid = int(valid_s * NS)
-    series = []
+    totals = [0] * bucket_count(from_ns, to_ns, bucket_ns)
     for reports in samples.values():
-        by_ts = {c.ts_ns: c.num_clients for c in reports}  # a repeated report counts once
-        series.append(sorted(by_ts.items()))
-    cursors = [0] * len(series)
-    totals: list[tuple[int, int]] = []
-    for start, end in _buckets(from_ns, to_ns, bucket_ns):
-        total = 0
-        for i, s in enumerate(series):
-            k = cursors[i]
-            while k < len(s) and s[k][0] < end:
-                k += 1
-            cursors[i] = k
-            if k and end - s[k - 1][0] <= valid:
-                total += s[k - 1][1]
-        totals.append((start, total))
+        add_counts(totals, client_buckets(reports, from_ns, to_ns, valid_s, bucket_ns))
+    return load(totals, from_ns, bucket_ns)
+
+
+def bucket_count(from_ns: int, to_ns: int, bucket_ns: int = BUCKET_NS) -> int:
+    return sum(1 for _ in _buckets(from_ns, to_ns, bucket_ns))
+
+
+def client_buckets(
+    reports: Iterable[ClientCount], from_ns: int, to_ns: int, valid_s: float, bucket_ns: int = BUCKET_NS
+) -> list[int]:
+    """One AP's part of ``concurrent``: its clients at the end of each bucket. A group's totals are
+    the sums of its APs' parts, so an AP's part can be kept (a few hundred small ints a day) instead
+    of its reports while the rest of the city is read."""
+    valid = int(valid_s * NS)
+    series = sorted({c.ts_ns: c.num_clients for c in reports}.items())  # a repeated report counts once
+    k = 0
+    out: list[int] = []
+    for _, end in _buckets(from_ns, to_ns, bucket_ns):
+        while k < len(series) and series[k][0] < end:
+            k += 1
+        out.append(series[k - 1][1] if k and end - series[k - 1][0] <= valid else 0)
+    return out
+
+
+def add_counts(totals: list[int], part: Sequence[int]) -> None:
+    for i, n in enumerate(part):
+        totals[i] += n
+
+
+def load(totals: Sequence[int], from_ns: int, bucket_ns: int = BUCKET_NS) -> Load:
+    """Peak (its first bucket and local hour) and mean of the buckets' totals, the first bucket being
+    the one ``from_ns`` falls in."""
     if not totals:
         return Load(0, None, None, 0.0, 0)
-    peak_at, peak = max(totals, key=lambda x: (x[1], -x[0]))
+    first = from_ns - from_ns % bucket_ns
+    peak = max(totals)
+    peak_at = first + totals.index(peak) * bucket_ns
     hour = datetime.fromtimestamp(peak_at // NS, TZ).hour
-    return Load(peak, peak_at, hour, sum(t for _, t in totals) / len(totals), len(totals))
+    return Load(peak, peak_at, hour, sum(totals) / len(totals), len(totals))
 
 
 def _buckets(from_ns: int, to_ns: int, bucket_ns: int) -> Iterable[tuple[int, int]]:

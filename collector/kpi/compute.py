@@ -1,18 +1,22 @@
 """One window's KPIs at every level, from the readings of its devices: the engine's single entry point.
 
 Contract: ``compute_window(devices, window, config)`` takes, for each device, its readings from
-``config.lookback_s`` before the window to ``config.lookahead_s`` after it (so that the state at
-the window's edges and the intervals crossing them are known) and returns ``KpiRow`` values for
-every device, site, municipality and the region. It is pure: the live engine (on a closed or dirty
-window re-read from storage) and ``kpi recompute`` call it with the same stored readings and get the
-same rows, which are idempotent points (level, key, grain, window start). Figures that add up are
-summed from the devices; peaks, percentiles and distinct counts are recomputed from the group's
-readings. A figure that cannot be computed is None (no capacity for an unknown device, no probe).
-Definitions: docs/kpis.md.
+``config.lookback_s`` before the window to ``config.lookahead_s`` after it (so that the state at the
+window's edges and the intervals crossing them are known) and returns ``KpiRow`` values for every
+device, site, municipality and the region. It is pure: the live engine (on a closed or dirty window
+re-read from storage) and ``kpi recompute`` call it with the same stored readings and get the same
+rows, which are idempotent points (level, key, grain, window start). It is two steps: ``summarise``
+turns one device's readings into its figures for the window (``DeviceSummary``), and ``window_rows``
+computes every level from the summaries, so a day can be summarised a part of the devices at a time
+(engine.day_points). Figures that add up are summed from the devices; peaks, percentiles and
+distinct counts are recomputed from the group's readings (its client reports, probes, samples and
+each bucket's concurrent clients). A figure that cannot be computed is None (no capacity for an
+unknown device, no probe). Definitions: docs/kpis.md.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,12 +27,15 @@ from collector.kpi.clients import (
     ClientCount,
     ClientsReport,
     Session,
-    concurrent,
+    add_counts,
+    bucket_count,
+    client_buckets,
     session_gap_s,
     session_stats,
     sessions,
     unique_clients,
 )
+from collector.kpi.clients import load as load_of
 from collector.kpi.counters import CounterReading, CounterSpec, deltas, resolve_wraps
 from collector.kpi.enrich import Place
 from collector.kpi.traffic import (
@@ -59,7 +66,8 @@ class KpiConfig:
     k_anonymity: int = 10
     suppress_small_counts: bool = False  # True for what leaves the operator's hands
     clients_bucket_s: float = 300.0  # concurrent clients: the 5-minute buckets of the reference definition
-    restarts_as_idle: bool = False  # down time counts as idle link time in utilisation (see _prepare)
+    restarts_as_idle: bool = False  # down time counts as idle link time in utilisation (see summarise)
+    day_reads: int = 8  # a day's readings are read back in this many parts of the devices (engine.day_points)
 
     @property
     def lookback_s(self) -> float:
@@ -105,15 +113,26 @@ class KpiRow:
 
 
 @dataclass(slots=True)
-class _Device:
-    """One device's figures for the window, computed once and shared by every level."""
+class DeviceSummary:
+    """One device's figures for one window: computed once from its readings and shared by every level.
 
-    readings: DeviceReadings
+    It keeps what the levels above need and drops the rest (the per-minute reports and counters), so
+    that the summaries of a whole city's day can be held while its readings are read back one part of
+    the devices at a time (engine.py): the client reports and probes (distinct clients, sessions and
+    probe statistics are recomputed at every level), each bucket's concurrent clients, and the samples
+    whose percentiles every level takes."""
+
+    place: Place
     spans: list[Span]
     up_ns: int
     uncertain_ns: int
     volumes: dict[str, Volume]
-    utilisation: dict[str, list[float]]  # per-interval samples, in and out
+    utilisation: dict[str, Sequence[float]]  # per-interval samples, in and out
+    client_buckets: list[int]  # clients at the end of each bucket of the window (clients.client_buckets)
+    client_reports: Sequence[ClientsReport]
+    channel_utilisation: dict[str, Sequence[float]]  # band -> samples in the window
+    rf_counts: tuple[int, int]  # good-RF clients and clients, summed over the window's client reports
+    probes: Sequence[Probe]
 
 
 OCTETS = frozenset({"rx", "tx", "in", "out"})
@@ -132,11 +151,13 @@ def _spec(place: Place, name: str, config: KpiConfig) -> CounterSpec:
     return CounterSpec(bits=bits, capacity_per_s=capacity, guard=config.guard)
 
 
-def _prepare(d: DeviceReadings, window: Window, config: KpiConfig) -> _Device:
+def summarise(d: DeviceReadings, window: Window, config: KpiConfig) -> DeviceSummary:
+    """One device's figures for ``window`` from its readings (see ``compute_window``)."""
+    start, end = window.start_ns, window.end_ns
     policy = AvailabilityPolicy(
         period_s=config.period_s, missed=config.missed_reports, will_delay_s=config.will_delay_s
     )
-    spans, uncertain = timeline(d.reports, d.marks, policy, window.start_ns, window.end_ns)
+    spans, uncertain = timeline(d.reports, d.marks, policy, start, end)
     up = sum(s.end_ns - s.start_ns for s in spans if s.up)
     results = {name: deltas(series, _spec(d.place, name, config)) for name, series in d.counters.items()}
     if config.wraps_from_packets:
@@ -144,34 +165,61 @@ def _prepare(d: DeviceReadings, window: Window, config: KpiConfig) -> _Device:
             if name in results and f"{name}_pkts" in results and results[name].ambiguous:
                 bits = _spec(d.place, name, config).modulus
                 results[name] = resolve_wraps(results[name], results[f"{name}_pkts"], bits)
-    volumes = {name: volume(r, window.start_ns, window.end_ns) for name, r in results.items()}
-    samples: dict[str, list[float]] = {}
+    volumes = {name: volume(r, start, end) for name, r in results.items()}
+    samples: dict[str, Sequence[float]] = {}
     if d.place.capacity_mbps:
         for name in ("in", "out"):
             if name in results:
                 period_ns = int(config.period_s * NS) if config.restarts_as_idle else 0
-                samples[name] = interval_utilisation(
-                    results[name].deltas, d.place.capacity_mbps * 1e6, window.start_ns, window.end_ns, period_ns
-                )
+                found = interval_utilisation(results[name].deltas, d.place.capacity_mbps * 1e6, start, end, period_ns)
                 if period_ns:
                     # A link that is down carries nothing: each report period it was down is a 0 % sample,
                     # as in a 5-minute graph of the link (the device sends no counters then).
-                    down = (window.end_ns - window.start_ns) - up
-                    samples[name].extend([0.0] * round(down / period_ns))
-    return _Device(d, spans, up, uncertain, volumes, samples)
+                    down = (end - start) - up
+                    found.extend([0.0] * round(down / period_ns))
+                samples[name] = array("d", found)  # 8 bytes a sample: a day's are kept for the levels above
+    ap = d.place.kind == "ap"
+    bucket_ns = int(config.clients_bucket_s * NS)
+    good = total = 0
+    for ts, g, n in d.rf:
+        if start <= ts < end:
+            good += g
+            total += n
+    return DeviceSummary(
+        place=d.place,
+        spans=spans,
+        up_ns=up,
+        uncertain_ns=uncertain,
+        volumes=volumes,
+        utilisation=samples,
+        client_buckets=client_buckets(d.clients, start, end, config.period_s, bucket_ns) if ap else [],
+        client_reports=d.client_reports,
+        channel_utilisation={
+            band: array("d", [v for ts, v in series if start <= ts < end])
+            for band, series in d.channel_utilisation.items()
+        },
+        rf_counts=(good, total),
+        probes=d.probes,
+    )
 
 
 def compute_window(devices: Sequence[DeviceReadings], window: Window, config: KpiConfig) -> list[KpiRow]:
+    return window_rows([summarise(d, window, config) for d in devices], window, config)
+
+
+def window_rows(summaries: Sequence[DeviceSummary], window: Window, config: KpiConfig) -> list[KpiRow]:
+    """The rows of every level from the window's device summaries (in device order: sums of floats in
+    another order can differ in the last bit)."""
     start, end = window.start_ns, window.end_ns
-    prepared = {d.place.device: _prepare(d, window, config) for d in devices}
+    prepared = {d.place.device: d for d in summaries}
     # Sessions are joined across the APs of a site (roams), once per site, and counted at every level.
     gap = session_gap_s(config.clients_period_s)
     site_sessions: dict[str, list[Session]] = {}
-    for site, places in group((d.place for d in devices if d.place.kind == "ap"), "site").items():
-        site_sessions[site] = sessions([r for p in places for r in prepared[p.device].readings.client_reports], gap)
+    for site, places in group((d.place for d in summaries if d.place.kind == "ap"), "site").items():
+        site_sessions[site] = sessions([r for p in places for r in prepared[p.device].client_reports], gap)
     rows: list[KpiRow] = []
     for level in LEVELS:
-        for key, places in sorted(group((d.place for d in devices), level).items()):
+        for key, places in sorted(group((d.place for d in summaries), level).items()):
             members = [prepared[p.device] for p in places]
             fields = _fields(members, level, start, end, config, site_sessions)
             unknown = sum(1 for p in places if not p.known)
@@ -180,11 +228,16 @@ def compute_window(devices: Sequence[DeviceReadings], window: Window, config: Kp
 
 
 def _fields(
-    members: list[_Device], level: str, start: int, end: int, config: KpiConfig, site_sessions: dict[str, list[Session]]
+    members: list[DeviceSummary],
+    level: str,
+    start: int,
+    end: int,
+    config: KpiConfig,
+    site_sessions: dict[str, list[Session]],
 ) -> dict[str, Value]:
     length = end - start
     out: dict[str, Value] = {}
-    aps = [m for m in members if m.readings.place.kind == "ap"]
+    aps = [m for m in members if m.place.kind == "ap"]
     up = sum(m.up_ns for m in members)
     out["availability_pct"] = 100.0 * up / (length * len(members)) if members else None
     out["uncertain_s"] = sum(m.uncertain_ns for m in members) / NS
@@ -192,28 +245,26 @@ def _fields(
         out["ap_availability_pct"] = 100.0 * sum(m.up_ns for m in aps) / (length * len(aps))
         sites: dict[str, list[list[Span]]] = {}
         for m in aps:
-            sites.setdefault(m.readings.place.level("site"), []).append(m.spans)
+            sites.setdefault(m.place.level("site"), []).append(m.spans)
         site_up = [any_up(spans, start, end) for spans in sites.values()]
         if level != "device":
             out["site_availability_pct"] = 100.0 * sum(site_up) / (length * len(site_up))
             out["hotspots"] = hotspots(site_up)
-        load = concurrent(
-            {m.readings.place.device: m.readings.clients for m in aps},
-            start,
-            end,
-            valid_s=config.period_s,
-            bucket_ns=int(config.clients_bucket_s * NS),
-        )
+        bucket_ns = int(config.clients_bucket_s * NS)
+        totals = [0] * bucket_count(start, end, bucket_ns)
+        for m in aps:
+            add_counts(totals, m.client_buckets)
+        load = load_of(totals, start, bucket_ns)
         out["peak_clients"] = load.peak
         out["peak_hour"] = load.peak_hour
         out["mean_clients"] = load.mean
         # One report at a time: a region's day of client reports is too many to hold as sets at once.
-        unique = unique_clients(r for m in aps for r in m.readings.client_reports if start <= r.ts_ns < end)
+        unique = unique_clients(r for m in aps for r in m.client_reports if start <= r.ts_ns < end)
         out["unique_clients"] = suppress(unique, config.k_anonymity) if config.suppress_small_counts else unique
         if level == "device":
-            found = sessions(aps[0].readings.client_reports, session_gap_s(config.clients_period_s))
+            found = sessions(aps[0].client_reports, session_gap_s(config.clients_period_s))
         else:
-            found = [x for site in {m.readings.place.level("site") for m in aps} for x in site_sessions[site]]
+            found = [x for site in {m.place.level("site") for m in aps} for x in site_sessions[site]]
         stats = session_stats(found, start, end)
         out["sessions"] = stats.count
         out["session_p50_s"] = stats.p50_s if stats.count else None
@@ -223,13 +274,13 @@ def _fields(
             out[f"{name}_bytes"] = sum(v.total for v in vols) if vols else None
         out["volume_ambiguous"] = sum(m.volumes[n].ambiguous for m in aps for n in ("rx", "tx") if n in m.volumes)
         _radio_fields(out, aps, start, end)
-    kinds = sorted({m.readings.place.kind for m in members if m.readings.place.kind != "ap"})
+    kinds = sorted({m.place.kind for m in members if m.place.kind != "ap"})
     for kind in kinds:
         # Network links by kind (school CPEs, aggregation switches): their figures do not mix.
         _link_fields(
             out,
             "school" if kind == "cpe" else kind,
-            [m for m in members if m.readings.place.kind == kind],
+            [m for m in members if m.place.kind == kind],
             start,
             end,
             config,
@@ -238,7 +289,7 @@ def _fields(
 
 
 def _link_fields(
-    out: dict[str, Value], prefix: str, links: list[_Device], start: int, end: int, config: KpiConfig
+    out: dict[str, Value], prefix: str, links: list[DeviceSummary], start: int, end: int, config: KpiConfig
 ) -> None:
     length = end - start
     out[f"{prefix}_availability_pct"] = 100.0 * sum(m.up_ns for m in links) / (length * len(links))
@@ -260,9 +311,9 @@ def _link_fields(
         ]
         if pairs:  # errors (discards) per packet of the same direction
             out[f"{prefix}_{name}_rate_pct"] = ratio_pct(sum(e for e, _ in pairs), sum(p for _, p in pairs))
-    probed = [m for m in links if m.readings.probes]
+    probed = [m for m in links if m.probes]
     if probed:
-        ps = links_probe_stats([m.readings.probes for m in probed], start, end)
+        ps = links_probe_stats([m.probes for m in probed], start, end)
         out[f"{prefix}_probe_loss_pct"] = ps.loss_pct
         out[f"{prefix}_rtt_p50_ms"] = ps.rtt_p50_ms
         out[f"{prefix}_rtt_p95_ms"] = ps.rtt_p95_ms
@@ -270,7 +321,7 @@ def _link_fields(
         link_up = sum(
             link_up_ns(
                 [(s.start_ns, s.end_ns) for s in m.spans if s.up],
-                [Check(p.ts_ns, p.received > 0) for p in m.readings.probes],
+                [Check(p.ts_ns, p.received > 0) for p in m.probes],
                 config.period_s,
                 start,
                 end,
@@ -280,12 +331,8 @@ def _link_fields(
         out[f"{prefix}_link_availability_pct"] = 100.0 * link_up / (length * len(probed))
 
 
-def _radio_fields(out: dict[str, Value], aps: list[_Device], start: int, end: int) -> None:
-    cu = {
-        f"{m.readings.place.device}/{band}": [v for ts, v in samples if start <= ts < end]
-        for m in aps
-        for band, samples in m.readings.channel_utilisation.items()
-    }
+def _radio_fields(out: dict[str, Value], aps: list[DeviceSummary], start: int, end: int) -> None:
+    cu = {f"{m.place.device}/{band}": samples for m in aps for band, samples in m.channel_utilisation.items()}
     load = channel_load(cu)
     if load.radios:
         out["cu_p95_pct"] = load.p95_pct
@@ -298,6 +345,4 @@ def _radio_fields(out: dict[str, Value], aps: list[_Device], start: int, end: in
                 retries += v.total
                 total += m.volumes[f"tx_total:{name.split(':', 1)[1]}"].total
     out["retry_rate_pct"] = ratio_pct(retries, total)
-    out["rf_quality_pct"] = rf_quality_from_counts(
-        (g, n) for m in aps for ts, g, n in m.readings.rf if start <= ts < end
-    )
+    out["rf_quality_pct"] = rf_quality_from_counts(m.rf_counts for m in aps)

@@ -44,6 +44,13 @@ class KpiSection(Section):
         description="added to the collector's niceness for its KPI process: when both wait for the CPU, "
         "ingest gets the larger share and the KPIs come later (0: the same priority as ingest)",
     )
+    day_reads: int = Field(
+        8,
+        ge=1,
+        le=36,
+        description="a day's KPIs read its readings back in this many parts of the devices, one at a time: "
+        "the KPI process holds a part's readings and the day's per-device figures, not the whole day's readings",
+    )
     state_file: Path | None = Field(None, description="the windows still to compute; default: in spool.folder")
     presence_retention_days: int = Field(
         30, ge=1, le=400, description="client pseudonyms (ap_client_presence) are deleted after this"

@@ -5,10 +5,12 @@
   window of the configured grains (``5m``, ``1h``, ``day``) within ``KpiConfig.lookback_s`` of them,
   since a reading changes the counter interval, outage or session around it. Every ``kpi.every_s``
   the engine waits until what was received so far is in InfluxDB (committed, spool drained) and
-  computes the pending windows that are *due*, grouped by local day: it reads the span they need
-  back **once** (raw.py), cuts each window's readings from it (``RawData.slice``), computes it
-  (compute.py) and writes its rows. A KPI point is identified by its tags and time, so a rewrite
-  replaces it.
+  computes the pending windows that are *due*, grouped by local day: for every run of at most 3
+  hours of 5-minute and hourly windows it reads the span they need back **once** (raw.py), cuts
+  each window's readings from it (``RawData.slice``), computes it (compute.py) and writes its rows;
+  a day window is read back in parts of the devices (``day_points``), so that the KPI process never
+  holds a whole day of a city's readings. A KPI point is identified by its tags and time, so a
+  rewrite replaces it.
 - **Due.** A 5-minute or hourly window is due once the watermark has passed its end by
   ``lookahead_s`` (the readings after it that close its last counter interval and outage have then
   arrived): it is written when it closes, once, and again only when a late reading touches it; while
@@ -22,7 +24,7 @@
 - **Billing.** A closed day's computation also brings its calendar month's billing points up to
   date (billing.py), from the 5-minute points just written.
 - **Recompute** (``city-telemetry kpi recompute``): :meth:`KpiEngine.recompute_day` for every day
-  of a range and every grain, one read per day, from what is stored.
+  of a range and every grain, from what is stored, read the same way.
 
 Because both compute from storage, KPIs do not depend on one process seeing all of a device's
 messages, or seeing them in order: several collectors on a shared subscription, a restart or a
@@ -53,10 +55,10 @@ from typing import Any
 import structlog
 
 from collector.kpi.billing import month_points, month_window
-from collector.kpi.compute import KpiConfig, compute_window
+from collector.kpi.compute import DeviceSummary, KpiConfig, summarise, window_rows
 from collector.kpi.enrich import Places
 from collector.kpi.output import KpiPoint, to_lines, to_point
-from collector.kpi.raw import DeviceRaw, RawData, read_raw, to_readings
+from collector.kpi.raw import DeviceRaw, RawData, device_parts, read_raw, stored_devices, to_readings
 from collector.kpi.stage import KpiStage
 from collector.kpi.windows import GRAINS, NS, Grain, Window, closed, day_window, touched_by_buckets, windows_of_day
 from collector.sink.config import InfluxConfig
@@ -201,7 +203,7 @@ class KpiEngine:
         return result
 
     async def compute_windows(self, windows: list[Window]) -> Computed:
-        """Compute and write the given windows (one local day's), from one read of the span they need,
+        """Compute and write the given windows (one local day's), read back as ``read_chunks`` says,
         and the billing month of a closed day among them. Returns, per window, whether it was final and
         how many points were written, and how many month points."""
         job: WindowsJob = (
@@ -462,27 +464,88 @@ def window_points(
     cut = raw.slice(window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS))
     if not cut.any_within(window.start_ns, window.end_ns):
         return []  # nothing was reported in the window: nothing to say (not a window of zeros)
+    summaries = {
+        name: summarise(to_readings(d, places.place(name, d.tags)), window, settings) for name, d in cut.devices.items()
+    }
+    return _points(summaries, window, places, settings, newest_ns, lateness_ns)
+
+
+async def day_points(
+    influx: InfluxConfig, places: Places, settings: KpiConfig, window: Window, newest_ns: int, lateness_ns: int
+) -> list[KpiPoint]:
+    """A day window's KPI points, its readings read back in ``settings.day_reads`` parts of the devices
+    (``raw.device_parts``), one part at a time: each device's readings become its summary for the day
+    (``compute.summarise``: up time, volumes, client buckets, samples) and are let go before the next
+    part is read. The points are those of one read of everything: a device is in exactly one part, and
+    the levels above are computed from the summaries, in device order, as ``window_points`` does."""
+    lo, hi = window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS)
+    summaries: dict[str, DeviceSummary] = {}
+    reported = False
+    query = InfluxQuery(influx)
+    try:
+        parts = device_parts(await stored_devices(query), settings.day_reads) if settings.day_reads > 1 else [""]
+        for part in parts:
+            raw = await read_raw(query, lo, hi, part)
+            reported = reported or raw.any_within(window.start_ns, window.end_ns)
+            for name in list(raw.devices):
+                d = raw.devices.pop(name)  # let the part's readings go as the summaries are made
+                summaries[name] = summarise(to_readings(d, places.place(name, d.tags)), window, settings)
+            del raw
+    finally:
+        await query.close()
+    if not reported:
+        return []  # nothing was reported in the day: nothing to say
+    return _points(summaries, window, places, settings, newest_ns, lateness_ns)
+
+
+def _points(
+    summaries: dict[str, DeviceSummary],
+    window: Window,
+    places: Places,
+    settings: KpiConfig,
+    newest_ns: int,
+    lateness_ns: int,
+) -> list[KpiPoint]:
     for device in places.devices:  # a device of the inventory that said nothing was down
-        cut.devices.setdefault(device, DeviceRaw(device))
+        if device not in summaries:
+            summaries[device] = summarise(to_readings(DeviceRaw(device), places.place(device)), window, settings)
     # In device order: the devices come in the order a read met them, which depends on the span read;
     # sums of floats in another order can differ in the last bit, and live must equal recompute.
-    readings = [to_readings(d, places.place(d.device, d.tags)) for _, d in sorted(cut.devices.items())]
-    rows = compute_window(readings, window, settings)
+    ordered = [summaries[name] for name in sorted(summaries)]
+    rows = window_rows(ordered, window, settings)
     final = closed(window, newest_ns, lateness_ns)
-    seen = {r.place.device: r.place for r in readings}
+    seen = {s.place.device: s.place for s in ordered}
     return [to_point(row, places, seen, final=final) for row in rows]
 
 
 def compute_day_job(job: DayJob) -> list[KpiPoint]:
     """One day window's KPI points (runs in the KPI process): read back, compute, mark final."""
+    influx, places, settings, day, newest_ns, lateness_ns = job
+    return asyncio.run(day_points(influx, places, settings, day_window(day), newest_ns, lateness_ns))
 
-    async def run() -> list[KpiPoint]:
-        influx, places, settings, day, newest_ns, lateness_ns = job
-        window = day_window(day)
-        raw = await _read_span(influx, settings, [window])
-        return window_points(raw, window, places, settings, newest_ns, lateness_ns)
 
-    return asyncio.run(run())
+READ_CHUNK_NS = 3 * 3600 * NS
+
+
+def read_chunks(windows: list[Window], settings: KpiConfig) -> list[list[Window]]:
+    """The reads that compute ``windows``: a day window on its own (``day_points`` reads it in parts),
+    and the 5-minute and hourly windows in runs of at most ``READ_CHUNK_NS`` (3 hours), one read each
+    (their span and the lookback and lookahead around it). A live pass's few windows are one read; a
+    whole day's 312 are 8, so that no read holds a whole day's readings at once, for 1.2 times the
+    reading of one read of the day."""
+    chunks: list[list[Window]] = []
+    current: list[Window] = []
+    for window in sorted(windows, key=lambda w: (w.start_ns, w.end_ns)):
+        if window.grain == "day":
+            chunks.append([window])
+        elif current and window.end_ns - current[0].start_ns > READ_CHUNK_NS:
+            chunks.append(current)
+            current = [window]
+        else:
+            current.append(window)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def compute_windows_job(job: WindowsJob) -> Computed:
@@ -499,7 +562,6 @@ async def _compute_windows(
     newest_ns: int,
     lateness_ns: int,
 ) -> Computed:
-    raw = await _read_span(influx, settings, windows)
     writer = InfluxWriter(kpi_influx)  # the KPI retention policy or bucket (InfluxConfig.for_kpis)
     done: list[Done] = []
     lines: list[str] = []
@@ -514,12 +576,18 @@ async def _compute_windows(
     lookahead = int(settings.lookahead_s * NS)
     month_points_written = 0
     try:
-        for window in windows:
-            points = window_points(raw, window, places, settings, newest_ns, lateness_ns)
-            lines.extend(to_lines(points))
-            done.append((window, closed(window, newest_ns, lateness_ns), len(points)))
-            if len(lines) >= WRITE_CHUNK:
-                await flush()
+        for chunk in read_chunks(windows, settings):
+            raw = await _read_span(influx, settings, chunk) if chunk[0].grain != "day" else None
+            for window in chunk:
+                if raw is None:
+                    points = await day_points(influx, places, settings, window, newest_ns, lateness_ns)
+                else:
+                    points = window_points(raw, window, places, settings, newest_ns, lateness_ns)
+                lines.extend(to_lines(points))
+                done.append((window, closed(window, newest_ns, lateness_ns), len(points)))
+                if len(lines) >= WRITE_CHUNK:
+                    await flush()
+            del raw
         await flush()
         # A closed day brings its month's billing figures up to date (from the 5-minute points just
         # written: billing.py); the open day does not, as the month changes by its closed windows only.

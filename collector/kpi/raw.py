@@ -11,10 +11,11 @@ same KPIs whichever process wrote them, in whatever order they arrived.
 
 A span is read once and its windows are cut from it: ``RawData.slice(from_ns, to_ns)`` is exactly
 what ``read_raw`` would return for the narrower range (every kind of reading is sorted by time, a
-device with no reading in the range is left out), so the 288 five-minute windows and 24 hours of a
-day cost one read, not 313, and a window's KPIs do not depend on how wide the span it was cut from
-was. The readings are held as columns of numbers (columns.py: a fifth of the memory of objects),
-and a cut is a view on them, not a copy.
+device with no reading in the range is left out), so the 5-minute and hourly windows of 3 hours cost
+one read, not 39, and a window's KPIs do not depend on how wide the span it was cut from was. A read
+can be limited to some of the devices (``device_parts``): a day window is read in such parts. The
+readings are held as columns of numbers (columns.py: a fifth of the memory of objects), and a cut is
+a view on them, not a copy.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collector.kpi.compute import DeviceReadings
 from collector.kpi.counters import CounterReading
 from collector.kpi.enrich import Place
 from collector.kpi.traffic import Check, Probe
-from collector.sink.query import InfluxQuery, Series
+from collector.sink.query import InfluxQuery, QueryError, Series
 
 TAGS = ("device", "kind", "nis", "site")
 
@@ -263,10 +264,83 @@ def _group(extra: str = "") -> str:
     return 'GROUP BY "device", "kind", "nis", "site"' + (f', "{extra}"' if extra else "")
 
 
-async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int) -> RawData:
-    """Every reading stamped in ``[from_ns, to_ns)`` that a KPI needs (see the module docstring)."""
+ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+MEASUREMENTS = (
+    "ap",
+    "ap_radio",
+    "ap_clients",
+    "ap_client_presence",
+    "netdev",
+    "interface",
+    "device_state",
+    "link_probe",
+)
+
+
+def device_parts(names: Iterable[str], parts: int, reach: int = 12) -> list[str]:
+    """InfluxQL conditions that split the devices into at most ``parts`` + 1 disjoint parts whose union
+    is every device, named in ``names`` or not.
+
+    A part is the devices whose name has one of a set of characters at one position (the k-th from
+    the end or from the start), and the last part those whose name has no letter or digit there (or is
+    shorter). Every name is in exactly one part whatever ``names`` holds: the names only choose the
+    position and share its characters out so that the parts come out near equal (device names differ
+    at the end for serial numbers, counters or MAC digits, at the start for host names of one domain),
+    so a device that first reports after they were listed is still read, in some part. ``parts`` 1 or
+    fewer than two names: one read of everything (``[""]``)."""
+    listed = list(names)
+    if parts <= 1 or len(listed) < 2:
+        return [""]
+    best: tuple[int, int, str, int, list[list[str]]] | None = None
+    for anchor in ("end", "start"):
+        for k in range(1, reach + 1):
+            counts: dict[str, int] = {}
+            for name in listed:
+                if len(name) >= k:
+                    char = name[-k] if anchor == "end" else name[k - 1]
+                    if char in ALPHANUMERIC:
+                        counts[char] = counts.get(char, 0) + 1
+            rest = len(listed) - sum(counts.values())
+            bins: list[list[str]] = [[] for _ in range(min(parts, max(1, len(counts))))]
+            sizes = [0] * len(bins)
+            for char in sorted(counts, key=lambda c: (-counts[c], c)):  # largest first, to the smallest bin
+                i = sizes.index(min(sizes))
+                bins[i].append(char)
+                sizes[i] += counts[char]
+            for char in ALPHANUMERIC:  # characters no listed name has there belong somewhere too
+                if char not in counts:
+                    bins[sizes.index(min(sizes))].append(char)
+            worst = max(*sizes, rest)
+            if best is None or (worst, k) < (best[0], best[1]):
+                best = (worst, k, anchor, rest, bins)
+    assert best is not None
+    _, k, anchor, _, bins = best
+    skip = f"(?s:.{{{k - 1}}})" if k > 1 else ""  # any k - 1 characters, newlines too
+
+    def at(chars: str) -> str:
+        return f"[{chars}]{skip}$" if anchor == "end" else f"^{skip}[{chars}]"
+
+    out = [f'"device" =~ /{at("".join(sorted(b)))}/' for b in bins]
+    out.append(f'"device" !~ /{at("0-9A-Za-z")}/')
+    return out
+
+
+async def stored_devices(query: InfluxQuery) -> list[str]:
+    """The device tag values of the readings' measurements (in the whole retention: they only guide
+    ``device_parts``); none if the server cannot say (the parts are then unguided, still complete)."""
+    measurements = ", ".join(f'"{m}"' for m in MEASUREMENTS)
+    try:
+        found = await query.query(f'SHOW TAG VALUES FROM {measurements} WITH KEY = "device"')
+    except QueryError:
+        return []
+    return sorted({str(row["value"]) for series in found for row in series.rows()})
+
+
+async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int, devices: str = "") -> RawData:
+    """Every reading stamped in ``[from_ns, to_ns)`` that a KPI needs (see the module docstring); of
+    the devices that match ``devices`` (one of ``device_parts``) if it is given."""
     raw = RawData(from_ns, to_ns)
-    span = f"time >= {from_ns} AND time < {to_ns}"
+    span = f"time >= {from_ns} AND time < {to_ns}" + (f" AND {devices}" if devices else "")
     async for series in query.stream(
         f'SELECT "cu_total_pct", "tx_retries", "tx_total" FROM "ap_radio" WHERE {span} {_group("band")}'
     ):

@@ -3,6 +3,7 @@ compared with the simulator's ground truth (simulators/truth.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from collector.app.config import Config
 from collector.app.service import build_kpi_engine
 from collector.harness.localservers import InfluxDB, Mosquitto
+from collector.kpi.engine import day_points
 from collector.kpi.output import TAG_KEYS
-from collector.kpi.raw import read_raw
+from collector.kpi.raw import device_parts, read_raw, stored_devices
 from collector.kpi.windows import TZ, day_window, local_date, midnight_ns
 from collector.sink.query import InfluxQuery
 from simulators.city import SimConfig, Simulation
@@ -223,6 +225,42 @@ async def slices_equal_reads(config: Config, day: date) -> bool:
     return True
 
 
+async def parts_equal_one_read(config: Config, day: date) -> list[str]:
+    """The day read back in parts of the devices (``kpi.day_reads``) gives the points of one read of
+    everything, and the parts are disjoint, cover every device and are not all in one part."""
+    engine = build_kpi_engine(config, None)
+    places, settings = engine.places, engine.settings
+    await engine.query.close()
+    await engine.writer.close()
+    window = day_window(day)
+    problems = []
+    by_reads = {}
+    for reads in (1, 2, 8, 36):
+        chosen = dataclasses.replace(settings, day_reads=reads)
+        by_reads[reads] = await day_points(config.influxdb, places, chosen, window, window.end_ns, 0)
+    if len(by_reads[1]) < 100:
+        problems.append(f"only {len(by_reads[1])} day points")
+    for reads, found in by_reads.items():
+        if found != by_reads[1]:
+            problems.append(f"{reads} reads: {len(found)} points differ from one read's {len(by_reads[1])}")
+    reach = int(settings.lookback_s * 10**9)
+    query = InfluxQuery(config.influxdb)
+    try:
+        whole = await read_raw(query, window.start_ns - reach, window.end_ns + reach)
+        parts = [
+            set(raw.devices)
+            for part in device_parts(await stored_devices(query), 8)
+            for raw in [await read_raw(query, window.start_ns - reach, window.end_ns + reach, part)]
+        ]
+    finally:
+        await query.close()
+    if sum(len(p) for p in parts) != len(whole.devices) or set().union(*parts) != set(whole.devices):
+        problems.append(f"parts of {[len(p) for p in parts]} devices, one read {len(whole.devices)}")
+    if max(len(p) for p in parts) > len(whole.devices) / 4:
+        problems.append(f"unbalanced parts: {[len(p) for p in parts]} devices")
+    return problems
+
+
 async def all_kpi_points(influxdb: InfluxDB) -> dict[tuple[str, ...], dict[str, Any]]:
     """Every stored KPI point, by measurement, tags and time."""
     out: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -274,6 +312,8 @@ async def test_kpis_of_a_simulated_day_equal_the_truth_and_a_recompute(
     mismatched = grains_add_up(influxdb, day)
     assert mismatched == [], "\n".join(mismatched[:40])
     assert await slices_equal_reads(kpi_config(mosquitto, influxdb, tmp_path, inventory), day)
+    in_parts = await parts_equal_one_read(kpi_config(mosquitto, influxdb, tmp_path, inventory), day)
+    assert in_parts == [], "\n".join(in_parts)
     live = await all_kpi_points(influxdb)
     assert len(live) > 150
     assert {tag for key in live for tag in key if tag.startswith("grain=")} == {
