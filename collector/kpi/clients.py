@@ -20,6 +20,7 @@ Contract, all pure functions of the readings given:
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,9 +176,33 @@ def sessions(reports: Iterable[ClientsReport], gap_s: float = SESSION_GAP_S) -> 
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class SessionTimes:
+    """Sessions as what ``session_stats`` needs of them, two columns: each one's start (ns) and
+    duration (s). 16 bytes a session where a ``Session`` costs about 280: a day's sessions of a whole
+    city are held while every level is computed."""
+
+    starts: array[int]
+    durations: array[float]
+
+    @classmethod
+    def of(cls, found: Iterable[Session]) -> SessionTimes:
+        starts: array[int] = array("q")
+        durations: array[float] = array("d")
+        for s in found:
+            starts.append(s.start_ns)
+            durations.append(s.duration_s)
+        return cls(starts, durations)
+
+
 def session_stats(found: Sequence[Session], from_ns: int, to_ns: int) -> SessionStats:
     """Sessions that started in ``[from_ns, to_ns)`` and their duration p50, p90 and mean."""
-    durations = [s.duration_s for s in found if from_ns <= s.start_ns < to_ns]
+    return sessions_stats([SessionTimes.of(found)], from_ns, to_ns)
+
+
+def sessions_stats(groups: Iterable[SessionTimes], from_ns: int, to_ns: int) -> SessionStats:
+    """``session_stats`` over the sessions of several groups (the sites of a municipality)."""
+    durations = [d for g in groups for s, d in zip(g.starts, g.durations, strict=True) if from_ns <= s < to_ns]
     if not durations:
         return SessionStats(0, 0.0, 0.0, 0.0)
     return SessionStats(

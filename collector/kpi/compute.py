@@ -26,13 +26,14 @@ from collector.kpi.availability import AvailabilityPolicy, Report, Span, StateMa
 from collector.kpi.clients import (
     ClientCount,
     ClientsReport,
-    Session,
+    SessionTimes,
     add_counts,
     bucket_count,
     client_buckets,
     session_gap_s,
     session_stats,
     sessions,
+    sessions_stats,
     unique_clients,
 )
 from collector.kpi.clients import load as load_of
@@ -214,9 +215,10 @@ def window_rows(summaries: Sequence[DeviceSummary], window: Window, config: KpiC
     prepared = {d.place.device: d for d in summaries}
     # Sessions are joined across the APs of a site (roams), once per site, and counted at every level.
     gap = session_gap_s(config.clients_period_s)
-    site_sessions: dict[str, list[Session]] = {}
+    site_sessions: dict[str, SessionTimes] = {}
     for site, places in group((d.place for d in summaries if d.place.kind == "ap"), "site").items():
-        site_sessions[site] = sessions([r for p in places for r in prepared[p.device].client_reports], gap)
+        found = sessions([r for p in places for r in prepared[p.device].client_reports], gap)
+        site_sessions[site] = SessionTimes.of(found)
     rows: list[KpiRow] = []
     for level in LEVELS:
         for key, places in sorted(group((d.place for d in summaries), level).items()):
@@ -233,7 +235,7 @@ def _fields(
     start: int,
     end: int,
     config: KpiConfig,
-    site_sessions: dict[str, list[Session]],
+    site_sessions: dict[str, SessionTimes],
 ) -> dict[str, Value]:
     length = end - start
     out: dict[str, Value] = {}
@@ -262,10 +264,9 @@ def _fields(
         unique = unique_clients(r for m in aps for r in m.client_reports if start <= r.ts_ns < end)
         out["unique_clients"] = suppress(unique, config.k_anonymity) if config.suppress_small_counts else unique
         if level == "device":
-            found = sessions(aps[0].client_reports, session_gap_s(config.clients_period_s))
+            stats = session_stats(sessions(aps[0].client_reports, session_gap_s(config.clients_period_s)), start, end)
         else:
-            found = [x for site in {m.place.level("site") for m in aps} for x in site_sessions[site]]
-        stats = session_stats(found, start, end)
+            stats = sessions_stats((site_sessions[site] for site in {m.place.level("site") for m in aps}), start, end)
         out["sessions"] = stats.count
         out["session_p50_s"] = stats.p50_s if stats.count else None
         out["session_p90_s"] = stats.p90_s if stats.count else None
