@@ -286,11 +286,13 @@ def device_parts(names: Iterable[str], parts: int, reach: int = 12) -> list[str]
     shorter). Every name is in exactly one part whatever ``names`` holds: the names only choose the
     position and share its characters out so that the parts come out near equal (device names differ
     at the end for serial numbers, counters or MAC digits, at the start for host names of one domain),
-    so a device that first reports after they were listed is still read, in some part. ``parts`` 1 or
-    fewer than two names: one read of everything (``[""]``)."""
+    so a device that first reports after they were listed is still read, in some part. No names: the
+    last character decides. ``parts`` 1: one read of everything (``[""]``)."""
     listed = list(names)
-    if parts <= 1 or len(listed) < 2:
+    if parts <= 1:
         return [""]
+    if not listed:  # nothing to go by (the server could not list them): the last character, in turn
+        listed = list(ALPHANUMERIC)
     best: tuple[int, int, str, int, list[list[str]]] | None = None
     for anchor in ("end", "start"):
         for k in range(1, reach + 1):
@@ -327,7 +329,8 @@ def device_parts(names: Iterable[str], parts: int, reach: int = 12) -> list[str]
 
 async def stored_devices(query: InfluxQuery) -> list[str]:
     """The device tag values of the readings' measurements (in the whole retention: they only guide
-    ``device_parts``); none if the server cannot say (the parts are then unguided, still complete)."""
+    ``device_parts``); none if the server cannot say (the parts are then by the last character, still
+    complete)."""
     measurements = ", ".join(f'"{m}"' for m in MEASUREMENTS)
     try:
         found = await query.query(f'SHOW TAG VALUES FROM {measurements} WITH KEY = "device"')
