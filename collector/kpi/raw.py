@@ -20,6 +20,7 @@ a view on them, not a copy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,16 +66,34 @@ def check_columns() -> Columns[Check]:
     return Columns(_check, "b")
 
 
+PID_TEXT = 32  # the pseudonymiser's hex digits a pseudonym (pseudonym.PID_BYTES x 2)
+_HEX_PIDS = re.compile(rf"[0-9a-f]{{{PID_TEXT}}}(?:,[0-9a-f]{{{PID_TEXT}}})*")
+
+
+def compact_pids(pids: str) -> str | bytes:
+    """A report's pseudonyms as the KPI process holds them: the pseudonymiser's (lowercase hex of 16
+    bytes, comma-joined) as their bytes, 16 a pseudonym where the text takes 33; anything else as
+    stored. A day's client reports are most of what the KPI process holds once the day's readings
+    are read in parts (docs/performance.md, "A day in parts of the devices")."""
+    return bytes.fromhex(pids.replace(",", "")) if _HEX_PIDS.fullmatch(pids) else pids
+
+
 class Presence:
-    """``make`` of an AP's client reports: the pseudonyms are kept as stored (one comma-joined string
-    a report, one object) and made a set only while read."""
+    """``make`` of an AP's client reports: the pseudonyms are kept as read (``compact_pids``: one
+    object a report) and made a set of the stored text only while read, so a pseudonym is the same
+    string whichever way its report was kept."""
 
     __slots__ = ("device",)
 
     def __init__(self, device: str) -> None:
         self.device = device
 
-    def __call__(self, ts: int, pids: str) -> ClientsReport:
+    def __call__(self, ts: int, pids: str | bytes) -> ClientsReport:
+        if isinstance(pids, bytes):
+            size = PID_TEXT // 2
+            return ClientsReport(
+                ts, self.device, frozenset([pids[i : i + size].hex() for i in range(0, len(pids), size)])
+            )
         return ClientsReport(ts, self.device, frozenset(pids.split(",")) if pids else frozenset())
 
 
@@ -421,7 +440,7 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int, devices: str = 
     async for series in query.stream(f'SELECT "pids" FROM "ap_client_presence" WHERE {span} {_group()}'):
         device = raw.device(series)
         for ts, pids in series.values:
-            device.presence.append(ts, pids or "")
+            device.presence.append(ts, compact_pids(pids or ""))
     async for series in query.stream(
         f'SELECT "good_rf_clients", "num_clients" FROM "ap_clients" WHERE {span} {_group()}'
     ):
