@@ -527,7 +527,7 @@ def compute_day_job(job: DayJob) -> list[KpiPoint]:
 READ_CHUNK_NS = 3 * 3600 * NS
 
 
-def read_chunks(windows: list[Window], settings: KpiConfig) -> list[list[Window]]:
+def read_chunks(windows: list[Window]) -> list[list[Window]]:
     """The reads that compute ``windows``: a day window on its own (``day_points`` reads it in parts),
     and the 5-minute and hourly windows in runs of at most ``READ_CHUNK_NS`` (3 hours), one read each
     (their span and the lookback and lookahead around it). A live pass's few windows are one read; a
@@ -576,7 +576,7 @@ async def _compute_windows(
     lookahead = int(settings.lookahead_s * NS)
     month_points_written = 0
     try:
-        for chunk in read_chunks(windows, settings):
+        for chunk in read_chunks(windows):
             raw = await _read_span(influx, settings, chunk) if chunk[0].grain != "day" else None
             for window in chunk:
                 if raw is None:

@@ -312,7 +312,7 @@ def device_parts(names: Iterable[str], parts: int, reach: int = 12) -> list[str]
         return [""]
     if not listed:  # nothing to go by (the server could not list them): the last character, in turn
         listed = list(ALPHANUMERIC)
-    best: tuple[int, int, str, int, list[list[str]]] | None = None
+    best: tuple[int, int, str, list[list[str]]] | None = None
     for anchor in ("end", "start"):
         for k in range(1, reach + 1):
             counts: dict[str, int] = {}
@@ -333,9 +333,9 @@ def device_parts(names: Iterable[str], parts: int, reach: int = 12) -> list[str]
                     bins[sizes.index(min(sizes))].append(char)
             worst = max(*sizes, rest)
             if best is None or (worst, k) < (best[0], best[1]):
-                best = (worst, k, anchor, rest, bins)
+                best = (worst, k, anchor, bins)
     assert best is not None
-    _, k, anchor, _, bins = best
+    _, k, anchor, bins = best
     skip = f"(?s:.{{{k - 1}}})" if k > 1 else ""  # any k - 1 characters, newlines too
 
     def at(chars: str) -> str:

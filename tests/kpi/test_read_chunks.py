@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from collector.kpi.compute import KpiConfig
 from collector.kpi.engine import READ_CHUNK_NS, read_chunks
 from collector.kpi.windows import windows_of_day
 
@@ -17,7 +16,7 @@ from collector.kpi.windows import windows_of_day
 def test_a_whole_day_is_read_in_runs_of_three_hours_and_the_day_alone() -> None:
     day = date(2026, 3, 29)  # 23 hours: the spring change
     windows = windows_of_day(day, "5m") + windows_of_day(day, "1h") + windows_of_day(day, "day")
-    chunks = read_chunks(list(reversed(windows)), KpiConfig())
+    chunks = read_chunks(list(reversed(windows)))
     assert sorted(w for chunk in chunks for w in chunk) == sorted(windows)  # each once
     days = [chunk for chunk in chunks if any(w.grain == "day" for w in chunk)]
     assert days == [[windows_of_day(day, "day")[0]]]
@@ -29,4 +28,4 @@ def test_a_whole_day_is_read_in_runs_of_three_hours_and_the_day_alone() -> None:
 
 def test_a_live_pass_is_one_read() -> None:
     fives = windows_of_day(date(2026, 6, 1), "5m")[100:103]
-    assert read_chunks(fives, KpiConfig()) == [fives]
+    assert read_chunks(fives) == [fives]
