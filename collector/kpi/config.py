@@ -47,7 +47,7 @@ class KpiSection(Section):
     day_reads: int = Field(
         8,
         ge=1,
-        le=36,
+        le=1000,
         description="a day's KPIs read its readings back in this many parts of the devices, one at a time: "
         "the KPI process holds a part's readings and the day's per-device figures, not the whole day's readings",
     )

@@ -20,6 +20,7 @@ a view on them, not a copy.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -301,49 +302,138 @@ def device_parts(names: Iterable[str], parts: int, reach: int = 12) -> list[str]
     is every device, named in ``names`` or not.
 
     A part is the devices whose name has one of a set of characters at one position (the k-th from
-    the end or from the start), and the last part those whose name has no letter or digit there (or is
-    shorter). Every name is in exactly one part whatever ``names`` holds: the names only choose the
-    position and share its characters out so that the parts come out near equal (device names differ
-    at the end for serial numbers, counters or MAC digits, at the start for host names of one domain),
-    so a device that first reports after they were listed is still read, in some part. No names: the
-    last character decides. ``parts`` 1: one read of everything (``[""]``)."""
+    the end or from the start), or, for more parts than one position can give (ten digits are ten
+    parts at most), one of a set at each of two positions: a cell of a grid. The last part is the
+    devices whose name has no letter or digit at a position used (or is shorter). Every name is in
+    exactly one part whatever ``names`` holds: the names only choose the positions and share their
+    characters out so that the parts come out near equal (device names differ at the end for serial
+    numbers, counters or MAC digits, at the start for host names of one domain), so a device that
+    first reports after they were listed is still read, in some part. No names: the last characters
+    decide. ``parts`` 1: one read of everything (``[""]``)."""
     listed = list(names)
     if parts <= 1:
         return [""]
-    if not listed:  # nothing to go by (the server could not list them): the last character, in turn
-        listed = list(ALPHANUMERIC)
-    best: tuple[int, int, str, list[list[str]]] | None = None
+    if not listed:  # nothing to go by (the server could not list them): the last characters, in turn
+        listed = [a + b for a in ALPHANUMERIC for b in ALPHANUMERIC]
+    singles: list[tuple[int, str, int, dict[str, int]]] = []  # (worst part, anchor, k, counts)
+    best: _Split | None = None
     for anchor in ("end", "start"):
         for k in range(1, reach + 1):
-            counts: dict[str, int] = {}
-            for name in listed:
-                if len(name) >= k:
-                    char = name[-k] if anchor == "end" else name[k - 1]
-                    if char in ALPHANUMERIC:
-                        counts[char] = counts.get(char, 0) + 1
+            counts = _chars_at(listed, anchor, k)
             rest = len(listed) - sum(counts.values())
-            bins: list[list[str]] = [[] for _ in range(min(parts, max(1, len(counts))))]
-            sizes = [0] * len(bins)
-            for char in sorted(counts, key=lambda c: (-counts[c], c)):  # largest first, to the smallest bin
-                i = sizes.index(min(sizes))
-                bins[i].append(char)
-                sizes[i] += counts[char]
-            for char in ALPHANUMERIC:  # characters no listed name has there belong somewhere too
-                if char not in counts:
-                    bins[sizes.index(min(sizes))].append(char)
-            worst = max(*sizes, rest)
-            if best is None or (worst, k) < (best[0], best[1]):
-                best = (worst, k, anchor, bins)
+            bins, sizes = _share_out(counts, parts)
+            split = _Split(max(*sizes, rest), anchor, (k,), (bins,))
+            singles.append((split.worst, anchor, k, counts))
+            if best is None or split.rank() < best.rank():
+                best = split
     assert best is not None
-    _, k, anchor, bins = best
-    skip = f"(?s:.{{{k - 1}}})" if k > 1 else ""  # any k - 1 characters, newlines too
+    if best.worst * parts > 1.25 * len(listed):  # one position cannot share the names out: try two
+        for anchor in ("end", "start"):
+            ranked = sorted((s for s in singles if s[1] == anchor), key=lambda s: (s[0], s[2]))[:3]
+            for (_, _, k1, counts1), (_, _, k2, counts2) in itertools.combinations(ranked, 2):
+                if k1 > k2:
+                    k1, k2, counts1, counts2 = k2, k1, counts2, counts1
+                grid = _grid(listed, parts, anchor, k1, k2, counts1, counts2)
+                if grid is not None and grid.rank() < best.rank():
+                    best = grid
+    return best.conditions()
 
-    def at(chars: str) -> str:
-        return f"[{chars}]{skip}$" if anchor == "end" else f"^{skip}[{chars}]"
 
-    out = [f'"device" =~ /{at("".join(sorted(b)))}/' for b in bins]
-    out.append(f'"device" !~ /{at("0-9A-Za-z")}/')
-    return out
+def _chars_at(names: list[str], anchor: str, k: int) -> dict[str, int]:
+    """How many names have each letter or digit at the k-th position from ``anchor``."""
+    counts: dict[str, int] = {}
+    for name in names:
+        if len(name) >= k:
+            char = name[-k] if anchor == "end" else name[k - 1]
+            if char in ALPHANUMERIC:
+                counts[char] = counts.get(char, 0) + 1
+    return counts
+
+
+def _share_out(counts: dict[str, int], bins_wanted: int) -> tuple[list[list[str]], list[int]]:
+    """Every letter and digit into at most ``bins_wanted`` bins, the counted ones largest first to the
+    smallest bin (near-equal sums), then those no name has there, so that the bins cover them too."""
+    bins: list[list[str]] = [[] for _ in range(min(bins_wanted, max(1, len(counts))))]
+    sizes = [0] * len(bins)
+    for char in sorted(counts, key=lambda c: (-counts[c], c)):
+        i = sizes.index(min(sizes))
+        bins[i].append(char)
+        sizes[i] += counts[char]
+    for char in ALPHANUMERIC:
+        if char not in counts:
+            bins[sizes.index(min(sizes))].append(char)
+    return bins, sizes
+
+
+def _grid(
+    names: list[str], parts: int, anchor: str, k1: int, k2: int, counts1: dict[str, int], counts2: dict[str, int]
+) -> _Split | None:
+    """The best grid of (characters at k1) x (characters at k2) with at most ``parts`` cells."""
+    pairs: dict[tuple[str, str], int] = {}
+    rest = 0
+    for name in names:
+        if len(name) >= k2:
+            c1, c2 = (name[-k1], name[-k2]) if anchor == "end" else (name[k1 - 1], name[k2 - 1])
+            if c1 in ALPHANUMERIC and c2 in ALPHANUMERIC:
+                pairs[(c1, c2)] = pairs.get((c1, c2), 0) + 1
+                continue
+        rest += 1
+    best: _Split | None = None
+    for across in range(2, min(parts // 2, len(counts1)) + 1):
+        down = min(parts // across, len(counts2))
+        if down < 2:
+            continue
+        bins1, _ = _share_out(counts1, across)
+        bins2, _ = _share_out(counts2, down)
+        row = {c: i for i, b in enumerate(bins1) for c in b}
+        column = {c: i for i, b in enumerate(bins2) for c in b}
+        cells = [0] * (len(bins1) * len(bins2))
+        for (c1, c2), n in pairs.items():
+            cells[row[c1] * len(bins2) + column[c2]] += n
+        split = _Split(max(*cells, rest), anchor, (k1, k2), (bins1, bins2))
+        if best is None or split.rank() < best.rank():
+            best = split
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """Parts by the characters at one or two positions: ``bins[i]`` shares out those at ``ks[i]``."""
+
+    worst: int  # names in the largest part (the last, catch-all part included)
+    anchor: str  # "end": the k-th character from the end; "start": from the start
+    ks: tuple[int, ...]  # ascending
+    bins: tuple[list[list[str]], ...]
+
+    def rank(self) -> tuple[int, int, int]:
+        """Smaller is better: the largest part first, then fewer positions, then nearer the anchor."""
+        return (self.worst, len(self.ks), self.ks[-1])
+
+    def conditions(self) -> list[str]:
+        every = "0-9A-Za-z"
+        if len(self.ks) == 1:
+            out = [f'"device" =~ /{self._at("".join(sorted(b)))}/' for b in self.bins[0]]
+            return [*out, f'"device" !~ /{self._at(every)}/']
+        out = [
+            f'"device" =~ /{self._at("".join(sorted(b1)), "".join(sorted(b2)))}/'
+            for b1 in self.bins[0]
+            for b2 in self.bins[1]
+        ]
+        return [*out, f'"device" !~ /{self._at(every, every)}/']
+
+    def _at(self, *classes: str) -> str:
+        """The regex of a name with a character of ``classes[i]`` at position ``ks[i]``."""
+
+        def skip(n: int) -> str:  # any n characters, newlines too
+            return f"(?s:.{{{n}}})" if n > 0 else ""
+
+        if len(self.ks) == 1:
+            (k,), (chars,) = self.ks, classes
+            return f"[{chars}]{skip(k - 1)}$" if self.anchor == "end" else f"^{skip(k - 1)}[{chars}]"
+        (k1, k2), (c1, c2) = self.ks, classes
+        if self.anchor == "end":
+            return f"[{c2}]{skip(k2 - k1 - 1)}[{c1}]{skip(k1 - 1)}$"
+        return f"^{skip(k1 - 1)}[{c1}]{skip(k2 - k1 - 1)}[{c2}]"
 
 
 async def stored_devices(query: InfluxQuery) -> list[str]:

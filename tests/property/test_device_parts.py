@@ -36,7 +36,7 @@ def parts_of(name: str, conditions: list[str]) -> list[int]:
     return found
 
 
-@given(st.lists(names, max_size=40), st.lists(names, max_size=20), st.integers(min_value=1, max_value=40))
+@given(st.lists(names, max_size=40), st.lists(names, max_size=20), st.integers(min_value=1, max_value=200))
 def test_every_name_listed_or_not_is_in_exactly_one_part(listed: list[str], others: list[str], parts: int) -> None:
     conditions = device_parts(listed, parts)
     assert len(conditions) <= max(1, parts) + 1
@@ -61,6 +61,23 @@ def test_parts_are_near_equal_for_numbered_and_dotted_names() -> None:
             # A position holds one of 10 digits (16 hex): 8 parts of 10 digits are 2 digits in some parts.
             assert max(sizes) <= 2 * len(listed) / parts + 1, (listed[0], parts, sizes)
             assert max(sizes) <= len(listed) / 3, (listed[0], parts, sizes)
+            assert max(sizes) <= 1.25 * len(listed) / parts + 1, (listed[0], parts, sizes)
+
+
+def test_more_parts_than_one_position_gives_come_from_two() -> None:
+    """Ten digits at one position make ten parts at most, and eight parts of ten digits are two digits
+    in some: the characters at two positions (a grid of their sets) share the names out finer."""
+    numbered = [f"ap-{n:04d}" for n in range(2700)]
+    macs = [f"{i * 7919:012x}" for i in range(5000)]
+    for listed in (numbered, macs):
+        for parts in (8, 16, 36, 64, 100):
+            conditions = device_parts(listed, parts)
+            assert len(conditions) <= parts + 1
+            sizes = [0] * len(conditions)
+            for name in listed:
+                (i,) = parts_of(name, conditions)
+                sizes[i] += 1
+            assert max(sizes) <= 1.5 * len(listed) / parts, (listed[0], parts, sizes)
 
 
 def test_one_part_is_one_read_of_everything() -> None:
