@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -101,13 +102,20 @@ def day_lines(aps: int, schools: int, period_s: int, clients: int, stay: int = 1
         yield batch
 
 
+def matches(condition: str, name: str) -> bool:
+    """Whether ``name`` is in the part of ``condition`` (one of ``raw.device_parts``: an RE2 regex made
+    of what means the same in Python's ``re``)."""
+    operator, pattern = condition.removeprefix('"device" ').split(" ", 1)
+    return (re.search(pattern[1:-1], name) is not None) == (operator == "=~")
+
+
 def measure(url: str, how: str, rows_expected: int, day_reads: int) -> None:
     """In a fresh interpreter: read the day (``how``), then compute its day window; print JSON."""
     from collector.app.config import load_config
     from collector.kpi.compute import KpiConfig
     from collector.kpi.engine import day_points, window_points
     from collector.kpi.enrich import Places
-    from collector.kpi.raw import read_raw
+    from collector.kpi.raw import device_parts, read_raw, stored_devices
     from collector.kpi.windows import NS, day_window
     from collector.sink.query import InfluxQuery, Series, merge_pieces
 
@@ -134,9 +142,15 @@ def measure(url: str, how: str, rows_expected: int, day_reads: int) -> None:
         baseline = status_kib("VmRSS")
         started = time.monotonic()
         if how == "parts":  # reading and computing go part by part: one figure for both
+            names = await stored_devices(query)
             await query.close()
+            conditions = device_parts(names, day_reads)
+            largest = max(sum(1 for name in names if matches(c, name)) for c in conditions)
+            started = time.monotonic()
             found = await day_points(config, Places(), settings, window, window.end_ns + 10**15, 0)
             return {
+                "parts": len(conditions),
+                "largest_part": largest,
                 "devices": sum(1 for p in found if p.measurement == "kpi_device"),
                 "points": len(found),
                 "baseline_mib": baseline / 1024,
@@ -185,15 +199,24 @@ def main() -> None:
     parser.add_argument(
         "--ways", default="parts,stream", help="ways of reading to measure, in turn: parts, stream, whole"
     )
-    parser.add_argument("--day-reads", type=int, default=8, help="parts of the devices for 'parts' (kpi.day_reads)")
+    parser.add_argument(
+        "--day-reads",
+        default="8",
+        help="parts of the devices for 'parts' (kpi.day_reads); several, comma-separated, measure each",
+    )
     parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure[0], args.measure[1], int(args.measure[2]), int(args.measure[3]))
         return
-    ways = [w.strip() for w in args.ways.split(",") if w.strip()]
-    if not ways or set(ways) - {"parts", "stream", "whole"}:
+    names = [w.strip() for w in args.ways.split(",") if w.strip()]
+    if not names or set(names) - {"parts", "stream", "whole"}:
         parser.error(f"--ways: parts, stream or whole, not {args.ways!r}")
+    try:
+        reads = [int(n) for n in args.day_reads.split(",")]
+    except ValueError:
+        parser.error(f"--day-reads: whole numbers, comma-separated, not {args.day_reads!r}")
+    ways = [(how, n) for how in names for n in (reads if how == "parts" else reads[:1])]
     with tempfile.TemporaryDirectory(prefix="bench-kpi-memory-") as tmp:
         influxdb = InfluxDB(Path(tmp) / "influxdb")
         influxdb.start()
@@ -210,7 +233,7 @@ def main() -> None:
                 flush=True,
             )
             for repeat in range(max(1, min(args.repeats, 4))):
-                for how in ways if repeat % 2 == 0 else reversed(ways):
+                for how, day_reads in ways if repeat % 2 == 0 else reversed(ways):
                     out = subprocess.run(
                         [
                             sys.executable,
@@ -220,7 +243,7 @@ def main() -> None:
                             influxdb.url,
                             how,
                             str(rows),
-                            str(args.day_reads),
+                            str(day_reads),
                         ],
                         cwd=HERE,
                         stdout=subprocess.PIPE,
@@ -231,7 +254,8 @@ def main() -> None:
                     result = json.loads(out.strip().splitlines()[-1])
                     if how == "parts":
                         print(
-                            f"  parts ({args.day_reads}): peak RSS {result['peak_mib']:,.0f} MiB (at start "
+                            f"  parts ({day_reads}: {result['parts']}, the largest {result['largest_part']:,} "
+                            f"devices): peak RSS {result['peak_mib']:,.0f} MiB (at start "
                             f"{result['baseline_mib']:,.0f}); read and computed in {result['compute_s']:.1f} s, "
                             f"{result['devices']:,} devices, {result['points']:,} KPI points",
                             flush=True,
