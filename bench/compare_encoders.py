@@ -61,7 +61,8 @@ def theirs() -> str:
         point.tag(key, value)
     for key, value in FIELDS:
         point.field(key, value)
-    return point.time(TS, WritePrecision.NS).to_line_protocol()
+    line: str = point.time(TS, WritePrecision.NS).to_line_protocol()
+    return line
 
 
 KEYS = SeriesKeys()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from collector.bridges.common import DeviceIndex
 from collector.bridges.meraki.bridge import build_messages as meraki_messages
@@ -16,7 +17,7 @@ NOW = 1_764_338_400_123_456_789  # 2025-11-28T14:00:00.123456789Z
 
 
 def test_a_client_report_counts_every_wireless_client_and_keeps_only_readable_ones() -> None:
-    stations = [
+    stations: list[dict[str, Any]] = [
         {"mac": "02:5e:11:00:00:01", "radio": "na", "signal": -60, "noise": -95, "rx_bytes": 10, "uptime": 5},
         {"mac": "02:5e:11:00:00:02", "radio": "ad", "signal": -60},  # 60 GHz: no band of ours
         {"mac": "02:5e:11:00:00:03", "radio": "ng", "signal": "-60"},  # text: not guessed

@@ -225,7 +225,7 @@ async def test_webhooks_with_the_right_secret_are_stored_and_the_others_refused(
     alert["occurredAt"] = occurred.isoformat().replace("+00:00", "Z")
     alert["deviceSerial"] = "Q3AB-CD12-EF35"  # ap-21004-0102 in the inventory
     url = f"http://127.0.0.1:{port}/meraki/webhook"
-    seen: list[tuple[str, bytes]] = []  # what reaches the broker, read by a subscriber of our own
+    seen: list[tuple[str, bytes | bytearray]] = []  # what reaches the broker, read by a subscriber of our own
     watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-watcher")
     watcher.on_message = lambda client, userdata, message: seen.append((message.topic, message.payload))
     watcher.connect("127.0.0.1", mosquitto.port)

@@ -225,7 +225,7 @@ async def test_with_dead_letters_on_a_topic_only_a_refusal_is_acknowledged_once_
     config = collector_config(mosquitto, influxdb, tmp_path, DEAD_LETTER__TOPIC='"city-telemetry/dead-letter"')
     config = config.model_copy(update={"dead_letter": config.dead_letter.model_copy(update={"file": None})})
     watcher = Publisher(mosquitto.port, client_id="dead-letter-watcher")
-    copies: list[bytes] = []
+    copies: list[bytes | bytearray] = []
     watcher.client.on_message = lambda client, userdata, message: copies.append(message.payload)
     watcher.client.subscribe("city-telemetry/dead-letter", qos=1)
     try:

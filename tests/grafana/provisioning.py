@@ -106,6 +106,10 @@ def substitute(text: str, values: dict[str, str], start_ms: int, end_ms: int, in
     text = text.replace("$__interval_ms", str(seconds * 1000)).replace("$__interval", interval)
     for name in sorted(values, key=len, reverse=True):
         value = values[name]
-        text = re.sub(r"\$\{" + name + r"(?::[^}]*)?\}", lambda _, v=value: v, text)
-        text = re.sub(r"\$" + name + r"(?!\w)", lambda _, v=value: v, text)
+
+        def literal(_: re.Match[str], v: str = value) -> str:  # the value as it is: no backslash escapes
+            return v
+
+        text = re.sub(r"\$\{" + name + r"(?::[^}]*)?\}", literal, text)
+        text = re.sub(r"\$" + name + r"(?!\w)", literal, text)
     return text

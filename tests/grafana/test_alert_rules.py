@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from tests.grafana.provisioning import EXPRESSION_UID, alert_rules
 pytestmark = pytest.mark.servers
 
 S = 10**9
-REDUCERS = {
+REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "last": lambda v: v[-1],
     "mean": lambda v: sum(v) / len(v),
     "min": min,

@@ -60,18 +60,18 @@ def test_sigterm_flushes_and_exits_zero_and_a_restart_takes_the_rest(
     for i in range(n):
         topic, payload, _ = samples.ap_clients(i, samples.recent(offset_s=i * 0.01))
         payloads.append((topic, json.dumps(payload)))
-    for topic, payload in payloads[:1000]:
-        publisher.publish(topic, payload)
+    for topic, text in payloads[:1000]:
+        publisher.publish(topic, text)
     publisher.flush()
     daemon.send_signal(signal.SIGTERM)  # more is published while it stops, and the rest while it is away
-    for topic, payload in payloads[1000:5000]:
-        publisher.publish(topic, payload)
+    for topic, text in payloads[1000:5000]:
+        publisher.publish(topic, text)
     publisher.flush()
     assert daemon.wait(timeout=30) == 0
     # Published after the exit: the restart surely has messages to take (a collector that writes as
     # soon as it is free may well have taken all that came while it was stopping).
-    for topic, payload in payloads[5000:]:
-        publisher.publish(topic, payload)
+    for topic, text in payloads[5000:]:
+        publisher.publish(topic, text)
     publisher.flush()
     stopped = [json.loads(line) for line in log.read_text().splitlines() if '"collector_stopped"' in line]
     assert len(stopped) == 1

@@ -53,8 +53,8 @@ async def test_every_kind_arrives_exactly(
             expected.extend(rows)
     config = collector_config(mosquitto, influxdb, tmp_path, MQTT__PROTOCOL=f'"{protocol}"')
     async with running_collector(config) as collector:
-        for topic, payload in messages:
-            publisher.publish(topic, payload)
+        for topic, text in messages:
+            publisher.publish(topic, text)
         # A redelivery (same message again, as QoS 1 allows) must leave one point, not two.
         publisher.publish(*messages[0])
         publisher.publish(*messages[-1])
@@ -117,7 +117,7 @@ async def test_invalid_messages_are_dead_lettered_and_valid_ones_stored(
     mosquitto: Mosquitto, influxdb: InfluxDB, publisher: Publisher, tmp_path: Path
 ) -> None:
     config = collector_config(mosquitto, influxdb, tmp_path, DEAD_LETTER__TOPIC='"city-telemetry/dead-letter"')
-    dead_letter_topic: list[bytes] = []
+    dead_letter_topic: list[bytes | bytearray] = []
     watcher = Publisher(mosquitto.port, client_id="dead-letter-watcher")
     watcher.client.on_message = lambda client, userdata, message: dead_letter_topic.append(message.payload)
     watcher.client.subscribe("city-telemetry/dead-letter", qos=1)
@@ -219,7 +219,7 @@ async def test_acknowledgements_reach_the_broker(
     publisher.publish(late_topic, json.dumps(late_payload))
     publisher.flush()
 
-    redelivered: list[bytes] = []
+    redelivered: list[bytes | bytearray] = []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.mqtt.client_id, protocol=mqtt.MQTTv5)
     client.on_message = lambda c, u, message: redelivered.append(message.payload)
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

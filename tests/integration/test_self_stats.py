@@ -136,11 +136,12 @@ async def test_a_hanging_statistics_write_does_not_hold_up_ingest(
     with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody ever answers
         config = collector_config(mosquitto, influxdb, tmp_path, OPS__SELF_STATS_EVERY_S="0.2", KPI__ENABLED="false")
         async with running_collector(config) as collector:
-            assert collector.self_stats is not None
-            collector.self_stats.writer = InfluxWriter(
+            self_stats = collector.self_stats
+            assert self_stats is not None
+            self_stats.writer = InfluxWriter(
                 InfluxConfig(url=f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=60)
             )
-            await wait_until(lambda: collector.self_stats.failures >= 1, timeout_s=10, what="a write given up")
+            await wait_until(lambda: self_stats.failures >= 1, timeout_s=10, what="a write given up")
             started = asyncio.get_running_loop().time()
             for i in range(VALID):
                 topic, payload, _ = samples.link_probe(i, samples.recent(offset_s=i))

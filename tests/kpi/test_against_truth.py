@@ -196,18 +196,18 @@ def test_compute_window_per_municipality(published: Published) -> None:
             for d in aps
         )
         bound = 0.1 + 100 * uncertain / 2 / (len(aps) * window.length_ns)
-        assert abs(f["ap_availability_pct"] - truth["ap_availability_pct"]) <= bound, nis  # type: ignore[operator]
+        assert abs(f["ap_availability_pct"] - truth["ap_availability_pct"]) <= bound, nis
         assert f["peak_clients"] == truth["peak_clients"], nis
         if not published.unsure.intersection(aps):
             # A refused first report of the run loses its interval; exact where nothing was refused.
             for name in ("rx", "tx"):
-                assert abs(f[f"{name}_bytes"] - truth[f"prorata_{name}_bytes"]) <= len(aps), nis  # type: ignore[operator]
+                assert abs(f[f"{name}_bytes"] - truth[f"prorata_{name}_bytes"]) <= len(aps), nis
             assert f["mean_clients"] == pytest.approx(truth["mean_clients"], abs=1e-4), nis
             assert f["unique_clients"] == truth["unique_clients"], nis
             clients_checked += 1
         schools = [d for d in members if day["devices"][d]["kind"] == "cpe"]
         if schools and not published.unsure.intersection(schools):
-            assert abs(f["school_utilisation_in_p95_pct"] - truth["school_utilisation_in_p95_pct"]) <= 0.1, nis  # type: ignore[operator]
+            assert abs(f["school_utilisation_in_p95_pct"] - truth["school_utilisation_in_p95_pct"]) <= 0.1, nis
             school_p95_checked += 1
     assert school_p95_checked > 3 and clients_checked > 3, (school_p95_checked, clients_checked)
     region = rows[("region", "bxl")].fields

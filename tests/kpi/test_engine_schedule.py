@@ -46,6 +46,7 @@ class RecordingEngine(KpiEngine):
             state_file=state_file,
             lateness_s=LATENESS_S,
         )
+        self.kpi_stage = stage  # the engine's own stage, which here is never None
         self.asked: list[list[Window]] = []
         self.during: list[int] = []  # reading times to see while the next computation runs
 
@@ -65,7 +66,7 @@ def reading(ts_ns: int) -> Decoded:
         ApMetrics.model_validate(
             {"schema": "ap.metrics/1", "device_id": "ap-1", "seq": 1, "ts": stamp, "uptime_s": 10, "num_clients": 1}
         ),
-        {},
+        (),
     )
 
 
@@ -112,7 +113,7 @@ def test_a_reading_makes_the_windows_around_it_pending_and_each_is_due_when_clos
 def test_a_window_touched_while_it_is_computed_is_computed_again() -> None:
     engine = new_engine()
     see(engine.stage, T0)
-    engine.stage.newest_ns = T0 + 3 * 3600 * NS  # the watermark: every window around T0 is closed
+    engine.kpi_stage.newest_ns = T0 + 3 * 3600 * NS  # the watermark: every window around T0 is closed
     engine.before_ack()
     engine.during = [T0 + 1]  # a late reading of the same 5 minutes arrives while they are computed
     assert asyncio.run(engine.cycle(ready)) == 12
@@ -131,13 +132,13 @@ def test_a_window_touched_while_it_is_computed_is_computed_again() -> None:
 def test_a_window_written_before_it_was_final_is_computed_once_more_when_final() -> None:
     engine = new_engine()
     see(engine.stage, T0)
-    engine.stage.newest_ns = T0 + 3600 * NS
+    engine.kpi_stage.newest_ns = T0 + 3600 * NS
     engine.before_ack()
     first = asyncio.run(engine.cycle(ready))
     assert first == 12 - 1  # all but the 10:00 hour (its end + lookahead, 11:20, is not reached)
     assert len(engine.unfinal) == first  # written with final=false
     assert asyncio.run(engine.cycle(ready)) == 0  # nothing new, nothing final yet
-    engine.stage.newest_ns = T0 + 3 * 86400 * NS  # far past every end + lateness
+    engine.kpi_stage.newest_ns = T0 + 3 * 86400 * NS  # far past every end + lateness
     assert asyncio.run(engine.cycle(ready)) == 12  # the final pass, and the last hour
     assert engine.unfinal == set() and engine.pending == set()
 
@@ -145,7 +146,7 @@ def test_a_window_written_before_it_was_final_is_computed_once_more_when_final()
 def test_pending_and_unfinal_windows_survive_a_restart_and_the_old_state_file_is_read(tmp_path: Path) -> None:
     engine = new_engine(tmp_path)
     see(engine.stage, T0)
-    engine.stage.newest_ns = T0 + 3600 * NS
+    engine.kpi_stage.newest_ns = T0 + 3600 * NS
     engine.before_ack()  # written before the batch is acknowledged
     pending = set(engine.pending)
     assert new_engine(tmp_path).pending == pending
@@ -203,7 +204,7 @@ def test_a_closed_window_that_late_readings_keep_touching_is_computed_at_most_ev
 def test_a_single_late_reading_recomputes_a_window_computed_long_ago_at_the_next_pass() -> None:
     engine = new_engine()
     see(engine.stage, T0)
-    engine.stage.newest_ns = T0 + 3 * 3600 * NS
+    engine.kpi_stage.newest_ns = T0 + 3 * 3600 * NS
     engine.before_ack()
     assert asyncio.run(engine.cycle(ready)) == 12
     computed = [w for w in engine._done_at if w.grain != "day"]
@@ -218,7 +219,7 @@ def test_a_single_late_reading_recomputes_a_window_computed_long_ago_at_the_next
 def test_the_times_of_windows_no_longer_in_play_are_forgotten() -> None:
     engine = new_engine()
     see(engine.stage, T0)
-    engine.stage.newest_ns = T0 + 3 * 86400 * NS  # everything closed and final at once
+    engine.kpi_stage.newest_ns = T0 + 3 * 86400 * NS  # everything closed and final at once
     engine.before_ack()
     asyncio.run(engine.cycle(ready))
     assert engine.pending == set() and len(engine._done_at) == 12 and len(engine._touched_at) == 12
@@ -237,7 +238,7 @@ def test_the_times_of_windows_no_longer_in_play_are_forgotten() -> None:
 def test_the_last_pass_before_a_stop_does_not_wait_for_late_readings_to_stop() -> None:
     engine = new_engine()
     see(engine.stage, T0)
-    engine.stage.newest_ns = T0 + 3 * 3600 * NS  # every window around T0 is closed
+    engine.kpi_stage.newest_ns = T0 + 3 * 3600 * NS  # every window around T0 is closed
     engine.before_ack()
     assert asyncio.run(engine.cycle(ready)) == 12
     see(engine.stage, T0 + 1)  # late readings of them still coming ...

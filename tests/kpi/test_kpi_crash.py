@@ -153,7 +153,7 @@ stats_every_s = 1
         tags = influxdb.query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY =~ /.*/', DATABASE)
         written[f"influxdb {measurement} tags"] = json.dumps(tags).encode()
     for name, data in written.items():
-        found = leaked(data, macs)
-        assert not found, f"{name} holds {len(found)} client MACs, e.g. {sorted(found)[:3]}"
+        leaks = leaked(data, macs)
+        assert not leaks, f"{name} holds {len(leaks)} client MACs, e.g. {sorted(leaks)[:3]}"
     # The check can fail: the simulated payloads themselves are full of them.
     assert len(leaked(b"\n".join(item.payload for item in items), macs)) == len(macs)

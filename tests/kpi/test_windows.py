@@ -28,8 +28,8 @@ from collector.kpi.windows import (
 H = 3600 * NS
 
 
-def utc(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp()) * NS
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()) * NS
 
 
 def test_five_minute_and_hour_windows_are_aligned() -> None:
@@ -131,10 +131,10 @@ def test_windows_of_a_day_across_the_dst_changes() -> None:
             assert all(a.end_ns == b.start_ns for a, b in pairwise(windows))  # a partition of the day
             assert {local_date(w.start_ns) for w in windows} == {day}  # none straddles midnight
     # The local hours of the autumn day: 02:00 comes twice (CEST, then CET).
-    hours = [datetime.fromtimestamp(w.start_ns / NS, TZ).strftime("%H%z") for w in windows_of_day(autumn, "1h")]
-    assert hours[:4] == ["00+0200", "01+0200", "02+0200", "02+0100"] and hours[-1] == "23+0100"
-    hours = [datetime.fromtimestamp(w.start_ns / NS, TZ).strftime("%H") for w in windows_of_day(spring, "1h")]
-    assert hours[:3] == ["00", "01", "03"] and "02" not in hours
+    local_hours = [datetime.fromtimestamp(w.start_ns / NS, TZ).strftime("%H%z") for w in windows_of_day(autumn, "1h")]
+    assert local_hours[:4] == ["00+0200", "01+0200", "02+0200", "02+0100"] and local_hours[-1] == "23+0100"
+    local_hours = [datetime.fromtimestamp(w.start_ns / NS, TZ).strftime("%H") for w in windows_of_day(spring, "1h")]
+    assert local_hours[:3] == ["00", "01", "03"] and "02" not in local_hours
 
 
 def test_touched_buckets_become_the_windows_within_reach() -> None:

@@ -199,9 +199,9 @@ def test_the_brokers_start_command_takes_a_password_file_that_only_root_can_read
         for secret in service["secrets"]:
             spec = secret if isinstance(secret, dict) else {"source": secret}
             if spec["source"] == "mosquitto_passwd":
-                target = Path(inside(spec.get("target", f"/run/secrets/{spec['source']}")))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(host_secret, target)
+                secret_file = Path(inside(spec.get("target", f"/run/secrets/{spec['source']}")))
+                secret_file.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(host_secret, secret_file)
         command = [inside(part) for part in service["command"]]
         assert command[:2] == ["sh", "-c"]
         script = re.sub(r"(?<![\w/])mosquitto -c ", f"{mosquitto} -c ", command[2])

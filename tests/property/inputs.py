@@ -5,7 +5,7 @@ each route to start from (the canonical samples and the vendor fixtures)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,10 +22,12 @@ MAX_PAST_S = 10 * 365 * 86_400.0  # the vendor fixtures date from 2017 on
 MAX_DETAIL = 500  # characters: a dead letter's reason must stay readable whatever the payload
 
 
-def make_pipeline(**limits: float) -> Pipeline:
+def make_pipeline(*, max_payload_bytes: int = DecodeOptions().max_payload_bytes) -> Pipeline:
     config = load_config(ADAPTERS / "mapping" / "testdata" / "mappings.toml", environ={})
-    options = DecodeOptions(routes=build_routes(config.routing), max_past_s=MAX_PAST_S)
-    return Pipeline(TopicPattern(CANONICAL_PATTERN), replace(options, **limits))
+    options = DecodeOptions(
+        routes=build_routes(config.routing), max_past_s=MAX_PAST_S, max_payload_bytes=max_payload_bytes
+    )
+    return Pipeline(TopicPattern(CANONICAL_PATTERN), options)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port, write_password_file
 from tests import samples
@@ -56,7 +58,7 @@ class Account:
         user: str,
         password: str,
         client_id: str | None = None,
-        protocol: int = mqtt.MQTTv5,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv5,
         persistent: bool = False,
     ) -> None:
         self.client = mqtt.Client(
@@ -75,7 +77,7 @@ class Account:
         self.client.on_subscribe = lambda c, u, mid, reasons, p: self.subacks.extend(r.value for r in reasons)
         self.client.on_message = lambda c, u, message: self.received.append(message.topic)
         if protocol == mqtt.MQTTv5:
-            properties = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
             properties.SessionExpiryInterval = 3600 if persistent else 0
             self.client.connect("127.0.0.1", port, clean_start=not persistent, properties=properties)
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.harness.localservers import InfluxDB, Mosquitto, free_port, write_password_file
 from tests import samples
@@ -194,7 +195,7 @@ async def test_the_shipped_max_packet_size_takes_the_largest_payload_the_collect
             publisher.publish(topic, largest)
             publisher.close()
             await wait_until(lambda: collector.counters["acked"] == 1, what="the largest payload")
-            too_large = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="too-large")
+            too_large = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="too-large")
             too_large.username_pw_set("publisher", passwords["publisher"])
             too_large.connect("127.0.0.1", port)
             too_large.loop_start()

@@ -57,6 +57,7 @@ def test_paho_debug_chatter_is_not_kept(stream: io.StringIO) -> None:
 def test_a_sources_own_paho_logger_reaches_the_stream(stream: io.StringIO) -> None:
     """Each MqttSource logs through a logger of its own whose parent is "paho.mqtt"."""
     source = MqttSource(MqttConfig(), ["bxl/#"])
+    assert source.client.logger is not None
     source.client.logger.error("Caught exception in on_connect: %s", "x")
     [record] = lines(stream)
     assert record["message"] == "Caught exception in on_connect: x" and record["logger"] == "paho.mqtt"

@@ -62,7 +62,7 @@ def test_a_paho_whose_message_lacks_the_raw_topic_is_refused(monkeypatch: pytest
         def __init__(self, mid: int, topic: bytes) -> None:
             self.mid, self.topic_bytes = mid, topic
 
-    monkeypatch.setattr(paho_internals.mqtt, "MQTTMessage", Message)
+    monkeypatch.setattr(mqtt, "MQTTMessage", Message)  # the module paho_internals uses
     with pytest.raises(UnsupportedPaho, match=r"MQTTMessage\._topic"):
         paho_internals.check(client())
 
@@ -150,7 +150,7 @@ def test_lazy_info_messages_are_installed_only_over_the_paho_class_they_were_wri
 
     monkeypatch.setattr(mqtt, "MQTTMessage", Renamed)
     assert not paho_internals.install_lazy_info_message()
-    assert mqtt.MQTTMessage is Renamed
+    assert mqtt.MQTTMessage is Renamed  # type: ignore[comparison-overlap]  # monkeypatched to a foreign class
     monkeypatch.setattr(paho_internals, "_MESSAGE_SLOTS", paho_internals._MESSAGE_SLOTS | {"expiry"})
     monkeypatch.setattr(mqtt, "MQTTMessage", paho_internals._PAHO_MESSAGE)
     assert not paho_internals.install_lazy_info_message()  # slots not the ones known: not installed

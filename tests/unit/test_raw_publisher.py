@@ -12,7 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench import raw_publisher, sizing
 from bench.raw_publisher import BrokerRefused, RawPublisher
@@ -38,7 +38,7 @@ def test_remaining_length_is_the_standard_variable_byte_integer(value: int, enco
 
 
 def subscriber(
-    port: int, protocol: int, expected: int, topic_filter: str = "t/#"
+    port: int, protocol: MQTTProtocolVersion, expected: int, topic_filter: str = "t/#"
 ) -> tuple[mqtt.Client, list[mqtt.MQTTMessage], threading.Event]:
     received: list[mqtt.MQTTMessage] = []
     done = threading.Event()
@@ -60,7 +60,7 @@ def subscriber(
 
 
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv311, mqtt.MQTTv5])
-def test_every_message_arrives_intact_and_is_acknowledged(mosquitto: Mosquitto, protocol: int) -> None:
+def test_every_message_arrives_intact_and_is_acknowledged(mosquitto: Mosquitto, protocol: MQTTProtocolVersion) -> None:
     # Sizes across the 1-, 2- and 3-byte remaining lengths, a topic that is not ASCII, an empty payload.
     sizes = [0, 1, 100, 122, 123, 124, 200, 16_370, 16_380, 16_390, 70_000, 300_000]
     messages = [(f"t/ç/{n}".encode(), bytes(i % 251 for i in range(n))) for n in sizes]

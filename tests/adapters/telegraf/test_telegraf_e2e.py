@@ -235,7 +235,11 @@ def backlog(device_rows: int, start_s: int) -> tuple[bytes, int]:
         block = b"".join(two[:7]) if polls % 2 == 0 else b"".join(two[7:14])
         minute = start_s + (polls // 2) * 120  # the fixture's second poll is already a minute later
         delta = (minute - T0_S) * 10**9
-        lines.append(_STAMP.sub(lambda m, d=delta: b" " + str(int(m.group(1)) + d).encode(), block))
+
+        def shifted(m: re.Match[bytes], d: int = delta) -> bytes:
+            return b" " + str(int(m.group(1)) + d).encode()
+
+        lines.append(_STAMP.sub(shifted, block))
         polls += 1
     return b"".join(lines), polls
 
