@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check collector schemas simulators tests
-	$(BIN)/ruff format --check collector schemas simulators tests
+	$(BIN)/ruff check collector schemas simulators tests bench
+	$(BIN)/ruff format --check collector schemas simulators tests bench
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
