@@ -79,7 +79,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0-100) of unsorted values; 0.0 for none."""
     if not values:
         return 0.0
-    ordered = sorted(values)
+    return ranked(sorted(values), q)
+
+
+def ranked(ordered: Sequence[float], q: float) -> float:
+    """``percentile`` of values already sorted (several percentiles of one sort); at least one value."""
     return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 

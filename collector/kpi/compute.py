@@ -47,7 +47,7 @@ from collector.kpi.traffic import (
     link_up_ns,
     links_probe_stats,
     ratio_pct,
-    utilisation,
+    utilisation_of,
     volume,
 )
 from collector.kpi.wifi import channel_load, rf_quality_from_counts
@@ -297,7 +297,7 @@ def _link_fields(
     for name in ("in", "out"):
         vols = [m.volumes[name] for m in links if name in m.volumes]
         out[f"{prefix}_{name}_bytes"] = sum(v.total for v in vols) if vols else None
-        stats = utilisation([u for m in links for u in m.utilisation.get(name, ())])
+        stats = utilisation_of([m.utilisation[name] for m in links if name in m.utilisation])
         out[f"{prefix}_utilisation_{name}_mean_pct"] = stats.mean_pct if stats.samples else None
         out[f"{prefix}_utilisation_{name}_p95_pct"] = stats.p95_pct if stats.samples else None
     out[f"{prefix}_volume_ambiguous"] = sum(
