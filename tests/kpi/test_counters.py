@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.kpi.counters import CounterReading, CounterSpec, Delta, Lost, deltas, resolve_wraps
+from collector.kpi.counters import CounterReading, CounterSpec, Delta, Lost, deltas, pair, resolve_wraps
 
 S = 1_000_000_000
 T0 = 1_795_388_400 * S  # 2026-11-23 00:00 Brussels
@@ -222,6 +223,42 @@ def test_generated_64_bit_streams_sum_to_the_truth(case: tuple[Stream, CounterSp
     stream, spec = case
     _check(stream, spec, seed, dups)
     assert deltas(stream.readings, spec).ambiguous == 0  # 2**64 octets never fit in an interval
+
+
+values = st.integers(0, 2**64 - 1)
+instants = st.integers(T0, T0 + 4 * 3600 * S)
+readings = st.builds(
+    CounterReading,
+    ts_ns=instants,
+    value=values | st.integers(0, 10**6),
+    uptime_s=st.none() | st.floats(0, 10**6, allow_nan=False),
+    epoch=st.none() | st.integers(0, 2),
+)
+specs = st.builds(
+    CounterSpec,
+    bits=st.sampled_from([32, 64]),
+    capacity_per_s=st.none() | st.sampled_from([LINK_100M, 1_250.0, 1e12]),
+    reset_from_zero=st.booleans(),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(readings, max_size=12), specs)
+def test_deltas_are_pair_of_each_consecutive_two(found: list[CounterReading], spec: CounterSpec) -> None:
+    """``deltas`` writes the plain increase out (nearly every pair of a day): what it gives is what
+    ``pair`` gives for each two consecutive distinct readings, field for field, counts included."""
+    out = deltas(found, spec)
+    by_ts: dict[int, CounterReading] = {}
+    for reading in sorted(found, key=lambda x: (x.value, x.uptime_s if x.uptime_s is not None else -1.0, str(x.epoch))):
+        if 0 <= reading.value < spec.modulus:
+            by_ts[reading.ts_ns] = reading  # the larger of two values at one instant, as deltas keeps
+    ordered = [by_ts[ts] for ts in sorted(by_ts)]
+    expected = [item for r0, r1 in itertools.pairwise(ordered) for item in pair(r0, r1, spec)]
+    assert list(out.deltas) == [x for x in expected if isinstance(x, Delta)]
+    assert list(out.lost) == [x for x in expected if isinstance(x, Lost)]
+    kinds = [x.kind if isinstance(x, Delta) else x.reason for x in expected]
+    ambiguous = sum(1 for x in expected if isinstance(x, Delta) and x.alternatives)
+    assert out.counts == {k: kinds.count(k) for k in set(kinds)} | ({"ambiguous": ambiguous} if ambiguous else {})
 
 
 def test_interval_types_are_exported() -> None:
