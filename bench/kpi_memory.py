@@ -103,10 +103,13 @@ def day_lines(aps: int, schools: int, period_s: int, clients: int, stay: int = 1
 
 
 def matches(condition: str, name: str) -> bool:
-    """Whether ``name`` is in the part of ``condition`` (one of ``raw.device_parts``: an RE2 regex made
-    of what means the same in Python's ``re``)."""
+    r"""Whether ``name`` is in the part of ``condition`` (one of ``raw.device_parts``: an RE2 regex made
+    of what means the same in Python's ``re`` but for ``$``, RE2's being Python's ``\Z``; ``""``:
+    every device)."""
+    if not condition:
+        return True
     operator, pattern = condition.removeprefix('"device" ').split(" ", 1)
-    return (re.search(pattern[1:-1], name) is not None) == (operator == "=~")
+    return (re.search(pattern[1:-1].replace("$", r"\Z"), name) is not None) == (operator == "=~")
 
 
 def measure(url: str, how: str, rows_expected: int, day_reads: int) -> None:

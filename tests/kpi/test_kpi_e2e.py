@@ -247,17 +247,18 @@ async def parts_equal_one_read(config: Config, day: date) -> list[str]:
     query = InfluxQuery(config.influxdb)
     try:
         whole = await read_raw(query, window.start_ns - reach, window.end_ns + reach)
-        parts = [
-            set(raw.devices)
-            for part in device_parts(await stored_devices(query), 8)
-            for raw in [await read_raw(query, window.start_ns - reach, window.end_ns + reach, part)]
-        ]
+        for count in (8, 100):  # one character position, and a grid of two
+            parts = [
+                set(raw.devices)
+                for part in device_parts(await stored_devices(query), count)
+                for raw in [await read_raw(query, window.start_ns - reach, window.end_ns + reach, part)]
+            ]
+            if sum(len(p) for p in parts) != len(whole.devices) or set().union(*parts) != set(whole.devices):
+                problems.append(f"{count} parts of {[len(p) for p in parts]} devices, one read {len(whole.devices)}")
+            if max(len(p) for p in parts) > len(whole.devices) / (5 if count == 8 else 20):
+                problems.append(f"unbalanced {count} parts: {[len(p) for p in parts]} devices")
     finally:
         await query.close()
-    if sum(len(p) for p in parts) != len(whole.devices) or set().union(*parts) != set(whole.devices):
-        problems.append(f"parts of {[len(p) for p in parts]} devices, one read {len(whole.devices)}")
-    if max(len(p) for p in parts) > len(whole.devices) / 5:
-        problems.append(f"unbalanced parts: {[len(p) for p in parts]} devices")
     return problems
 
 

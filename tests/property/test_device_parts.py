@@ -1,11 +1,12 @@
-"""A day read back in parts of the devices reads every device exactly once, whatever the names.
+r"""A day read back in parts of the devices reads every device exactly once, whatever the names.
 
 ``raw.device_parts(names, parts)`` turns the listed device names into InfluxQL regex conditions; the
 KPI process reads a day part by part (engine.day_points) and a device read twice, or not at all,
 would be counted twice or not at all. The listed names only guide the split: a device that is not
 listed (it first reported after the listing) must still fall in exactly one part. The conditions
 are RE2 regexes; the ones made here (character classes, ``(?s:.{n})``, anchors) mean the same in
-Python's ``re``, which checks them.
+Python's ``re``, which checks them, but for ``$``: RE2's matches only at the very end, Python's also
+before a final newline, so it is read as ``\Z`` here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def parts_of(name: str, conditions: list[str]) -> list[int]:
         match = CONDITION.match(condition)
         assert match is not None, condition
         operator, pattern = match.groups()
-        if (re.search(pattern, name) is not None) == (operator == "=~"):
+        if (re.search(pattern.replace("$", r"\Z"), name) is not None) == (operator == "=~"):
             found.append(i)
     return found
 
@@ -78,6 +79,13 @@ def test_more_parts_than_one_position_gives_come_from_two() -> None:
                 (i,) = parts_of(name, conditions)
                 sizes[i] += 1
             assert max(sizes) <= 1.5 * len(listed) / parts, (listed[0], parts, sizes)
+
+
+def test_a_name_ending_in_a_newline_is_in_one_part() -> None:
+    """RE2's ``$`` is the very end of the name: a newline at the end is a character like any other."""
+    conditions = device_parts([f"a{i}x" for i in range(10)], 10)
+    for name in ("62\n", "\n", "a1x\n", "x\n\n"):
+        assert len(parts_of(name, conditions)) == 1, (name, conditions)
 
 
 def test_one_part_is_one_read_of_everything() -> None:

@@ -4,7 +4,8 @@ The region's day holds some 250,000 probes and as many utilisation samples per d
 process computes their figures without one list (or one object) of them all
 (``traffic.utilisation_of``, ``traffic.links_probe_stats``). These check that the figures are those
 of the definitions over the one list: nearest-rank percentiles, the mean, each link's repeated probe
-counted once.
+counted once; exactly, but for the mean jitter, which is ``math.fsum``'s exact sum where the one
+list's plain sum may differ in the last digits.
 """
 
 from __future__ import annotations
