@@ -247,7 +247,8 @@ async def parts_equal_one_read(config: Config, day: date) -> list[str]:
     query = InfluxQuery(config.influxdb)
     try:
         whole = await read_raw(query, window.start_ns - reach, window.end_ns + reach)
-        for count in (8, 100):  # one character position, and a grid of two
+        largest = len(whole.devices) / 5  # 8 parts: at most a fifth of the devices in one
+        for count in (8, 100):  # one character position, and a grid of two (finer, not even: 127 names)
             parts = [
                 set(raw.devices)
                 for part in device_parts(await stored_devices(query), count)
@@ -255,8 +256,9 @@ async def parts_equal_one_read(config: Config, day: date) -> list[str]:
             ]
             if sum(len(p) for p in parts) != len(whole.devices) or set().union(*parts) != set(whole.devices):
                 problems.append(f"{count} parts of {[len(p) for p in parts]} devices, one read {len(whole.devices)}")
-            if max(len(p) for p in parts) > len(whole.devices) / (5 if count == 8 else 20):
+            if max(len(p) for p in parts) > largest:
                 problems.append(f"unbalanced {count} parts: {[len(p) for p in parts]} devices")
+            largest = max(len(p) for p in parts) - 1  # more parts, a smaller largest one
     finally:
         await query.close()
     return problems
