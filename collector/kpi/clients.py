@@ -19,11 +19,13 @@ Contract, all pure functions of the readings given:
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 
 from collector.kpi.windows import NS, TZ
 
@@ -87,15 +89,21 @@ def ranked(ordered: Sequence[float], q: float) -> float:
     return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
+def down_to_rank(groups: Sequence[Sequence[float]], q: float) -> list[float]:
+    """The values of ``groups`` from the largest down to their ``percentile`` ``q`` (the last one),
+    without a sorted copy of them all: the p95 of a city's day of samples (millions) holds the top 5 %
+    only. At least one value."""
+    n = sum(len(g) for g in groups)
+    return heapq.nlargest(n - max(1, math.ceil(q / 100 * n)) + 1, chain.from_iterable(groups))
+
+
 def concurrent(
     samples: Mapping[str, Iterable[ClientCount]], from_ns: int, to_ns: int, valid_s: float, bucket_ns: int = BUCKET_NS
 ) -> Load:
     """Concurrent clients over the APs in ``samples`` (device -> its reports; see the module docstring).
     Give each AP's reports from ``valid_s`` before ``from_ns`` so the first buckets are complete."""
-    totals = [0] * bucket_count(from_ns, to_ns, bucket_ns)
-    for reports in samples.values():
-        add_counts(totals, client_buckets(reports, from_ns, to_ns, valid_s, bucket_ns))
-    return load(totals, from_ns, bucket_ns)
+    parts = (client_buckets(reports, from_ns, to_ns, valid_s, bucket_ns) for reports in samples.values())
+    return total_load(parts, from_ns, to_ns, bucket_ns)
 
 
 def bucket_count(from_ns: int, to_ns: int, bucket_ns: int = BUCKET_NS) -> int:
@@ -119,9 +127,13 @@ def client_buckets(
     return out
 
 
-def add_counts(totals: list[int], part: Sequence[int]) -> None:
-    for i, n in enumerate(part):
-        totals[i] += n
+def total_load(parts: Iterable[Sequence[int]], from_ns: int, to_ns: int, bucket_ns: int = BUCKET_NS) -> Load:
+    """``load`` of the bucket by bucket sum of several APs' ``client_buckets`` (a group's clients)."""
+    totals = [0] * bucket_count(from_ns, to_ns, bucket_ns)
+    for part in parts:
+        for i, n in enumerate(part):
+            totals[i] += n
+    return load(totals, from_ns, bucket_ns)
 
 
 def load(totals: Sequence[int], from_ns: int, bucket_ns: int = BUCKET_NS) -> Load:

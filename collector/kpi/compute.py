@@ -27,16 +27,14 @@ from collector.kpi.clients import (
     ClientCount,
     ClientsReport,
     SessionTimes,
-    add_counts,
-    bucket_count,
     client_buckets,
     session_gap_s,
     session_stats,
     sessions,
     sessions_stats,
+    total_load,
     unique_clients,
 )
-from collector.kpi.clients import load as load_of
 from collector.kpi.counters import CounterReading, CounterSpec, deltas, resolve_wraps
 from collector.kpi.enrich import Place
 from collector.kpi.traffic import (
@@ -252,11 +250,7 @@ def _fields(
         if level != "device":
             out["site_availability_pct"] = 100.0 * sum(site_up) / (length * len(site_up))
             out["hotspots"] = hotspots(site_up)
-        bucket_ns = int(config.clients_bucket_s * NS)
-        totals = [0] * bucket_count(start, end, bucket_ns)
-        for m in aps:
-            add_counts(totals, m.client_buckets)
-        load = load_of(totals, start, bucket_ns)
+        load = total_load((m.client_buckets for m in aps), start, end, int(config.clients_bucket_s * NS))
         out["peak_clients"] = load.peak
         out["peak_hour"] = load.peak_hour
         out["mean_clients"] = load.mean
@@ -274,7 +268,7 @@ def _fields(
             vols = [m.volumes[name] for m in aps if name in m.volumes]
             out[f"{name}_bytes"] = sum(v.total for v in vols) if vols else None
         out["volume_ambiguous"] = sum(m.volumes[n].ambiguous for m in aps for n in ("rx", "tx") if n in m.volumes)
-        _radio_fields(out, aps, start, end)
+        _radio_fields(out, aps)
     kinds = sorted({m.place.kind for m in members if m.place.kind != "ap"})
     for kind in kinds:
         # Network links by kind (school CPEs, aggregation switches): their figures do not mix.
@@ -332,7 +326,7 @@ def _link_fields(
         out[f"{prefix}_link_availability_pct"] = 100.0 * link_up / (length * len(probed))
 
 
-def _radio_fields(out: dict[str, Value], aps: list[DeviceSummary], start: int, end: int) -> None:
+def _radio_fields(out: dict[str, Value], aps: list[DeviceSummary]) -> None:
     cu = {f"{m.place.device}/{band}": samples for m in aps for band, samples in m.channel_utilisation.items()}
     load = channel_load(cu)
     if load.radios:

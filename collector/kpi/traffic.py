@@ -10,14 +10,13 @@ capacity), in percent; the 95th percentile is nearest-rank (the ISP billing conv
 
 from __future__ import annotations
 
-import heapq
 import math
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from collector.kpi.clients import percentile, ranked
+from collector.kpi.clients import down_to_rank, percentile, ranked
 from collector.kpi.counters import CounterDeltas, Delta
 from collector.kpi.windows import NS, attribute, share
 
@@ -95,11 +94,11 @@ def utilisation(samples_pct: Sequence[float]) -> Utilisation:
 def utilisation_of(groups: Sequence[Sequence[float]]) -> Utilisation:
     """``utilisation`` of the samples of several groups (the links of a level, a day of samples each),
     the same figures, without a list of every sample: the mean adds them in the same order, the p95 is
-    the smallest of the top 5 % (``heapq.nlargest``), which is the nearest rank of the sorted whole."""
+    the smallest of the top 5 % (``clients.down_to_rank``), which is the nearest rank of the sorted whole."""
     n = sum(len(g) for g in groups)
     if not n:
         return Utilisation(0, 0.0, 0.0, 0.0)
-    top = heapq.nlargest(n - max(1, math.ceil(95 / 100 * n)) + 1, chain.from_iterable(groups))
+    top = down_to_rank(groups, 95)
     return Utilisation(n, sum(chain.from_iterable(groups)) / n, top[-1], top[0])
 
 

@@ -9,13 +9,10 @@ and SNR >= 25 dB (the level commonly required for voice and video on Wi-Fi).
 
 from __future__ import annotations
 
-import heapq
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 
-from collector.kpi.clients import percentile
+from collector.kpi.clients import down_to_rank, percentile
 
 BUSY_PCT = 70.0
 GOOD_RSSI_DBM = -67
@@ -36,11 +33,8 @@ def channel_load(samples: Mapping[str, Sequence[float]], busy_pct: float = BUSY_
     if not radios:
         return ChannelLoad(0, 0.0, 0, 0.0)
     busy = sum(1 for v in radios.values() if percentile(v, 95) > busy_pct)
-    # The p95 of every sample (a city's day: millions) without sorting them all: nearest rank k of n is
-    # the smallest of the n - k + 1 largest.
-    n = sum(len(v) for v in radios.values())
-    largest = heapq.nlargest(n - max(1, math.ceil(95 / 100 * n)) + 1, chain.from_iterable(radios.values()))
-    return ChannelLoad(len(radios), largest[-1], busy, 100.0 * busy / len(radios))
+    p95 = down_to_rank(list(radios.values()), 95)[-1]  # of every sample: a city's day holds millions
+    return ChannelLoad(len(radios), p95, busy, 100.0 * busy / len(radios))
 
 
 def rf_quality_pct(clients: Iterable[tuple[float, float]]) -> float | None:
