@@ -12,6 +12,10 @@ read and 600 with the day computed, 3 GiB for a Brussels-size day (docs/performa
 process memory"). In columns a row is 8 bytes a value; the pure KPI functions still take sequences
 of the same objects, built one at a time as they iterate and dropped after, so none of them
 changed. The price is building the objects again on each pass over a device's readings.
+
+A column whose cells are runs of fixed-size keys that repeat from row to row (an AP's client
+reports: the pseudonyms of the clients it saw, most of them seen in the reports before) is an
+:class:`InternedRows`: each distinct key is kept once, and a row is the numbers of its keys.
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ from operator import le
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
-if TYPE_CHECKING:
-    Column = array[Any] | list[Any]
 NAN = float("nan")
 
 
@@ -39,17 +41,128 @@ def stored(value: Any) -> float:
     return NAN if value is None else float(value)
 
 
+class InternedRows:
+    """A column whose cells are runs of keys of ``size`` bytes each (``bytes`` of ``size`` x n,
+    ``b""`` for none), held as one table of the distinct keys and, per row, their offsets in it.
+
+    Why: an AP's client reports were most of what the KPI process held for a day (about 62 MiB at
+    the Brussels scale as one ``bytes`` object a report: 33 bytes of header and 16 a pseudonym).
+    A client stays for many reports, so most of a report's pseudonyms are in the one before. Here a
+    pseudonym costs 4 bytes a report and 16 once; a report, 4 more. When every client is new at
+    every report that is 20 bytes a pseudonym against 16, and 4 a report against 33.
+
+    A cell reads back as the ``bytes`` appended (keys in their order, repeats kept). What it cannot
+    hold (not ``bytes``, a length not a multiple of ``size``, a table beyond 4 GiB) raises
+    OverflowError, which :meth:`Columns.append` answers by moving the column to a list, as for an
+    integer beyond 64 bits. While rows are added, a dict finds each key's offset; :meth:`trim` drops
+    it (about 90 bytes a distinct key) once an AP's reports are read, and an append after rebuilds it.
+    """
+
+    __slots__ = ("_ends", "_index", "_members", "_size", "_table")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._table = bytearray()  # the distinct keys, one after the other
+        self._index: dict[bytes, int] | None = {}  # key -> its offset in the table, while filling
+        self._members = array("I")  # each row's keys, as offsets in the table, row after row
+        self._ends = array("I")  # where each row's keys end in _members
+
+    def append(self, cell: bytes) -> None:
+        size = self._size
+        if cell.__class__ is not bytes or len(cell) % size:
+            raise OverflowError(f"an InternedRows cell is bytes of {size} x n, not {cell!r:.60}")
+        index = self._index
+        if index is None:
+            table = self._table
+            index = self._index = {bytes(table[at : at + size]): at for at in range(0, len(table), size)}
+        members, table = self._members, self._table
+        start = len(members)
+        try:
+            for at in range(0, len(cell), size):
+                key = cell[at : at + size]
+                offset = index.get(key)
+                if offset is None:
+                    offset = len(table)
+                    members.append(offset)  # first: an offset beyond 32 bits fails before the table grows
+                    table += key
+                    index[key] = offset
+                else:
+                    members.append(offset)
+            self._ends.append(len(members))
+        except BaseException:
+            del members[start:]  # the row whole or not at all (a key it added stays, unused)
+            raise
+
+    def pop(self) -> bytes:
+        """Take the last row off (as a list's ``pop``, which :meth:`Columns.append` undoes a row with)."""
+        cell = self[-1]
+        self._ends.pop()
+        del self._members[self._ends[-1] if self._ends else 0 :]
+        return cell
+
+    def trim(self) -> None:
+        """Drop the index of the keys: memory only filling needs."""
+        self._index = None
+
+    @property
+    def keys_held(self) -> int:
+        """How many keys the table holds (each distinct key appended, once)."""
+        return len(self._table) // self._size
+
+    def take(self, order: Sequence[int]) -> InternedRows:
+        """These rows in ``order`` (row numbers), with a copy of the table of keys (rarely made:
+        :meth:`Columns.seal` reorders only a read that came out of time order)."""
+        out = InternedRows(self._size)
+        out._table, out._index = bytearray(self._table), None
+        members, ends, taken = self._members, self._ends, out._members
+        for row in order:
+            taken.extend(members[ends[row - 1] if row else 0 : ends[row]])
+            out._ends.append(len(taken))
+        return out
+
+    def _cell(self, row: int) -> bytes:
+        table, size, ends = self._table, self._size, self._ends
+        return b"".join([table[at : at + size] for at in self._members[ends[row - 1] if row else 0 : ends[row]]])
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(self._cell, range(len(self._ends)))
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return list(map(self._cell, range(*index.indices(len(self._ends)))))
+        if index < 0:
+            index += len(self._ends)
+        if not 0 <= index < len(self._ends):
+            raise IndexError("InternedRows index out of range")
+        return self._cell(index)
+
+
+if TYPE_CHECKING:
+    Column = array[Any] | list[Any] | InternedRows
+
+
 class Columns(Sequence[T], Generic[T]):
     """Rows of (time, values...) as columns; ``make(ts, *values)`` is a row's object (``None``:
     the row as a tuple). ``typecodes`` are the value columns' ``array`` type codes, ``"O"`` for a
-    column of Python objects (a list)."""
+    column of Python objects (a list), or an empty column object (an :class:`InternedRows`)."""
 
     __slots__ = ("_columns", "_hi", "_lo", "_make")
 
-    def __init__(self, make: Callable[..., T] | None, typecodes: str = "") -> None:
+    def __init__(self, make: Callable[..., T] | None, typecodes: str | Sequence[str | InternedRows] = "") -> None:
         self._make = make
         self._columns: list[Column] = [array("q")]
-        self._columns.extend([] if code == "O" else array(code) for code in typecodes)
+        self._columns.extend(
+            code if isinstance(code, InternedRows) else [] if code == "O" else array(code) for code in typecodes
+        )
         self._lo = 0
         self._hi = -1  # -1: to the end (the columns are still being filled)
 
@@ -76,7 +189,7 @@ class Columns(Sequence[T], Generic[T]):
             for i in range(1, done + 1):  # the row whole or not at all: the columns stay of one length
                 columns[i].pop()
             raise
-        columns[0].append(ts)
+        columns[0].append(ts)  # type: ignore[arg-type]  # the time column is always an array("q")
 
     def seal(self) -> None:
         """Sort the rows by time (stable: rows of one instant keep their order), as the pure
@@ -86,13 +199,27 @@ class Columns(Sequence[T], Generic[T]):
             return
         ts = self._columns[0]
         self._hi = len(ts)
+        self.trim()
         if all(map(le, ts, islice(ts, 1, None))):
             return
         order = sorted(range(len(ts)), key=ts.__getitem__)
         self._columns = [
-            (array(c.typecode, map(c.__getitem__, order)) if isinstance(c, array) else [c[i] for i in order])
+            (
+                array(c.typecode, map(c.__getitem__, order))
+                if isinstance(c, array)
+                else c.take(order)
+                if isinstance(c, InternedRows)
+                else [c[i] for i in order]
+            )
             for c in self._columns
         ]
+
+    def trim(self) -> None:
+        """Free what only adding rows needs (an :class:`InternedRows`' index of its keys); rows may
+        still be added."""
+        for column in self._columns:
+            if isinstance(column, InternedRows):
+                column.trim()
 
     def share_times(self, known: list[Column]) -> None:
         """Use an equal time column from ``known`` instead of this one (once sealed), else

@@ -28,7 +28,7 @@ from typing import Any
 
 from collector.kpi.availability import Report, StateMark
 from collector.kpi.clients import ClientCount, ClientsReport
-from collector.kpi.columns import Columns, optional, stored
+from collector.kpi.columns import Columns, InternedRows, optional, stored
 from collector.kpi.compute import DeviceReadings
 from collector.kpi.counters import CounterReading
 from collector.kpi.enrich import Place
@@ -73,9 +73,11 @@ _HEX_PIDS = re.compile(rf"[0-9a-f]{{{PID_TEXT}}}(?:,[0-9a-f]{{{PID_TEXT}}})*")
 
 def compact_pids(pids: str) -> str | bytes:
     """A report's pseudonyms as the KPI process holds them: the pseudonymiser's (lowercase hex of 16
-    bytes, comma-joined) as their bytes, 16 a pseudonym where the text takes 33; anything else as
-    stored. A day's client reports are most of what the KPI process holds once the day's readings
-    are read in parts (docs/performance.md, "A day in parts of the devices")."""
+    bytes, comma-joined) as their bytes, 16 a pseudonym where the text takes 33, and none as ``b""``;
+    anything else as stored. An AP's reports are kept in an :class:`InternedRows` of these bytes
+    (docs/performance.md, "An AP's clients kept once")."""
+    if not pids:
+        return b""
     return bytes.fromhex(pids.replace(",", "")) if _HEX_PIDS.fullmatch(pids) else pids
 
 
@@ -170,7 +172,7 @@ class DeviceRaw:
         self.reports = Columns(_report, "d")
         self.marks = Columns(_mark, "bb")
         self.clients = Columns(ClientCount, "q")
-        self.presence = Columns(Presence(device), "O")
+        self.presence = Columns(Presence(device), [InternedRows(PID_TEXT // 2)])
         self.uplink_rx = counter_columns()  # bytes to the clients (AP uplink in)
         self.uplink_tx = counter_columns()  # bytes from the clients (AP uplink out)
         self.interfaces: dict[str, InterfaceRaw] = {}
@@ -531,6 +533,7 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int, devices: str = 
         device = raw.device(series)
         for ts, pids in series.values:
             device.presence.append(ts, compact_pids(pids or ""))
+        device.presence.trim()  # each AP's index of its clients' pseudonyms, not every AP's at once
     async for series in query.stream(
         f'SELECT "good_rf_clients", "num_clients" FROM "ap_clients" WHERE {span} {_group()}'
     ):
