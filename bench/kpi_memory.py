@@ -144,7 +144,7 @@ def measure(url: str, how: str, rows_expected: int, day_reads: int) -> None:
         functools.partial), and the repr of a day's RawData is a string of gigabytes."""
         baseline = status_kib("VmRSS")
         started = time.monotonic()
-        if how == "parts":  # reading and computing go part by part: one figure for both
+        if how == "parts":  # reading and computing go part by part: one figure for both, no read_s
             names = await stored_devices(query)
             await query.close()
             conditions = device_parts(names, day_reads)
@@ -157,9 +157,7 @@ def measure(url: str, how: str, rows_expected: int, day_reads: int) -> None:
                 "devices": sum(1 for p in found if p.measurement == "kpi_device"),
                 "points": len(found),
                 "baseline_mib": baseline / 1024,
-                "peak_after_read_mib": 0.0,
                 "peak_mib": status_kib("VmHWM") / 1024,
-                "read_s": 0.0,
                 "compute_s": time.monotonic() - started,
             }
         try:
