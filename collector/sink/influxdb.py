@@ -53,6 +53,7 @@ class InfluxWriter:
         self._aborted = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._database_checked = False
+        self.gzip = config.compresses()
         self.write_url, self.headers = self._endpoint()
         self.last_error: str | None = None
         # Running totals (read by the metrics while a write may still be retrying).
@@ -67,7 +68,7 @@ class InfluxWriter:
         cfg = self.config
         base = cfg.url.rstrip("/")
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if cfg.gzip:
+        if self.gzip:
             headers["Content-Encoding"] = "gzip"
         if cfg.api == "v2":
             assert cfg.org is not None and cfg.bucket is not None and cfg.token is not None
@@ -135,7 +136,7 @@ class InfluxWriter:
     async def _post_until_answered(self, lines: list[str], deadline: float | None) -> tuple[int, str]:
         """POST until InfluxDB gives an answer that will not change by retrying (2xx, 400, 413, 422)."""
         body = "\n".join(lines).encode()
-        if self.config.gzip:
+        if self.gzip:
             body = gzip.compress(body, compresslevel=1)
         delay = self.config.retry_min_s
         tried_create = False

@@ -76,7 +76,13 @@ async def test_v2_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> N
     token_file = tmp_path / "token"
     token_file.write_text("s3cr3t-token\n")
     writer = writer_for(
-        fake_influx, tmp_path, API='"v2"', ORG='"bric"', BUCKET='"city telemetry"', TOKEN_FILE=f'"{token_file}"'
+        fake_influx,
+        tmp_path,
+        API='"v2"',
+        ORG='"bric"',
+        BUCKET='"city telemetry"',
+        TOKEN_FILE=f'"{token_file}"',
+        GZIP="true",  # the fake is on the loopback, where "auto" would not compress
     )
     report = await writer.write(LINES)
     await writer.close()
@@ -89,6 +95,18 @@ async def test_v2_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> N
     assert request.headers["Content-Encoding"] == "gzip"
     assert request.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert request.body == "\n".join(LINES).encode()
+
+
+async def test_requests_to_influxdb_on_this_machine_are_not_compressed_by_default(
+    fake_influx: FakeInflux, tmp_path: Path
+) -> None:
+    writer = writer_for(fake_influx, tmp_path)  # gzip = "auto", the fake on 127.0.0.1
+    report = await writer.write(LINES)
+    await writer.close()
+    assert report.accepted == 2
+    [request] = fake_influx.requests
+    assert "Content-Encoding" not in request.headers
+    assert request.body == "\n".join(LINES).encode()  # as sent: the fake inflates only what says gzip
 
 
 async def test_v1_request_is_exact(fake_influx: FakeInflux, tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ def test_secrets_from_files_are_not_shown(tmp_path: Path) -> None:
         ("[mqtt]\npassword_file = '/nonexistent/pw'\n", "cannot read mqtt.password_file"),
         ("[mqtt\n", "not valid TOML"),
         ("[limits]\nmax_future_s = -1\n", "limits.max_future_s"),
+        ("[influxdb]\ngzip = 'always'\n", "influxdb.gzip"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -107,3 +108,28 @@ def test_an_old_batch_section_still_loads(tmp_path: Path) -> None:
     assert config.batch.max_interval_s == 0.5 and config.batch.linger_s == 0.0
     with pytest.raises(ConfigError, match=r"batch\.linger_s"):
         load_config(None, {"CITY_TELEMETRY__BATCH__LINGER_S": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("url", "gzip", "compressed"),
+    [
+        ("http://127.0.0.1:8086", "auto", False),  # the default url
+        ("http://127.3.2.1:8086", "auto", False),  # all of 127.0.0.0/8 is the loopback
+        ("http://[::1]:8086", "auto", False),
+        ("http://localhost:8086", "auto", False),
+        ("https://influx.localhost", "auto", False),  # RFC 6761: a .localhost name is the loopback
+        ("http://10.20.0.5:8086", "auto", True),
+        ("https://influx.bric.brussels", "auto", True),  # a name may point anywhere: compress
+        ("http://localhost.bric.brussels:8086", "auto", True),
+        ("http://[::ffff:10.0.0.1]:8086", "auto", True),
+        ("http://127.0.0.1:8086", "true", True),  # set: as set
+        ("https://influx.bric.brussels", "false", False),
+    ],
+)
+def test_gzip_auto_is_off_for_influxdb_on_this_machine_only(url: str, gzip: str, compressed: bool) -> None:
+    environ = {"CITY_TELEMETRY__INFLUXDB__URL": f'"{url}"'}
+    if gzip != "auto":
+        environ["CITY_TELEMETRY__INFLUXDB__GZIP"] = gzip
+    config = load_config(None, environ).influxdb
+    assert config.gzip == (gzip if gzip == "auto" else gzip == "true")
+    assert config.compresses() is compressed
