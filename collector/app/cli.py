@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from simulators.cli import add_simulate_parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from collector.app.service import Collector
+    from collector.app.service import CannotStart, Collector
     from collector.app.workers import (
         check_workers,
         report_to_supervisor,
@@ -93,7 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except HealthPortUnavailable as error:  # checked before connecting to the broker
         print(f"city-telemetry run: {error}", file=sys.stderr)
         return 2
-    except UnsupportedPaho as error:  # refused before connecting: say why in one line
+    except (UnsupportedPaho, CannotStart) as error:  # refused before connecting: say why in one line
         print(f"city-telemetry run: cannot start: {error}", file=sys.stderr)
         return 2
 
@@ -104,7 +105,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"config error:\n{error}", file=sys.stderr)
         return 2
-    print(f"{args.config or '(defaults)'}: ok")
+    # With --show, standard output is the JSON alone (for jq and the like); the verdict goes to stderr.
+    print(f"{args.config or '(defaults)'}: ok", file=sys.stderr if args.show else sys.stdout)
     if args.show:
         print(config.model_dump_json(indent=2))
     return 0
@@ -179,7 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit: a reader gone away is handled below, not printed as a traceback
+        return code
+    except BrokenPipeError:  # the reader went away (``... | head``): what it did not read, it did not want
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Typed configuration: a TOML file, then environment overrides, validated once at start-up.
 
 Environment variables ``CITY_TELEMETRY__<SECTION>__<KEY>`` override the file (values are parsed as
-TOML scalars, so ``CITY_TELEMETRY__BATCH__MAX_LINES=2000`` is an integer). Secrets can be given as
+TOML scalars, so ``CITY_TELEMETRY__BATCH__MAX_LINES=2000`` is an integer; a key that takes only
+text keeps the text as written, so ``CITY_TELEMETRY__INFLUXDB__DATABASE=2026`` is the database
+"2026", and a password or token is never parsed at all, quotes included). Secrets can be given as
 ``password_file``/``token_file``: the file is read at start-up and its content never logged.
 Every error names the bad key, e.g. ``influxdb.url: Input should be a valid URL``.
 
@@ -14,10 +16,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from paho.mqtt.client import topic_matches_sub
-from pydantic import ValidationError, model_validator
+from pydantic import BaseModel, SecretStr, ValidationError, model_validator
 
 from collector.delivery.config import BatchConfig, DeadLetterConfig, SpoolConfig
 from collector.ingest.config import InventoryConfig, LimitsConfig, TopicConfig
@@ -73,6 +75,26 @@ class Config(Section):
 _RAW_STRING_KEYS = frozenset({"password", "token"})
 
 
+def _takes_only_text(path: list[str]) -> bool:
+    """Whether the config key at ``path`` (section, key) accepts text and nothing else (``str``,
+    ``str | None``): for those an environment value is text even when it reads as a TOML number,
+    boolean or date (a database named 2026, a user named true)."""
+    model: Any = Config
+    annotation: Any = None
+    for part in path:
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        if part not in fields:
+            return False
+        annotation = model = fields[part].annotation
+    kinds = set()
+    for kind in get_args(annotation) if get_origin(annotation) in (Union, type(int | None)) else (annotation,):
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+        if kind is not type(None):
+            kinds.add(kind)
+    return bool(kinds) and kinds <= {str, SecretStr}
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, raw in environ.items():
@@ -85,6 +107,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 value = tomllib.loads(f"v = {raw}")["v"]
             except tomllib.TOMLDecodeError:
                 value = raw  # a bare string
+            if not isinstance(value, str) and _takes_only_text(path):
+                value = raw  # text as written: a quoted value ('"2026"') still loses its quotes above
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -122,6 +146,9 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as error:
             raise ConfigError(f"{path}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            line = path.read_bytes()[: error.start].count(b"\n") + 1
+            raise ConfigError(f"{path}: line {line}: not UTF-8 text (TOML files are UTF-8; re-save it so)") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
     data = _merge(data, _env_overrides(os.environ if environ is None else environ))

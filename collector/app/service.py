@@ -16,7 +16,7 @@ import contextlib
 import socket
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -33,7 +33,7 @@ from collector.ingest.topics import TopicPattern
 from collector.kpi.compute import KpiConfig
 from collector.kpi.engine import KpiEngine
 from collector.kpi.enrich import Places, parse_places
-from collector.kpi.pseudonym import Pseudonymiser
+from collector.kpi.pseudonym import PseudonymError, Pseudonymiser
 from collector.kpi.stage import KpiStage
 from collector.ops.health import HealthServer, Status, assess, assess_ready, bind_listener
 from collector.ops.selfstats import SelfStatsReporter
@@ -103,6 +103,24 @@ def build_pipeline(config: Config, stages: Sequence[Stage] = ()) -> Pipeline:
     )
 
 
+class CannotStart(Exception):
+    """Something the collector needs on this machine is not there: a folder it cannot create, a file
+    it cannot open or read. The message names the config key, for ``run`` to print (exit 2)."""
+
+
+@contextlib.contextmanager
+def _needs(key: str, path: object) -> Iterator[None]:
+    """Turn a failure to set up ``key``'s file or folder into a :class:`CannotStart` naming it."""
+    try:
+        yield
+    except (OSError, PseudonymError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise CannotStart(
+            f"{key} = {str(path)!r}: {reason} (check that the path exists or can be created, and that "
+            "the collector's user may use it)"
+        ) from None
+
+
 class Collector:
     def __init__(
         self,
@@ -117,26 +135,30 @@ class Collector:
         self.config = config
         self.kpi_stage: KpiStage | None = None
         if config.kpi.enabled:
-            self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file))
+            with _needs("kpi.pseudonym_key_file", config.kpi.pseudonym_key_file):
+                self.kpi_stage = KpiStage(Pseudonymiser.from_key_file(config.kpi.pseudonym_key_file))
         self.pipeline = pipeline or build_pipeline(config, [self.kpi_stage] if self.kpi_stage else [])
         self.source = source or MqttSource(config.mqtt, config.subscriptions)
         self.writer = writer or InfluxWriter(config.influxdb)
         if dead_letters is None:
             topic = config.dead_letter.topic
-            dead_letters = DeadLetters.from_config(
-                config.dead_letter,
-                publish=(lambda payload: self.source.publish(topic, payload)) if topic else None,
-            )
+            with _needs("dead_letter.file", config.dead_letter.file):
+                dead_letters = DeadLetters.from_config(
+                    config.dead_letter,
+                    publish=(lambda payload: self.source.publish(topic, payload)) if topic else None,
+                )
         self.dead_letters = dead_letters
         if spool is None and config.spool.enabled:
-            spool = Spool(config.spool.folder, config.spool.max_bytes, config.spool.segment_bytes)
+            with _needs("spool.folder", config.spool.folder):
+                spool = Spool(config.spool.folder, config.spool.max_bytes, config.spool.segment_bytes)
         self.spool = spool
         self.counters: Counter[str] = Counter()
         # A redelivered last will keeps the stamp it got first (delivery/stamps.py); in the spool
         # folder, which is each worker's own.
-        self.stamps = StampLedger(
-            config.spool.folder / STAMPS_FILE, connected_since=lambda: getattr(self.source, "connected_at", None)
-        )
+        with _needs("spool.folder", config.spool.folder):
+            self.stamps = StampLedger(
+                config.spool.folder / STAMPS_FILE, connected_since=lambda: getattr(self.source, "connected_at", None)
+            )
         self.pipeline.receipts = self.stamps
         self.kpi = build_kpi_engine(config, self.kpi_stage) if self.kpi_stage is not None else None
         self.committer = Committer(

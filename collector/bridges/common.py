@@ -357,6 +357,9 @@ class HttpClient:
             await self.session.close()
 
 
+_TROUBLE = ("fetch_failed", "publish_unacked", "polls_failed")  # counters whose rise has its own log events
+
+
 class Stats:
     """Counters of one bridge process, logged as ``bridge_stats``."""
 
@@ -373,12 +376,9 @@ class Stats:
         self.add(f"fetch_failed_{reason}")
 
     def log(self) -> None:
-        log.info(
-            "bridge_stats",
-            bridge=self.bridge,
-            **dict(sorted(self.counts.items())),
-            hint="fetch_failed/publish_unacked/polls_failed above 0: see the events before this line",
-        )
+        troubles = any(self.counts[name] for name in self.counts if name.startswith(_TROUBLE))
+        extra = {"hint": "fetch_failed/publish_unacked/polls_failed above 0: see the events before this line"}
+        log.info("bridge_stats", bridge=self.bridge, **dict(sorted(self.counts.items())), **(extra if troubles else {}))
 
 
 class MqttPublisher:

@@ -339,7 +339,9 @@ class DeadLetters:
     def _open(self) -> None:
         assert self.path is not None
         created = not self.path.exists()
-        self._handle = open(self.path, "ab")  # noqa: SIM115 - held open until rotated or closed
+        # Owner only, as the spool: a dead letter quotes what a device sent (MACs masked, docs/privacy.md).
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._handle = os.fdopen(descriptor, "ab")  # held open until rotated or closed
         if created:
             _fsync_dir(self.path.parent)
         self.file_bytes = os.fstat(self._handle.fileno()).st_size

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from collector.bridges.common import DeviceIndex
 from collector.bridges.meraki.bridge import build_messages as meraki_messages
 from collector.bridges.meraki.config import MerakiConfig
@@ -87,3 +89,19 @@ def test_meraki_statuses_and_utilisation_become_states_and_per_band_events(tmp_p
         {"band": "6", "total_pct": 7.0},
     )
     assert isinstance(event["attributes"]["total_pct"], float)
+
+
+def test_the_stats_line_points_at_earlier_events_only_when_something_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.bridges import common
+
+    lines: list[dict[str, object]] = []
+    monkeypatch.setattr(common.log, "info", lambda event, **fields: lines.append({"event": event, **fields}))
+    stats = common.Stats("unifi")
+    stats.add("published", 12)
+    stats.add("publish_unacked", 0)
+    stats.log()
+    stats.poll_failed("http_error")
+    stats.log()
+    quiet, failed = lines
+    assert quiet["published"] == 12 and "hint" not in quiet
+    assert failed["polls_failed"] == 1 and "see the events before this line" in str(failed["hint"])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,11 +58,13 @@ def test_secrets_from_files_are_not_shown(tmp_path: Path) -> None:
         ("[mqtt\n", "not valid TOML"),
         ("[limits]\nmax_future_s = -1\n", "limits.max_future_s"),
         ("[influxdb]\ngzip = 'always'\n", "influxdb.gzip"),
+        ("[health]\nlisten = '127.0.0.1:99999'\n", "health.listen: '127.0.0.1:99999': a port is 0 to 65535"),
+        ("# Etterbeek \xe9t\xe9\n[mqtt]\n", "line 1: not UTF-8 text"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(toml)
+    path.write_bytes(toml.encode("latin-1"))  # as an editor set to Latin-1 would save it
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}").replace("/", ".")):
         load_config(path, {})
 
@@ -133,3 +137,74 @@ def test_gzip_auto_is_off_for_influxdb_on_this_machine_only(url: str, gzip: str,
     config = load_config(None, environ).influxdb
     assert config.gzip == (gzip if gzip == "auto" else gzip == "true")
     assert config.compresses() is compressed
+
+
+def test_environment_text_keys_keep_text_that_reads_as_a_toml_number_boolean_or_date() -> None:
+    config = load_config(
+        None,
+        {
+            "CITY_TELEMETRY__INFLUXDB__DATABASE": "2026",
+            "CITY_TELEMETRY__MQTT__USERNAME": "true",
+            "CITY_TELEMETRY__MQTT__CLIENT_ID": "2026-01-01",
+            "CITY_TELEMETRY__INFLUXDB__RETENTION_POLICY": '"one_year"',  # quoted TOML text: the quotes go
+            "CITY_TELEMETRY__BATCH__MAX_LINES": "2000",  # not a text key: a TOML integer
+            "CITY_TELEMETRY__KPI__ENABLED": "false",
+            "CITY_TELEMETRY__MQTT__PASSWORD": '"s3cret"',  # a secret: as written, quotes and all
+        },
+    )
+    assert config.influxdb.database == "2026" and config.mqtt.username == "true"
+    assert config.mqtt.client_id == "2026-01-01" and config.influxdb.retention_policy == "one_year"
+    assert config.batch.max_lines == 2000 and config.kpi.enabled is False
+    assert config.mqtt.password is not None and config.mqtt.password.get_secret_value() == '"s3cret"'
+    with pytest.raises(ConfigError, match=r"batch\.max_lines"):
+        load_config(None, {"CITY_TELEMETRY__BATCH__MAX_LINES": "many"})  # a number key still wants a number
+
+
+def test_run_names_the_folder_it_cannot_create(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    for key, toml in (
+        ("spool.folder", f"[spool]\nfolder = '{in_the_way}/spool'\n"),
+        ("dead_letter.file", f"[dead_letter]\nfile = '{in_the_way}/dl/dead.jsonl'\n"),
+    ):
+        path = tmp_path / "c.toml"
+        path.write_text(toml)
+        done = subprocess.run(
+            [sys.executable, "-m", "collector.app.cli", "run", "-c", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            cwd=tmp_path,  # the other relative default paths land here
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"cannot start: {key} = " in done.stderr and "Not a directory" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_check_config_show_writes_the_json_alone_on_stdout() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "collector.app.cli", "check-config", "--show"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout)["batch"]["max_lines"] > 0
+    assert done.stderr.strip() == "(defaults): ok"
+
+
+def test_a_reader_that_went_away_is_not_answered_with_a_traceback() -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # as ``| head`` does once it has its lines
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "collector.app.cli", "check-config", "--show"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

@@ -66,6 +66,17 @@ def test_a_failed_write_leaves_no_torn_line(tmp_path: Path) -> None:
     assert details == ["first", "third"]
 
 
+def test_the_file_is_readable_by_its_owner_only_as_the_spool_is(tmp_path: Path) -> None:
+    old_mask = os.umask(0o022)  # a usual umask, which would leave a plain open()'s file world-readable
+    try:
+        dead = DeadLetters(tmp_path / "dead.jsonl")
+        dead.write([make_record("bad_json", "x", "a/b", b"{", 5)])
+        dead.close()
+    finally:
+        os.umask(old_mask)
+    assert (tmp_path / "dead.jsonl").stat().st_mode & 0o777 == 0o600
+
+
 def dead_letters(path: Path, **settings: object) -> DeadLetters:
     return DeadLetters.from_config(DeadLetterConfig.model_validate({"file": path, **settings}))
 
