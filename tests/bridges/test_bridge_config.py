@@ -74,6 +74,15 @@ def test_a_bad_meraki_config_is_refused_naming_the_key(tmp_path: Path) -> None:
     assert result.returncode == 2 and "section [meraki] missing" in result.stderr
 
 
+def test_a_webhook_only_meraki_bridge_needs_no_api_settings(tmp_path: Path) -> None:
+    webhook = f'[meraki.webhook]\nshared_secret_file = "{tmp_path / "secret"}"\n'
+    result = cli("meraki", "-c", str(config(tmp_path, webhook + "\n[meraki.api]\nenabled = false\n")), "--check")
+    assert result.returncode == 0, result.stderr
+    result = cli("meraki", "-c", str(config(tmp_path, webhook + "\n[meraki.api]\nperiod_s = 60\n")), "--check")
+    assert result.returncode == 2
+    assert "meraki.api: organization_id and api_key_file needed while the API poll is enabled" in result.stderr
+
+
 def test_every_bridge_command_has_help() -> None:
     for vendor in ("unifi", "meraki"):
         result = cli(vendor, "--help")

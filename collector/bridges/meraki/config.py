@@ -47,8 +47,9 @@ class ApiConfig(Section):
 
     enabled: bool = True
     url: str = Field("https://api.meraki.com/api/v1", pattern=r"^https?://[^\s]+[^/]$")
-    organization_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    api_key_file: Path = Field(description="file holding the API key (sent as Authorization: Bearer)")
+    # Required while enabled: a section switched off (a webhook-only bridge) needs neither.
+    organization_id: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    api_key_file: Path | None = Field(None, description="file holding the API key (sent as Authorization: Bearer)")
     api_key: SecretStr | None = Field(None, exclude=True)
     period_s: PositiveSeconds = Field(300.0, description="one poll per period (channel utilisation is per 5 min)")
     max_requests_per_s: float = Field(
@@ -67,6 +68,11 @@ class ApiConfig(Section):
 
     @model_validator(mode="after")
     def _load(self) -> ApiConfig:
+        if not self.enabled:
+            return self
+        missing = [key for key in ("organization_id", "api_key_file") if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"{' and '.join(missing)} needed while the API poll is enabled (enabled = false: off)")
         object.__setattr__(self, "api_key", read_secret(self.api_key_file, "meraki.api.api_key_file"))
         return self
 
