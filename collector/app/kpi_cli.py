@@ -78,10 +78,13 @@ def _day(text: str) -> date:
 
 def cmd_recompute(args: argparse.Namespace) -> int:
     from collector.app.service import build_kpi_engine
+    from collector.ops.logs import configure_logging
 
     config = _load(args)
     if config is None:
         return 2
+    # The engine's warnings (kpi_report_period_mismatch, ...) as lines on stderr; stdout is the progress.
+    configure_logging("warning", "console")
     last = args.to or args.from_
     if last < args.from_:
         print("kpi recompute: --to is before --from", file=sys.stderr)

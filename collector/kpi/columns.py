@@ -260,10 +260,10 @@ class Columns(Sequence[T], Generic[T]):
         ts = self._columns[0]
         return bisect_left(ts, from_ns, lo, hi) < bisect_left(ts, to_ns, lo, hi)
 
-    def times(self) -> Column:
+    def times(self) -> array[int]:
         """The rows' times, in their order (a copy)."""
         lo, hi = self._bounds()
-        return self._columns[0][lo:hi]
+        return self._columns[0][lo:hi]  # type: ignore[return-value]  # the time column is always an array("q")
 
     def __len__(self) -> int:
         lo, hi = self._bounds()

@@ -55,6 +55,7 @@ from typing import Any
 import structlog
 
 from collector.kpi.billing import month_points, month_window
+from collector.kpi.cadence import Cadence, CadenceWarning
 from collector.kpi.compute import DeviceSummary, KpiConfig, summarise, window_rows
 from collector.kpi.enrich import Places
 from collector.kpi.output import KpiPoint, to_lines, to_point
@@ -116,6 +117,7 @@ class KpiEngine:
         # The KPI process's peak resident memory: a day's readings read back set it (docs/performance.md).
         self.process_peak_rss_bytes = 0
         self.last_error: str | None = None
+        self._cadence_warned: tuple[float | None, float | None] | None = None  # what was last logged
         self._pool: ProcessPoolExecutor | None = None
         self.presence_purges = 0
 
@@ -224,7 +226,28 @@ class KpiEngine:
         self.days_computed += sum(1 for w, _, _ in computed.windows if w.grain == "day")
         self.rows_written += computed.points
         self.process_peak_rss_bytes = max(self.process_peak_rss_bytes, computed.peak_rss_bytes)
+        self._warn_of_cadence(computed.cadence)
         return computed
+
+    def _warn_of_cadence(self, found: CadenceWarning | None) -> None:
+        """Log that the devices report less often than the settings say: once, and again only when
+        what was seen changes (every pass would find it again)."""
+        seen = None if found is None else (found.report_gap_s, found.clients_gap_s)
+        if found is not None and seen != self._cadence_warned:
+            log.warning(
+                "kpi_report_period_mismatch",
+                report_gap_s=found.report_gap_s,
+                report_period_s=self.settings.period_s,
+                clients_gap_s=found.clients_gap_s,
+                clients_every_s=self.settings.clients_period_s,
+                devices=found.devices,
+                hint=(
+                    "the devices' typical gap between reports (or client lists) is set beside the setting it "
+                    "exceeds; set kpi.report_period_s and kpi.clients_every_s to how often devices report, "
+                    "or availability counts them down and concurrent clients fall to 0 between reports"
+                ),
+            )
+        self._cadence_warned = seen
 
     def close(self) -> None:
         """Stop the KPI process, even in the middle of a job: a day of windows can take longer than a
@@ -412,6 +435,7 @@ class Computed:
     windows: list[Done]
     month_points: int  # billing points (grain month) of the months of closed days
     peak_rss_bytes: int = 0  # the computing process's peak resident memory so far (a day's readings set it)
+    cadence: CadenceWarning | None = None  # the devices report less often than the settings say
 
     @property
     def points(self) -> int:
@@ -471,13 +495,20 @@ def window_points(
 
 
 async def day_points(
-    influx: InfluxConfig, places: Places, settings: KpiConfig, window: Window, newest_ns: int, lateness_ns: int
+    influx: InfluxConfig,
+    places: Places,
+    settings: KpiConfig,
+    window: Window,
+    newest_ns: int,
+    lateness_ns: int,
+    cadence: Cadence | None = None,
 ) -> list[KpiPoint]:
     """A day window's KPI points, its readings read back in ``settings.day_reads`` parts of the devices
     (``raw.device_parts``), one part at a time: each device's readings become its summary for the day
     (``compute.summarise``: up time, volumes, client buckets, samples) and are let go before the next
     part is read. The points are those of one read of everything: a device is in exactly one part, and
-    the levels above are computed from the summaries, in device order, as ``window_points`` does."""
+    the levels above are computed from the summaries, in device order, as ``window_points`` does.
+    ``cadence``, if given, notes how often each device reported (cadence.py)."""
     lo, hi = window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS)
     summaries: dict[str, DeviceSummary] = {}
     reported = False
@@ -489,6 +520,8 @@ async def day_points(
             reported = reported or raw.any_within(window.start_ns, window.end_ns)
             for name in list(raw.devices):
                 d = raw.devices.pop(name)  # let the part's readings go as the summaries are made
+                if cadence is not None:
+                    cadence.add(name, d.reports.times(), d.presence.times())
                 summaries[name] = summarise(to_readings(d, places.place(name, d.tags)), window, settings)
             del raw
     finally:
@@ -575,12 +608,15 @@ async def _compute_windows(
 
     lookahead = int(settings.lookahead_s * NS)
     month_points_written = 0
+    cadence = Cadence()
     try:
         for chunk in read_chunks(windows):
             raw = await _read_span(influx, settings, chunk) if chunk[0].grain != "day" else None
+            for name, device in raw.devices.items() if raw is not None else ():
+                cadence.add(name, device.reports.times(), device.presence.times())
             for window in chunk:
                 if raw is None:
-                    points = await day_points(influx, places, settings, window, newest_ns, lateness_ns)
+                    points = await day_points(influx, places, settings, window, newest_ns, lateness_ns, cadence)
                 else:
                     points = window_points(raw, window, places, settings, newest_ns, lateness_ns)
                 lines.extend(to_lines(points))
@@ -609,7 +645,9 @@ async def _compute_windows(
                 await query.close()
     finally:
         await writer.close()
-    return Computed(done, month_points_written, peak_rss_bytes())
+    return Computed(
+        done, month_points_written, peak_rss_bytes(), cadence.check(settings.period_s, settings.clients_period_s)
+    )
 
 
 def peak_rss_bytes() -> int:

@@ -38,6 +38,7 @@ def test_recompute_writes_the_grains_asked_for_and_show_prints_one_window(influx
     done = run_cli(influxdb.url, "kpi", "recompute", "--from", day.isoformat(), "--grain", "1h", **settings)
     assert done.returncode == 0, done.stderr
     assert f"[1/1] {day} (1h): " in done.stdout and "KPI points written" in done.stdout
+    assert "kpi_report_period_mismatch" not in done.stderr  # the settings fit the devices
     grains = {row["grain"] for row in influxdb.rows('SELECT * FROM "kpi_region"', DATABASE)}
     assert grains == {"1h"}
     hours = influxdb.rows('SELECT "rx_bytes", "tx_bytes" FROM "kpi_device" WHERE "device" = \'ap-1\'', DATABASE)
@@ -75,3 +76,16 @@ def test_show_month_prints_the_billing_point_of_the_days_month(influxdb: InfluxD
     assert row.split() == ["cpe-1", "84.00", "21.50", "84.00", "8000", "8640", "yes"]
     wrong = run_cli(influxdb.url, "kpi", "show", "--day", str(day), "--level", "site", "--grain", "month")
     assert wrong.returncode == 2 and "--level device" in wrong.stderr
+
+
+def test_recompute_says_when_the_devices_report_less_often_than_the_settings_say(influxdb: InfluxDB) -> None:
+    day = local_date(time.time_ns()) - timedelta(days=3)
+    ten = day_window(day).start_ns + 10 * 3600 * NS
+    influxdb.query(f"CREATE DATABASE {DATABASE}")
+    influxdb.write(DATABASE, "\n".join(ap_lines("ap-1", ten, 13) + ap_lines("ap-2", ten, 13)))
+    done = run_cli(influxdb.url, "kpi", "recompute", "--from", day.isoformat(), "--grain", "day")  # 60 s assumed
+    assert done.returncode == 0, done.stderr
+    [warning] = [line for line in done.stderr.splitlines() if "kpi_report_period_mismatch" in line]
+    assert "report_gap_s=300.0" in warning and "report_period_s=60.0" in warning and "devices=2" in warning
+    assert "clients_gap_s=None" in warning  # no client lists were stored: nothing to say of them
+    assert "set kpi.report_period_s" in warning
