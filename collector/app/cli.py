@@ -156,7 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     check = commands.add_parser("check-config", help="validate a config; exit 2 naming every bad key")
-    check.add_argument("-c", "--config", type=Path)
+    check.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="the collector's TOML config (env CITY_TELEMETRY__* overrides it; none: the defaults)",
+    )
     check.add_argument("--show", action="store_true", help="print the effective config (secrets hidden)")
     check.set_defaults(func=_cmd_check_config)
 
@@ -167,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_schemas_export)
 
     demo = commands.add_parser("demo", help="start a local broker and database, publish, collect, show")
-    demo.add_argument("--state-dir", type=Path, default=Path(".demo"))
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--state-dir", type=Path, default=Path(".demo"), help="where the demo's servers keep their data (default .demo)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="the simulated city's random seed (default 7)")
     demo.set_defaults(func=_cmd_demo)
 
     add_simulate_parser(commands)

@@ -129,7 +129,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             print("kpi show: --grain month is per link: use --level device", file=sys.stderr)
             return 2
         start, end = month_window(args.day).start_ns, None
-    elif args.at is not None and args.grain != "day":
+    elif args.at is not None and args.grain == "day":
+        print("kpi show: --at picks one window of --grain 1h or 5m; a day has one window", file=sys.stderr)
+        return 2
+    elif args.at is not None:
         moment = datetime.combine(args.day, args.at, TZ)  # the first of a repeated hour (autumn DST)
         start = window_of(int(moment.timestamp()) * NS, args.grain).start_ns
         end = start + 1
@@ -148,10 +151,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"kpi show: {error}", file=sys.stderr)
         return 1
     if not points:
-        print(
-            f"no {args.level} KPIs stored for {args.day} (grain {args.grain};"
-            f" run `city-telemetry kpi recompute --from {args.day}`)"
+        hint = (
+            "billing points need the links' capacities ([inventory] file) and the month's 5-minute KPIs"
+            if args.grain == "month"
+            else f"run `city-telemetry kpi recompute --from {args.day}`"
         )
+        print(f"no {args.level} KPIs stored for {args.day} (grain {args.grain}; {hint})")
         return 1
     k = config.kpi.k_anonymity if args.public else None
     print(render(points, args.level, k))
@@ -211,7 +216,12 @@ def add_kpi_parser(commands: Any) -> None:
     kpi = commands.add_parser("kpi", help="compute and show the city's KPIs (docs/kpis.md)")
     actions = kpi.add_subparsers(dest="kpi_command", required=True, metavar="ACTION")
     recompute = actions.add_parser("recompute", help="derive the KPIs of local days from the stored readings")
-    recompute.add_argument("-c", "--config", type=Path)
+    recompute.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="the collector's TOML config (env CITY_TELEMETRY__* overrides it; none: the defaults)",
+    )
     recompute.add_argument(
         "--from", dest="from_", metavar="DAY", type=_day, required=True, help="first local day, YYYY-MM-DD"
     )
@@ -224,7 +234,12 @@ def add_kpi_parser(commands: Any) -> None:
     )
     recompute.set_defaults(func=cmd_recompute)
     show = actions.add_parser("show", help="print the stored KPIs of one day at one level and grain")
-    show.add_argument("-c", "--config", type=Path)
+    show.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="the collector's TOML config (env CITY_TELEMETRY__* overrides it; none: the defaults)",
+    )
     show.add_argument("--day", type=_day, required=True, help="local day, YYYY-MM-DD")
     show.add_argument("--level", choices=list(COLUMNS), default="municipality")
     show.add_argument(
