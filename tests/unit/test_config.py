@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
-from collector.app.config import ConfigError, load_config
+from collector.app.config import Config, ConfigError, load_config
 
 
 def test_defaults_are_valid() -> None:
@@ -208,3 +212,40 @@ def test_a_reader_that_went_away_is_not_answered_with_a_traceback() -> None:
         os.close(writer)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The sample's lines by the [section] they are under, commented-out headers and keys included."""
+    blocks: dict[str, str] = {"": ""}
+    current = ""
+    for line in text.splitlines():
+        header = re.match(r"^#?\s*\[\[?([a-z_.]+)\]\]?", line)
+        if header:
+            current = header.group(1)
+            blocks.setdefault(current, "")
+        else:
+            blocks[current] = blocks.get(current, "") + line + "\n"
+    return blocks
+
+
+def _keys(model: type[BaseModel], section: str = "") -> Iterator[tuple[str, str, type[BaseModel] | None]]:
+    for name, info in model.model_fields.items():
+        # A section, or an optional one ([mqtt.tls]); a list of tables ([[routing.mappings]]) is one key.
+        kinds = [] if get_origin(info.annotation) is list else get_args(info.annotation) or (info.annotation,)
+        nested = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+        yield section, name, nested
+        if nested is not None:
+            yield from _keys(nested, f"{section}.{name}".lstrip("."))
+
+
+def test_the_sample_config_mentions_every_key() -> None:
+    """deploy/collector.toml says it has every key: a key added to a section must be added there too."""
+    blocks = _sections((Path(__file__).parents[2] / "deploy" / "collector.toml").read_text())
+    missing = []
+    for section, name, nested in _keys(Config):
+        if nested is not None:
+            continue  # a nested section: its keys are checked under its own header
+        as_table = f"{section}.{name}" in blocks  # [[routing.mappings]]
+        if not as_table and not re.search(rf"^#?\s*{name}\s*=", blocks.get(section, ""), re.MULTILINE):
+            missing.append(f"{section}.{name}")
+    assert missing == []
