@@ -204,10 +204,11 @@ class KpiEngine:
             raise QueryError(f"the KPI process died: {error}") from None
         return result
 
-    async def compute_windows(self, windows: list[Window]) -> Computed:
+    async def compute_windows(self, windows: list[Window], arriving: frozenset[Window] = frozenset()) -> Computed:
         """Compute and write the given windows (one local day's), read back as ``read_chunks`` says,
         and the billing month of a closed day among them. Returns, per window, whether it was final and
-        how many points were written, and how many month points."""
+        how many points were written, and how many month points. Windows in ``arriving`` are still
+        receiving readings: not final yet, whatever the watermark."""
         job: WindowsJob = (
             self.query.config,
             self.writer.config,
@@ -216,6 +217,7 @@ class KpiEngine:
             sorted(windows),
             self.watermark_ns(),
             self.lateness_ns,
+            arriving,
         )
         try:
             computed: Computed = await self._run(compute_windows_job, job)
@@ -308,7 +310,8 @@ class KpiEngine:
         return True
 
     def due(self, watermark_ns: int, now_s: float, stopping: bool = False) -> list[Window]:
-        """The pending windows to compute now, and the written windows that have become final.
+        """The pending windows to compute now, and the written windows that have become final (closed
+        by the lateness and no reading of them for ``quiet_s``).
 
         A 5-minute or hourly window is due once closed: at once the first time; touched again by a late
         reading, at once if it was last computed ``late_every_s`` ago or more, else as soon as no reading
@@ -334,8 +337,18 @@ class KpiEngine:
                     out.append(w)
             elif written_now and (long_ago or quiet or stopping):
                 out.append(w)
-        out.extend(w for w in self.unfinal if closed(w, watermark_ns, self.lateness_ns) and w not in self.pending)
+        out.extend(
+            w
+            for w in self.unfinal
+            if closed(w, watermark_ns, self.lateness_ns)
+            and w not in self.pending
+            and (stopping or not self._arriving(w, now_s))
+        )
         return sorted(out)
+
+    def _arriving(self, window: Window, now_s: float) -> bool:
+        """Whether readings of ``window`` came in the last ``quiet_s``: more may follow, so it is not final."""
+        return now_s - self._touched_at.get(window, -1e18) < self.quiet_s
 
     def _forget(self, now_s: float) -> None:
         """Drop the times of windows that can no longer make a difference: not pending, computed and
@@ -366,9 +379,10 @@ class KpiEngine:
         try:
             if not await ready():
                 return 0
+            arriving = frozenset() if stopping else frozenset(w for w in due if self._arriving(w, now_s))
             for day, windows in sorted(by_day.items()):
                 try:
-                    results = await self.compute_windows(windows)
+                    results = await self.compute_windows(windows, arriving & frozenset(windows))
                 except (QueryError, OSError) as error:
                     self.failures += 1
                     if str(error) != self.last_error:
@@ -443,7 +457,8 @@ class Computed:
 
 
 DayJob = tuple[InfluxConfig, Places, KpiConfig, date, int, int]
-WindowsJob = tuple[InfluxConfig, InfluxConfig, Places, KpiConfig, list[Window], int, int]  # read from, write to, ...
+# read from, write to, places, settings, the windows, watermark, lateness, the windows whose readings are still arriving
+WindowsJob = tuple[InfluxConfig, InfluxConfig, Places, KpiConfig, list[Window], int, int, frozenset[Window]]
 
 
 def _start_kpi_process(parent: int, nice: int) -> None:
@@ -482,16 +497,23 @@ async def _read_span(influx: InfluxConfig, settings: KpiConfig, windows: list[Wi
 
 
 def window_points(
-    raw: RawData, window: Window, places: Places, settings: KpiConfig, newest_ns: int, lateness_ns: int
+    raw: RawData,
+    window: Window,
+    places: Places,
+    settings: KpiConfig,
+    newest_ns: int,
+    lateness_ns: int,
+    arriving: bool = False,
 ) -> list[KpiPoint]:
-    """One window's KPI points, from its readings cut from a wider read (``RawData.slice``)."""
+    """One window's KPI points, from its readings cut from a wider read (``RawData.slice``).
+    ``arriving``: readings of the window are still coming in, so its points are not final (``_points``)."""
     cut = raw.slice(window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS))
     if not cut.any_within(window.start_ns, window.end_ns):
         return []  # nothing was reported in the window: nothing to say (not a window of zeros)
     summaries = {
         name: summarise(to_readings(d, places.place(name, d.tags)), window, settings) for name, d in cut.devices.items()
     }
-    return _points(summaries, window, places, settings, newest_ns, lateness_ns)
+    return _points(summaries, window, places, settings, newest_ns, lateness_ns, arriving)
 
 
 async def day_points(
@@ -502,13 +524,15 @@ async def day_points(
     newest_ns: int,
     lateness_ns: int,
     cadence: Cadence | None = None,
+    arriving: bool = False,
 ) -> list[KpiPoint]:
     """A day window's KPI points, its readings read back in ``settings.day_reads`` parts of the devices
     (``raw.device_parts``), one part at a time: each device's readings become its summary for the day
     (``compute.summarise``: up time, volumes, client buckets, samples) and are let go before the next
     part is read. The points are those of one read of everything: a device is in exactly one part, and
     the levels above are computed from the summaries, in device order, as ``window_points`` does.
-    ``cadence``, if given, notes how often each device reported (cadence.py)."""
+    ``cadence``, if given, notes how often each device reported (cadence.py); ``arriving`` as for
+    ``window_points``."""
     lo, hi = window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS)
     summaries: dict[str, DeviceSummary] = {}
     reported = False
@@ -528,7 +552,7 @@ async def day_points(
         await query.close()
     if not reported:
         return []  # nothing was reported in the day: nothing to say
-    return _points(summaries, window, places, settings, newest_ns, lateness_ns)
+    return _points(summaries, window, places, settings, newest_ns, lateness_ns, arriving)
 
 
 def _points(
@@ -538,6 +562,7 @@ def _points(
     settings: KpiConfig,
     newest_ns: int,
     lateness_ns: int,
+    arriving: bool = False,
 ) -> list[KpiPoint]:
     for device in places.devices:  # a device of the inventory that said nothing was down
         if device not in summaries:
@@ -546,7 +571,9 @@ def _points(
     # sums of floats in another order can differ in the last bit, and live must equal recompute.
     ordered = [summaries[name] for name in sorted(summaries)]
     rows = window_rows(ordered, window, settings)
-    final = closed(window, newest_ns, lateness_ns)
+    # Final once the lateness has passed and no more of its readings are coming in: a backlog being
+    # replayed after the lateness would otherwise change figures already marked final.
+    final = closed(window, newest_ns, lateness_ns) and not arriving
     seen = {s.place.device: s.place for s in ordered}
     return [to_point(row, places, seen, final=final) for row in rows]
 
@@ -594,6 +621,7 @@ async def _compute_windows(
     windows: list[Window],
     newest_ns: int,
     lateness_ns: int,
+    arriving: frozenset[Window] = frozenset(),
 ) -> Computed:
     writer = InfluxWriter(kpi_influx)  # the KPI retention policy or bucket (InfluxConfig.for_kpis)
     done: list[Done] = []
@@ -615,12 +643,15 @@ async def _compute_windows(
             for name, device in raw.devices.items() if raw is not None else ():
                 cadence.add(name, device.reports.times(), device.presence.times())
             for window in chunk:
+                still = window in arriving
                 if raw is None:
-                    points = await day_points(influx, places, settings, window, newest_ns, lateness_ns, cadence)
+                    points = await day_points(
+                        influx, places, settings, window, newest_ns, lateness_ns, cadence, arriving=still
+                    )
                 else:
-                    points = window_points(raw, window, places, settings, newest_ns, lateness_ns)
+                    points = window_points(raw, window, places, settings, newest_ns, lateness_ns, arriving=still)
                 lines.extend(to_lines(points))
-                done.append((window, closed(window, newest_ns, lateness_ns), len(points)))
+                done.append((window, closed(window, newest_ns, lateness_ns) and not still, len(points)))
                 if len(lines) >= WRITE_CHUNK:
                     await flush()
             del raw

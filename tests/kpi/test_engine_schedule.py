@@ -49,15 +49,17 @@ class RecordingEngine(KpiEngine):
         self.kpi_stage = stage  # the engine's own stage, which here is never None
         self.asked: list[list[Window]] = []
         self.during: list[int] = []  # reading times to see while the next computation runs
+        self.arriving: list[frozenset[Window]] = []  # per computation, the windows still receiving readings
 
-    async def compute_windows(self, windows: list[Window]) -> Computed:
+    async def compute_windows(self, windows: list[Window], arriving: frozenset[Window] = frozenset()) -> Computed:
         self.asked.append(sorted(windows))
+        self.arriving.append(arriving)
         for ts_ns in self.during:
             see(self.stage, ts_ns)
             self.before_ack()
         self.during = []
         watermark = self.watermark_ns()
-        return Computed([(w, watermark >= w.end_ns + self.lateness_ns, 3) for w in windows], 0)
+        return Computed([(w, watermark >= w.end_ns + self.lateness_ns and w not in arriving, 3) for w in windows], 0)
 
 
 def reading(ts_ns: int) -> Decoded:
@@ -139,8 +141,26 @@ def test_a_window_written_before_it_was_final_is_computed_once_more_when_final()
     assert len(engine.unfinal) == first  # written with final=false
     assert asyncio.run(engine.cycle(ready)) == 0  # nothing new, nothing final yet
     engine.kpi_stage.newest_ns = T0 + 3 * 86400 * NS  # far past every end + lateness
+    engine.quiet_s = 0.0  # and no reading of them since (a window still receiving readings waits: below)
     assert asyncio.run(engine.cycle(ready)) == 12  # the final pass, and the last hour
     assert engine.unfinal == set() and engine.pending == set()
+
+
+def test_a_window_whose_readings_are_still_arriving_is_not_final_until_they_stop() -> None:
+    """A backlog replayed after the lateness: the windows are closed by the watermark, but their
+    readings are still coming in. Computed meanwhile (never computed: at once), they are not final;
+    once no reading has come for quiet_s they are computed again, final."""
+    engine = new_engine()
+    see(engine.stage, T0)
+    engine.kpi_stage.newest_ns = T0 + 3 * 86400 * NS  # far past every end + lateness
+    engine.before_ack()  # touched now
+    assert asyncio.run(engine.cycle(ready)) == 12
+    assert engine.arriving[0] == frozenset(engine.asked[0])  # all of them just touched
+    assert len(engine.unfinal) == 12  # written with final=false
+    assert asyncio.run(engine.cycle(ready)) == 0  # still within quiet_s of the last reading: not yet
+    engine.quiet_s = 0.0  # ... and now the readings have stopped
+    assert asyncio.run(engine.cycle(ready)) == 12
+    assert engine.arriving[1] == frozenset() and engine.unfinal == set()
 
 
 def test_pending_and_unfinal_windows_survive_a_restart_and_the_old_state_file_is_read(tmp_path: Path) -> None:

@@ -63,7 +63,10 @@ async def run_day(
         engine = collector.kpi
         assert engine is not None
         started = time.monotonic()
-        await wait_until(lambda: engine.stats()["kpi_windows_pending"] == 0, timeout_s=timeout_s, what="KPIs")
+        # Computed, and final: the day is long closed, so its windows are final once no reading of them
+        # has come for quiet_s (a window computed while its readings still came is computed again then).
+        settled = lambda: engine.stats()["kpi_windows_pending"] == engine.stats()["kpi_windows_not_final"] == 0  # noqa: E731
+        await wait_until(settled, timeout_s=timeout_s, what="KPIs")
         print(f"KPI windows computed {time.monotonic() - started:.1f} s after the last commit", engine.stats())
     return simulation.truth.result(simulation.meta())
 

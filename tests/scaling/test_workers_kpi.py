@@ -89,7 +89,10 @@ self_stats_every_s = 0
     supervisor = start_daemon(config_path, log, "--workers", "3", env={"CITY_TELEMETRY__KPI__EVERY_S": "2"})
     wait_ready(health)
     deadline = time.monotonic() + 300
-    while metric(health, "city_telemetry_kpi_windows_pending", -1) != 0:
+    while (
+        metric(health, "city_telemetry_kpi_windows_pending", -1) != 0
+        or metric(health, "city_telemetry_kpi_windows_not_final", -1) != 0
+    ):
         assert time.monotonic() < deadline, "the pending KPI days were not computed"
         time.sleep(0.5)
     peak_bytes = metric(health, "city_telemetry_kpi_process_peak_rss_bytes", 0)
