@@ -496,24 +496,16 @@ async def _read_span(influx: InfluxConfig, settings: KpiConfig, windows: list[Wi
         await query.close()
 
 
-def window_points(
-    raw: RawData,
-    window: Window,
-    places: Places,
-    settings: KpiConfig,
-    newest_ns: int,
-    lateness_ns: int,
-    arriving: bool = False,
-) -> list[KpiPoint]:
-    """One window's KPI points, from its readings cut from a wider read (``RawData.slice``).
-    ``arriving``: readings of the window are still coming in, so its points are not final (``_points``)."""
+def window_points(raw: RawData, window: Window, places: Places, settings: KpiConfig, final: bool) -> list[KpiPoint]:
+    """One window's KPI points, from its readings cut from a wider read (``RawData.slice``), marked
+    ``final`` or not (``_compute_windows`` says when a window is)."""
     cut = raw.slice(window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS))
     if not cut.any_within(window.start_ns, window.end_ns):
         return []  # nothing was reported in the window: nothing to say (not a window of zeros)
     summaries = {
         name: summarise(to_readings(d, places.place(name, d.tags)), window, settings) for name, d in cut.devices.items()
     }
-    return _points(summaries, window, places, settings, newest_ns, lateness_ns, arriving)
+    return _points(summaries, window, places, settings, final)
 
 
 async def day_points(
@@ -521,18 +513,15 @@ async def day_points(
     places: Places,
     settings: KpiConfig,
     window: Window,
-    newest_ns: int,
-    lateness_ns: int,
+    final: bool,
     cadence: Cadence | None = None,
-    arriving: bool = False,
 ) -> list[KpiPoint]:
     """A day window's KPI points, its readings read back in ``settings.day_reads`` parts of the devices
     (``raw.device_parts``), one part at a time: each device's readings become its summary for the day
     (``compute.summarise``: up time, volumes, client buckets, samples) and are let go before the next
     part is read. The points are those of one read of everything: a device is in exactly one part, and
     the levels above are computed from the summaries, in device order, as ``window_points`` does.
-    ``cadence``, if given, notes how often each device reported (cadence.py); ``arriving`` as for
-    ``window_points``."""
+    ``cadence``, if given, notes how often each device reported (cadence.py)."""
     lo, hi = window.start_ns - int(settings.lookback_s * NS), window.end_ns + int(settings.lookahead_s * NS)
     summaries: dict[str, DeviceSummary] = {}
     reported = False
@@ -552,17 +541,11 @@ async def day_points(
         await query.close()
     if not reported:
         return []  # nothing was reported in the day: nothing to say
-    return _points(summaries, window, places, settings, newest_ns, lateness_ns, arriving)
+    return _points(summaries, window, places, settings, final)
 
 
 def _points(
-    summaries: dict[str, DeviceSummary],
-    window: Window,
-    places: Places,
-    settings: KpiConfig,
-    newest_ns: int,
-    lateness_ns: int,
-    arriving: bool = False,
+    summaries: dict[str, DeviceSummary], window: Window, places: Places, settings: KpiConfig, final: bool
 ) -> list[KpiPoint]:
     for device in places.devices:  # a device of the inventory that said nothing was down
         if device not in summaries:
@@ -571,9 +554,6 @@ def _points(
     # sums of floats in another order can differ in the last bit, and live must equal recompute.
     ordered = [summaries[name] for name in sorted(summaries)]
     rows = window_rows(ordered, window, settings)
-    # Final once the lateness has passed and no more of its readings are coming in: a backlog being
-    # replayed after the lateness would otherwise change figures already marked final.
-    final = closed(window, newest_ns, lateness_ns) and not arriving
     seen = {s.place.device: s.place for s in ordered}
     return [to_point(row, places, seen, final=final) for row in rows]
 
@@ -581,7 +561,8 @@ def _points(
 def compute_day_job(job: DayJob) -> list[KpiPoint]:
     """One day window's KPI points (runs in the KPI process): read back, compute, mark final."""
     influx, places, settings, day, newest_ns, lateness_ns = job
-    return asyncio.run(day_points(influx, places, settings, day_window(day), newest_ns, lateness_ns))
+    window = day_window(day)
+    return asyncio.run(day_points(influx, places, settings, window, closed(window, newest_ns, lateness_ns)))
 
 
 READ_CHUNK_NS = 3 * 3600 * NS
@@ -643,15 +624,15 @@ async def _compute_windows(
             for name, device in raw.devices.items() if raw is not None else ():
                 cadence.add(name, device.reports.times(), device.presence.times())
             for window in chunk:
-                still = window in arriving
+                # Final once the lateness has passed and no more of its readings are coming in: a backlog
+                # replayed after the lateness would otherwise change figures already marked final.
+                final = closed(window, newest_ns, lateness_ns) and window not in arriving
                 if raw is None:
-                    points = await day_points(
-                        influx, places, settings, window, newest_ns, lateness_ns, cadence, arriving=still
-                    )
+                    points = await day_points(influx, places, settings, window, final, cadence)
                 else:
-                    points = window_points(raw, window, places, settings, newest_ns, lateness_ns, arriving=still)
+                    points = window_points(raw, window, places, settings, final)
                 lines.extend(to_lines(points))
-                done.append((window, closed(window, newest_ns, lateness_ns) and not still, len(points)))
+                done.append((window, final, len(points)))
                 if len(lines) >= WRITE_CHUNK:
                     await flush()
             del raw

@@ -115,7 +115,7 @@ def test_the_kpi_points_of_a_device_missing_from_the_inventory_carry_its_topic_t
     for i in range(-5, 30):
         stray.reports.append(window.start_ns + i * 60 * NS, 1000.0 + i * 60)
         stray.clients.append(window.start_ns + i * 60 * NS, 4)
-    found = window_points(raw, window, places, KpiConfig(), newest_ns=window.end_ns, lateness_ns=NS)
+    found = window_points(raw, window, places, KpiConfig(), final=False)
     device = next(p for p in found if p.measurement == "kpi_device" and p.tag("device") == "ap-21004-9999")
     assert (device.tag("kind"), device.tag("site"), device.tag("nis")) == ("ap", "new-square", "21004")
     assert device.tag("municipality") == "Bruxelles (Ville)"  # the inventory lists 21004

@@ -240,7 +240,7 @@ async def parts_equal_one_read(config: Config, day: date) -> list[str]:
     by_reads = {}
     for reads in (1, 2, 8, 36, 100):  # 100: two character positions
         chosen = dataclasses.replace(settings, day_reads=reads)
-        by_reads[reads] = await day_points(config.influxdb, places, chosen, window, window.end_ns, 0)
+        by_reads[reads] = await day_points(config.influxdb, places, chosen, window, True)
     if len(by_reads[1]) < 100:
         problems.append(f"only {len(by_reads[1])} day points")
     for reads, found in by_reads.items():
