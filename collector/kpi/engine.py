@@ -54,7 +54,7 @@ from typing import Any
 
 import structlog
 
-from collector.kpi.billing import month_points, month_window
+from collector.kpi.billing import Month, month_points, month_window
 from collector.kpi.cadence import Cadence, CadenceWarning
 from collector.kpi.compute import DeviceSummary, KpiConfig, summarise, window_rows
 from collector.kpi.enrich import Places
@@ -342,7 +342,7 @@ class KpiEngine:
             for w in self.unfinal
             if closed(w, watermark_ns, self.lateness_ns)
             and w not in self.pending
-            and (stopping or not self._arriving(w, now_s))
+            and not self._arriving(w, now_s)  # even when stopping: the broker may hold more of its readings
         )
         return sorted(out)
 
@@ -379,7 +379,9 @@ class KpiEngine:
         try:
             if not await ready():
                 return 0
-            arriving = frozenset() if stopping else frozenset(w for w in due if self._arriving(w, now_s))
+            # Even on the last pass before a stop: the broker's session may hold more of their readings,
+            # for the next process, which finalises them once they stop (the state file keeps them unfinal).
+            arriving = frozenset(w for w in due if self._arriving(w, now_s))
             for day, windows in sorted(by_day.items()):
                 try:
                     results = await self.compute_windows(windows, arriving & frozenset(windows))
@@ -589,6 +591,16 @@ def read_chunks(windows: list[Window]) -> list[list[Window]]:
     return chunks
 
 
+def month_final(
+    month: Month, windows: list[Window], newest_ns: int, lateness_ns: int, arriving: frozenset[Window]
+) -> bool:
+    """Whether a billing month's points are final: the month closed by the lateness, and none of its
+    windows computed in this job still receiving readings (the month is made from their points)."""
+    if newest_ns < month.end_ns + lateness_ns:
+        return False
+    return not any(w in arriving and month_window(w.local_date()) == month for w in windows)
+
+
 def compute_windows_job(job: WindowsJob) -> Computed:
     """Read the span once, compute every window from its slice, write (runs in the KPI process)."""
     return asyncio.run(_compute_windows(*job))
@@ -648,7 +660,7 @@ async def _compute_windows(
             query = InfluxQuery(kpi_influx)
             try:
                 for month, day in sorted(months.items(), key=lambda item: item[0].start_ns):
-                    final = newest_ns >= month.end_ns + lateness_ns
+                    final = month_final(month, windows, newest_ns, lateness_ns, arriving)
                     points = await month_points(query, places, day, newest_ns, final=final)
                     lines.extend(to_lines(points))
                     await flush()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collector.ingest.decode import Decoded
+from collector.kpi.billing import month_window
 from collector.kpi.compute import KpiConfig
-from collector.kpi.engine import Computed, KpiEngine
+from collector.kpi.engine import Computed, KpiEngine, month_final
 from collector.kpi.enrich import Places
 from collector.kpi.pseudonym import Pseudonymiser
 from collector.kpi.stage import KpiStage
@@ -264,9 +265,24 @@ def test_the_last_pass_before_a_stop_does_not_wait_for_late_readings_to_stop() -
     see(engine.stage, T0 + 1)  # late readings of them still coming ...
     engine.before_ack()
     assert asyncio.run(engine.cycle(ready)) == 0  # ... so a running engine waits
-    # Stopping, nothing more will come: computed now, but for the open day (day_every_s).
+    # Stopping, nothing more will come to this process: computed now, but for the open day (day_every_s).
     assert asyncio.run(engine.cycle(ready, stopping=True)) == 11
     assert engine.pending == {day_window(local_date(T0))}
+    # ... and not final: the broker may hold more of their readings for the next process, which the
+    # state file tells to compute them again, final, once they stop.
+    assert engine.arriving[-1] == frozenset(engine.asked[-1])
+    assert set(engine.asked[-1]) <= engine.unfinal
+
+
+def test_a_billing_month_is_final_only_when_none_of_its_windows_still_receives_readings() -> None:
+    day = local_date(T0)
+    month, window, hour = month_window(day), day_window(day), window_of(T0, "1h")
+    after = month.end_ns + int(LATENESS_S * NS)
+    assert month_final(month, [window, hour], after, int(LATENESS_S * NS), frozenset())
+    assert not month_final(month, [window, hour], after - 1, int(LATENESS_S * NS), frozenset())  # not closed
+    assert not month_final(month, [window, hour], after, int(LATENESS_S * NS), frozenset({hour}))
+    elsewhere = day_window(day + timedelta(days=40))  # another month's window still receiving readings
+    assert month_final(month, [window, elsewhere], after, int(LATENESS_S * NS), frozenset({elsewhere}))
 
 
 def test_a_closed_day_still_replayed_waits_even_at_a_stop() -> None:

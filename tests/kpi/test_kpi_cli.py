@@ -99,3 +99,29 @@ def test_recompute_says_when_the_devices_report_less_often_than_the_settings_say
     assert "report_gap_s=300.0" in warning and "report_period_s=60.0" in warning and "devices=2" in warning
     assert "clients_gap_s=None" in warning  # no client lists were stored: nothing to say of them
     assert "set kpi.report_period_s" in warning
+
+
+async def test_windows_whose_readings_still_arrive_are_written_not_final(influxdb: InfluxDB) -> None:
+    """The rule itself, in the KPI process's job on the real InfluxDB: a closed window still receiving
+    readings is written final=false, and true once they stopped (test_engine_schedule.py: when)."""
+    from collector.app.config import load_config
+    from collector.kpi.compute import KpiConfig
+    from collector.kpi.engine import _compute_windows
+    from collector.kpi.enrich import Places
+    from collector.kpi.windows import window_of
+
+    day = local_date(time.time_ns()) - timedelta(days=3)
+    ten = day_window(day).start_ns + 10 * 3600 * NS
+    influxdb.query(f"CREATE DATABASE {DATABASE}")
+    influxdb.write(DATABASE, "\n".join(ap_lines("ap-1", ten, 13)))
+    target = load_config(None, {"CITY_TELEMETRY__INFLUXDB__URL": f'"{influxdb.url}"'}).influxdb
+    settings = KpiConfig(period_s=300.0, clients_period_s=300.0)
+    hour = window_of(ten, "1h")
+    lateness_ns = 4 * 3600 * NS
+    for arriving, final in ((frozenset({hour}), False), (frozenset(), True)):
+        computed = await _compute_windows(
+            target, target, Places(), settings, [hour], time.time_ns(), lateness_ns, arriving
+        )
+        assert [(w, f) for w, f, _ in computed.windows] == [(hour, final)]
+        rows = influxdb.rows('SELECT "final" FROM "kpi_device" WHERE "grain" = \'1h\'', DATABASE)
+        assert rows and {row["final"] for row in rows} == {final}
