@@ -32,11 +32,23 @@ def median_gap_s(times: Iterable[int]) -> float | None:
 
 class CadenceWarning(NamedTuple):
     """The devices' typical gaps (median over the devices of each one's median gap), where one is
-    more than :data:`SLOWER` times its setting; the other is None when it fits or was not seen."""
+    more than :data:`SLOWER` times its setting; the other is None when it fits or was not seen.
+    Both None: what was read fits the settings."""
 
     report_gap_s: float | None
     clients_gap_s: float | None
     devices: int  # devices whose gaps were measured
+    reports_seen: bool = True  # whether any device's gap between reports was measured (else: unknown)
+    clients_seen: bool = True  # ... between client lists
+
+    def like(self, other: CadenceWarning | None) -> bool:
+        """The same finding within 10 % (device clocks jitter: a median gap of 899.98 s is 900 s)."""
+        if other is None:
+            return False
+        return all(
+            (a is None) == (b is None) and (a is None or b is None or abs(a - b) <= 0.1 * max(a, b))
+            for a, b in ((self.report_gap_s, other.report_gap_s), (self.clients_gap_s, other.clients_gap_s))
+        )
 
 
 @dataclass(slots=True)
@@ -56,11 +68,13 @@ class Cadence:
             self.clients[device] = gap
 
     def check(self, period_s: float, clients_period_s: float) -> CadenceWarning | None:
-        """A warning when the devices report less often than the settings assume, else None."""
+        """What the reads say of the settings: None when they measured no gap at all (a short read of
+        a slow network: too few readings to say), a CadenceWarning otherwise (both gaps None: fits)."""
+        if not self.reports and not self.clients:
+            return None
         reports = median(self.reports.values()) if self.reports else None
         clients = median(self.clients.values()) if self.clients else None
         slow_reports = reports if reports is not None and reports > SLOWER * period_s else None
         slow_clients = clients if clients is not None and clients > SLOWER * clients_period_s else None
-        if slow_reports is None and slow_clients is None:
-            return None
-        return CadenceWarning(slow_reports, slow_clients, len(self.reports.keys() | self.clients.keys()))
+        devices = len(self.reports.keys() | self.clients.keys())
+        return CadenceWarning(slow_reports, slow_clients, devices, bool(self.reports), bool(self.clients))

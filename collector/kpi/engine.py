@@ -117,7 +117,7 @@ class KpiEngine:
         # The KPI process's peak resident memory: a day's readings read back set it (docs/performance.md).
         self.process_peak_rss_bytes = 0
         self.last_error: str | None = None
-        self._cadence_warned: tuple[float | None, float | None] | None = None  # what was last logged
+        self._cadence_warned: CadenceWarning | None = None  # what was last logged, until the settings fit
         self._pool: ProcessPoolExecutor | None = None
         self.presence_purges = 0
 
@@ -233,9 +233,21 @@ class KpiEngine:
 
     def _warn_of_cadence(self, found: CadenceWarning | None) -> None:
         """Log that the devices report less often than the settings say: once, and again only when
-        what was seen changes (every pass would find it again)."""
-        seen = None if found is None else (found.report_gap_s, found.clients_gap_s)
-        if found is not None and seen != self._cadence_warned:
+        what was seen changes by more than 10 % (every pass would find it again). A pass that could
+        not tell (None: too few readings) changes nothing; one that found the settings fit resets."""
+        if found is None:
+            return
+        last = self._cadence_warned
+        # What this pass could not measure keeps what an earlier pass found (a short read of a slow
+        # network sees too few client lists to say, while its reports fit).
+        found = found._replace(
+            report_gap_s=found.report_gap_s if found.reports_seen else last and last.report_gap_s,
+            clients_gap_s=found.clients_gap_s if found.clients_seen else last and last.clients_gap_s,
+        )
+        if found.report_gap_s is None and found.clients_gap_s is None:
+            self._cadence_warned = None
+            return
+        if not found.like(last):
             log.warning(
                 "kpi_report_period_mismatch",
                 report_gap_s=found.report_gap_s,
@@ -249,7 +261,7 @@ class KpiEngine:
                     "or availability counts them down and concurrent clients fall to 0 between reports"
                 ),
             )
-        self._cadence_warned = seen
+            self._cadence_warned = found
 
     def close(self) -> None:
         """Stop the KPI process, even in the middle of a job: a day of windows can take longer than a
