@@ -75,24 +75,23 @@ class Config(Section):
 _RAW_STRING_KEYS = frozenset({"password", "token"})
 
 
+def _kinds(annotation: Any) -> set[Any]:
+    """The types a field accepts: the members of a union, ``Annotated`` unwrapped, ``None`` left out."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, type(int | None)) else (annotation,)
+    return {get_args(m)[0] if get_origin(m) is Annotated else m for m in members} - {type(None)}
+
+
 def _takes_only_text(path: list[str]) -> bool:
-    """Whether the config key at ``path`` (section, key) accepts text and nothing else (``str``,
-    ``str | None``): for those an environment value is text even when it reads as a TOML number,
-    boolean or date (a database named 2026, a user named true)."""
-    model: Any = Config
-    annotation: Any = None
+    """Whether the config key at ``path`` (section, key) accepts text and nothing else (``str``, a
+    path, ``str | None``): for those an environment value is text even when it reads as a TOML
+    number, boolean or date (a database named 2026, a user named true, a folder named 2026)."""
+    kinds: set[Any] = {Config}
     for part in path:
-        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
-        if part not in fields:
+        sections = [k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)]  # [mqtt.tls]: optional
+        if len(sections) != 1 or part not in sections[0].model_fields:
             return False
-        annotation = model = fields[part].annotation
-    kinds = set()
-    for kind in get_args(annotation) if get_origin(annotation) in (Union, type(int | None)) else (annotation,):
-        if get_origin(kind) is Annotated:
-            kind = get_args(kind)[0]
-        if kind is not type(None):
-            kinds.add(kind)
-    return bool(kinds) and kinds <= {str, SecretStr}
+        kinds = _kinds(sections[0].model_fields[part].annotation)
+    return bool(kinds) and kinds <= {str, SecretStr, Path}
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

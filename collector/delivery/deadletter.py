@@ -341,6 +341,7 @@ class DeadLetters:
         created = not self.path.exists()
         # Owner only, as the spool: a dead letter quotes what a device sent (MACs masked, docs/privacy.md).
         descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(descriptor, 0o600)  # a file made before (by an older version, or by hand) too
         self._handle = os.fdopen(descriptor, "ab")  # held open until rotated or closed
         if created:
             _fsync_dir(self.path.parent)

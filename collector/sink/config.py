@@ -56,13 +56,15 @@ class InfluxConfig(Section):
         (``localhost``, 127.0.0.0/8, ``::1``) and on for any other."""
         if self.gzip != "auto":
             return self.gzip
-        host = urlsplit(self.url).hostname or ""
+        host = (urlsplit(self.url).hostname or "").rstrip(".")
         if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always the loopback
             return False
         try:
-            return not ipaddress.ip_address(host).is_loopback
+            address = ipaddress.ip_address(host)
         except ValueError:  # a name: where it points is not ours to guess
             return True
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+        return not (address.is_loopback or (mapped is not None and mapped.is_loopback))
 
     @field_validator("url")
     @classmethod

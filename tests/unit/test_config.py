@@ -12,7 +12,7 @@ from typing import get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from collector.app.config import Config, ConfigError, load_config
+from collector.app.config import Config, ConfigError, _takes_only_text, load_config
 
 
 def test_defaults_are_valid() -> None:
@@ -125,6 +125,8 @@ def test_an_old_batch_section_still_loads(tmp_path: Path) -> None:
         ("http://127.3.2.1:8086", "auto", False),  # all of 127.0.0.0/8 is the loopback
         ("http://[::1]:8086", "auto", False),
         ("http://localhost:8086", "auto", False),
+        ("http://localhost.:8086", "auto", False),  # the same name, fully qualified
+        ("http://[::ffff:127.0.0.1]:8086", "auto", False),  # IPv4 loopback written as IPv6
         ("https://influx.localhost", "auto", False),  # RFC 6761: a .localhost name is the loopback
         ("http://10.20.0.5:8086", "auto", True),
         ("https://influx.bric.brussels", "auto", True),  # a name may point anywhere: compress
@@ -154,11 +156,17 @@ def test_environment_text_keys_keep_text_that_reads_as_a_toml_number_boolean_or_
             "CITY_TELEMETRY__BATCH__MAX_LINES": "2000",  # not a text key: a TOML integer
             "CITY_TELEMETRY__KPI__ENABLED": "false",
             "CITY_TELEMETRY__MQTT__PASSWORD": '"s3cret"',  # a secret: as written, quotes and all
+            "CITY_TELEMETRY__SPOOL__FOLDER": "2026",  # a path
+            "CITY_TELEMETRY__INFLUXDB__GZIP": "false",  # bool | "auto": still TOML
         },
     )
     assert config.influxdb.database == "2026" and config.mqtt.username == "true"
     assert config.mqtt.client_id == "2026-01-01" and config.influxdb.retention_policy == "one_year"
-    assert config.batch.max_lines == 2000 and config.kpi.enabled is False
+    assert config.batch.max_lines == 2000 and config.kpi.enabled is False and config.influxdb.gzip is False
+    assert config.spool.folder == Path("2026")
+    # A path in an optional section ([mqtt.tls] reads its files, so the rule is checked alone).
+    assert _takes_only_text(["mqtt", "tls", "ca_file"])
+    assert not _takes_only_text(["mqtt", "tls", "insecure_skip_verify"])
     assert config.mqtt.password is not None and config.mqtt.password.get_secret_value() == '"s3cret"'
     with pytest.raises(ConfigError, match=r"batch\.max_lines"):
         load_config(None, {"CITY_TELEMETRY__BATCH__MAX_LINES": "many"})  # a number key still wants a number

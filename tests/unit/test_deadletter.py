@@ -75,6 +75,10 @@ def test_the_file_is_readable_by_its_owner_only_as_the_spool_is(tmp_path: Path) 
     finally:
         os.umask(old_mask)
     assert (tmp_path / "dead.jsonl").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "old.jsonl").write_text("")
+    (tmp_path / "old.jsonl").chmod(0o644)  # as an older version left it
+    DeadLetters(tmp_path / "old.jsonl").close()
+    assert (tmp_path / "old.jsonl").stat().st_mode & 0o777 == 0o600
 
 
 def dead_letters(path: Path, **settings: object) -> DeadLetters:
