@@ -49,13 +49,14 @@ class InternedRows:
     the Brussels scale as one ``bytes`` object a report: 33 bytes of header and 16 a pseudonym).
     A client stays for many reports, so most of a report's pseudonyms are in the one before. Here a
     pseudonym costs 4 bytes a report and 16 once; a report, 4 more. When every client is new at
-    every report that is 20 bytes a pseudonym against 16, and 4 a report against 33.
+    every report that is 20 bytes a pseudonym against 16, and 4 a report against 41 (a ``bytes``
+    header and its list slot).
 
     A cell reads back as the ``bytes`` appended (keys in their order, repeats kept). What it cannot
     hold (not ``bytes``, a length not a multiple of ``size``, a table beyond 4 GiB) raises
     OverflowError, which :meth:`Columns.append` answers by moving the column to a list, as for an
     integer beyond 64 bits. While rows are added, a dict finds each key's offset; :meth:`trim` drops
-    it (about 90 bytes a distinct key) once an AP's reports are read, and an append after rebuilds it.
+    it (about 110 bytes a distinct key) once an AP's reports are read, and an append after rebuilds it.
     """
 
     __slots__ = ("_ends", "_index", "_members", "_size", "_table")
