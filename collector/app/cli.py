@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import select
 import signal
 import sys
 from pathlib import Path
@@ -192,9 +193,22 @@ def main(argv: list[str] | None = None) -> int:
         code = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a reader gone away is handled below, not printed as a traceback
         return code
-    except BrokenPipeError:  # the reader went away (``... | head``): what it did not read, it did not want
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise  # a socket of the command's own (simulate, demo): its failure, not the reader's
+        # The reader went away (``... | head``): what it did not read, it did not want.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 1
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (poll says POLLERR)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

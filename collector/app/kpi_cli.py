@@ -128,6 +128,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         if args.level != "device":
             print("kpi show: --grain month is per link: use --level device", file=sys.stderr)
             return 2
+        if args.at is not None:
+            print("kpi show: --at picks one window of --grain 1h or 5m; a month has one point", file=sys.stderr)
+            return 2
         start, end = month_window(args.day).start_ns, None
     elif args.at is not None and args.grain == "day":
         print("kpi show: --at picks one window of --grain 1h or 5m; a day has one window", file=sys.stderr)
@@ -152,8 +155,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 1
     if not points:
         hint = (
-            "billing points need the links' capacities ([inventory] file) and the month's 5-minute KPIs"
-            if args.grain == "month"
+            "billing points need the links' capacities: set [inventory] file"
+            if args.grain == "month" and config.inventory.file is None
             else f"run `city-telemetry kpi recompute --from {args.day}`"
         )
         print(f"no {args.level} KPIs stored for {args.day} (grain {args.grain}; {hint})")

@@ -123,7 +123,28 @@ def check_workers(config: Config, workers: int) -> list[str]:
         )
     if len(f"{config.mqtt.client_id}-{workers}") > 64:
         problems.append("mqtt.client_id is too long for the worker suffix (-k): at most 64 characters in all")
+    # A worker that cannot make its folders exits 2 at once (app/service.py, CannotStart); the supervisor
+    # would restart it for ever, so the supervisor refuses to start instead.
+    folders = [("spool.folder", config.spool.folder)]
+    if config.dead_letter.file is not None:
+        folders.append(("dead_letter.file", config.dead_letter.file.parent))
+    for key, folder in folders:
+        unusable = _unusable_folder(folder)
+        if unusable:
+            problems.append(f"{key}: {unusable} (check the path and that the collector's user may write there)")
     return problems
+
+
+def _unusable_folder(folder: Path) -> str | None:
+    """Why files cannot be made in ``folder`` (made if missing), or None; nothing is created here."""
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{str(probe)!r} is in the way of {str(folder)!r}: not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{str(probe)!r} is not writable"
+    return None
 
 
 # -- the worker's side --------------------------------------------------------------------------

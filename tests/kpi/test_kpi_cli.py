@@ -59,7 +59,8 @@ def test_recompute_writes_the_grains_asked_for_and_show_prints_one_window(influx
     assert "no device KPIs stored" in none.stdout and "grain 5m" in none.stdout
     month = run_cli(influxdb.url, "kpi", "show", "--day", str(day), "--level", "device", "--grain", "month")
     assert month.returncode == 1  # no inventory, so no link capacities: a recompute would not help
-    assert "billing points need the links' capacities" in month.stdout and "recompute" not in month.stdout
+    assert "billing points need the links' capacities: set [inventory] file" in month.stdout
+    assert "recompute" not in month.stdout
 
 
 def test_show_refuses_at_with_a_day_instead_of_ignoring_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,6 +68,8 @@ def test_show_refuses_at_with_a_day_instead_of_ignoring_it(capsys: pytest.Captur
 
     assert main(["kpi", "show", "--day", "2026-11-27", "--at", "18:00"]) == 2
     assert "--at picks one window of --grain 1h or 5m" in capsys.readouterr().err
+    assert main(["kpi", "show", "--day", "2026-11-27", "--at", "18:00", "--grain", "month", "--level", "device"]) == 2
+    assert "a month has one point" in capsys.readouterr().err
 
 
 def test_show_month_prints_the_billing_point_of_the_days_month(influxdb: InfluxDB) -> None:

@@ -9,6 +9,8 @@ column to a list with every row kept, as an integer beyond 64 bits does.
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -116,3 +118,16 @@ def test_a_row_that_fails_is_undone_whole() -> None:
     with pytest.raises(OverflowError):
         rows.append(b"abcd")  # not a run of whole keys
     assert list(rows) == [b"abc"]
+
+
+def test_a_row_that_fails_midway_is_undone_and_its_new_keys_are_found_again() -> None:
+    rows = InternedRows(SIZE)
+    rows._members = array("B")  # offsets of one byte: the 87th distinct key's (86 x 3 = 258) overflows
+    first = b"".join(bytes([i, 0, 0]) for i in range(80))
+    rows.append(first)
+    with pytest.raises(OverflowError):
+        rows.append(b"".join(bytes([i, 1, 0]) for i in range(10)))  # keys 81 to 90: fails at the 87th
+    assert list(rows) == [first]  # the row whole or not at all
+    held = rows.keys_held  # the keys it added before failing stay in the table ...
+    rows.append(b"".join(bytes([i, 1, 0]) for i in range(5)))  # ... and are found, not added again
+    assert rows.keys_held == held and list(rows) == [first, b"".join(bytes([i, 1, 0]) for i in range(5))]

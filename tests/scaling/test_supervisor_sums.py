@@ -95,6 +95,23 @@ def test_a_config_that_cannot_share_is_refused_naming_why(env: dict[str, str], w
     assert any(problem in line for line in problems), problems
 
 
+def test_a_spool_folder_that_cannot_be_made_is_refused_before_any_worker_starts(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    env = {
+        "CITY_TELEMETRY__MQTT__SHARED_GROUP": "g",
+        "CITY_TELEMETRY__KPI__ENABLED": "false",
+        "CITY_TELEMETRY__SPOOL__FOLDER": f"{in_the_way}/spool",
+        "CITY_TELEMETRY__DEAD_LETTER__FILE": f"{tmp_path}/dl/dead.jsonl",  # missing but can be made: fine
+    }
+    problems = check_workers(load_config(None, env), 2)
+    assert problems == [
+        f"spool.folder: '{in_the_way}' is in the way of '{in_the_way}/spool': not a folder"
+        " (check the path and that the collector's user may write there)"
+    ]
+    assert not (tmp_path / "dl").exists()  # nothing made by the check
+
+
 def test_a_shared_group_name_with_a_slash_is_refused() -> None:
     from collector.app.config import ConfigError
 
