@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from operator import le
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 T = TypeVar("T")
 NAN = float("nan")
@@ -128,18 +128,14 @@ class InternedRows:
     def __len__(self) -> int:
         return len(self._ends)
 
+    def cells(self, lo: int, hi: int) -> Iterator[bytes]:
+        """Rows ``lo`` to ``hi`` (excluded), each made as it is read: what a pass over a cut needs."""
+        return map(self._cell, range(lo, hi))
+
     def __iter__(self) -> Iterator[bytes]:
-        return map(self._cell, range(len(self._ends)))
+        return self.cells(0, len(self._ends))
 
-    @overload
-    def __getitem__(self, index: int) -> bytes: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[bytes]: ...
-
-    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
-        if isinstance(index, slice):
-            return list(map(self._cell, range(*index.indices(len(self._ends)))))
+    def __getitem__(self, index: int) -> bytes:
         if index < 0:
             index += len(self._ends)
         if not 0 <= index < len(self._ends):
@@ -264,7 +260,7 @@ class Columns(Sequence[T], Generic[T]):
     def times(self) -> array[int]:
         """The rows' times, in their order (a copy)."""
         lo, hi = self._bounds()
-        return self._columns[0][lo:hi]  # type: ignore[return-value]  # the time column is always an array("q")
+        return cast("array[int]", self._columns[0])[lo:hi]  # the time column is always an array("q")
 
     def __len__(self) -> int:
         lo, hi = self._bounds()
@@ -272,7 +268,7 @@ class Columns(Sequence[T], Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         lo, hi = self._bounds()
-        parts = [c[lo:hi] for c in self._columns]
+        parts = [c.cells(lo, hi) if isinstance(c, InternedRows) else c[lo:hi] for c in self._columns]
         if self._make is None:
             return zip(*parts, strict=True)  # type: ignore[return-value]  # rows as tuples: T is a tuple type
         return map(self._make, *parts)
