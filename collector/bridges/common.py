@@ -376,9 +376,10 @@ class Stats:
         self.add(f"fetch_failed_{reason}")
 
     def log(self) -> None:
-        troubles = any(self.counts[name] for name in self.counts if name.startswith(_TROUBLE))
-        extra = {"hint": "fetch_failed/publish_unacked/polls_failed above 0: see the events before this line"}
-        log.info("bridge_stats", bridge=self.bridge, **dict(sorted(self.counts.items())), **(extra if troubles else {}))
+        fields: dict[str, object] = dict(sorted(self.counts.items()))
+        if any(n for name, n in self.counts.items() if name.startswith(_TROUBLE)):
+            fields["hint"] = "fetch_failed/publish_unacked/polls_failed above 0: see the events before this line"
+        log.info("bridge_stats", bridge=self.bridge, **fields)
 
 
 class MqttPublisher:

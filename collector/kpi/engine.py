@@ -644,9 +644,11 @@ async def _compute_windows(
     cadence = Cadence()
     try:
         for chunk in read_chunks(windows):
-            raw = await _read_span(influx, settings, chunk) if chunk[0].grain != "day" else None
-            for name, device in raw.devices.items() if raw is not None else ():
-                cadence.add(name, device.reports.times(), device.presence.times())
+            raw = None  # a day window reads itself, in parts (day_points, which notes the cadence too)
+            if chunk[0].grain != "day":
+                raw = await _read_span(influx, settings, chunk)
+                for name, device in raw.devices.items():
+                    cadence.add(name, device.reports.times(), device.presence.times())
             for window in chunk:
                 # Final once the lateness has passed and no more of its readings are coming in: a backlog
                 # replayed after the lateness would otherwise change figures already marked final.
