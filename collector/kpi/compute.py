@@ -98,6 +98,8 @@ class DeviceReadings:
     probes: Sequence[Probe] = ()
     channel_utilisation: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
     rf: Sequence[tuple[int, int, int]] = ()
+    link_counter_bits: int | None = None  # the width the device reported for its link's counters
+    link_oper: Sequence[Check] = ()  # the link interface's ifOperStatus: (ts, up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,7 @@ class DeviceSummary:
     channel_utilisation: dict[str, Sequence[float]]  # band -> samples in the window
     rf_counts: tuple[int, int]  # good-RF clients and clients, summed over the window's client reports
     probes: Sequence[Probe]
+    link_oper: Sequence[Check] = ()
 
 
 OCTETS = frozenset({"rx", "tx", "in", "out"})
@@ -139,10 +142,13 @@ PACKETS = frozenset({"in_pkts", "out_pkts"})
 LINK_COUNTERS = OCTETS | PACKETS | {"in_errors", "out_errors", "in_discards", "out_discards"}
 
 
-def _spec(place: Place, name: str, config: KpiConfig) -> CounterSpec:
-    """An interface counter of a 32-bit device is 32 bits (ifTable); AP counters are 64. Line rate
-    bounds octets and packets (at most one 64-byte frame per 64 octets); nothing bounds the others."""
-    bits: Literal[32, 64] = 32 if place.counter_bits == 32 and name in LINK_COUNTERS else 64
+def _spec(d: DeviceReadings, name: str, config: KpiConfig) -> CounterSpec:
+    """A link counter is 32 bits (ifTable) when the device says so (``counter_bits: 32`` in its
+    reports) or the inventory does (a device that does not say); AP counters are 64. Line rate bounds
+    octets and packets (at most one 64-byte frame per 64 octets); nothing bounds the others."""
+    place = d.place
+    narrow = d.link_counter_bits == 32 or place.counter_bits == 32
+    bits: Literal[32, 64] = 32 if narrow and name in LINK_COUNTERS else 64
     capacity = None
     if place.capacity_mbps is not None and name in OCTETS | PACKETS:
         octets = place.capacity_mbps * 1e6 / 8
@@ -158,11 +164,11 @@ def summarise(d: DeviceReadings, window: Window, config: KpiConfig) -> DeviceSum
     )
     spans, uncertain = timeline(d.reports, d.marks, policy, start, end)
     up = sum(s.end_ns - s.start_ns for s in spans if s.up)
-    results = {name: deltas(series, _spec(d.place, name, config)) for name, series in d.counters.items()}
+    results = {name: deltas(series, _spec(d, name, config)) for name, series in d.counters.items()}
     if config.wraps_from_packets:
         for name in ("in", "out"):
             if name in results and f"{name}_pkts" in results and results[name].ambiguous:
-                bits = _spec(d.place, name, config).modulus
+                bits = _spec(d, name, config).modulus
                 results[name] = resolve_wraps(results[name], results[f"{name}_pkts"], bits)
     volumes = {name: volume(r, start, end) for name, r in results.items()}
     samples: dict[str, Sequence[float]] = {}
@@ -199,6 +205,7 @@ def summarise(d: DeviceReadings, window: Window, config: KpiConfig) -> DeviceSum
         },
         rf_counts=(good, total),
         probes=d.probes,
+        link_oper=d.link_oper,
     )
 
 
@@ -313,17 +320,19 @@ def _link_fields(
         out[f"{prefix}_rtt_p50_ms"] = ps.rtt_p50_ms
         out[f"{prefix}_rtt_p95_ms"] = ps.rtt_p95_ms
         out[f"{prefix}_jitter_ms"] = ps.jitter_ms
+    checked = [m for m in links if m.probes or m.link_oper]
+    if checked:  # a probe without an answer and an interface not up both take the link down
         link_up = sum(
             link_up_ns(
                 [(s.start_ns, s.end_ns) for s in m.spans if s.up],
-                [Check(p.ts_ns, p.received > 0) for p in m.probes],
+                ([Check(p.ts_ns, p.received > 0) for p in m.probes], m.link_oper),
                 config.period_s,
                 start,
                 end,
             )
-            for m in probed
+            for m in checked
         )
-        out[f"{prefix}_link_availability_pct"] = 100.0 * link_up / (length * len(probed))
+        out[f"{prefix}_link_availability_pct"] = 100.0 * link_up / (length * len(checked))
 
 
 def _radio_fields(out: dict[str, Value], aps: list[DeviceSummary]) -> None:

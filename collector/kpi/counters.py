@@ -207,6 +207,11 @@ def pair(r0: CounterReading, r1: CounterReading, spec: CounterSpec) -> list[Delt
             why = "a fall that no single wrap explains at the link's capacity"
         else:
             return [_plausible(t0, t1, wrapped, "wrap", 1, limit, spec)]
+        if r0.uptime_s is not None and r1.uptime_s is not None:
+            # The uptime says the device did not restart: the counter was cleared or rewritten (a
+            # `clear counters`, a firmware bug, a value restored from elsewhere), to a value that is
+            # not a count since any known moment. Its increase over the interval is unknown.
+            return [Lost(t0, t1, "reset", f"{why} while the device stayed up: cleared or rewritten")]
     if why is not None:
         return _reset(r0, r1, spec, why)
     return [_plausible(t0, t1, r1.value - r0.value, "increase", 0, limit, spec)]

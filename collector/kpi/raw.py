@@ -506,8 +506,8 @@ async def read_raw(query: InfluxQuery, from_ns: int, to_ns: int, devices: str = 
         for row in series.values:
             ts, *values, oper_up, speed, bits = row
             uptime = uptimes.get((device.device, ts), nan)
-            if bits is not None:
-                interface.bits = int(bits)
+            if bits == 32:  # one report of 32-bit counters in the span makes the series 32-bit
+                interface.bits = 32
             if speed is not None:
                 interface.speed_mbps = int(speed)
             for name, value in zip(IF_COUNTERS.values(), values, strict=True):
@@ -564,8 +564,12 @@ def to_readings(raw: DeviceRaw, place: Place) -> DeviceReadings:
     link = place.link if place.link in raw.interfaces else None
     if link is None and place.kind != "ap" and len(raw.interfaces) == 1:
         link = next(iter(raw.interfaces))
+    link_bits = None
+    link_oper: Columns[Check] | tuple[()] = ()
     if link is not None:
         counters.update(raw.interfaces[link].counters)
+        link_bits = raw.interfaces[link].bits
+        link_oper = raw.interfaces[link].oper
     for band, radio in raw.radios.items():
         counters[f"tx_retries:{band}"] = radio.retries
         counters[f"tx_total:{band}"] = radio.frames
@@ -579,4 +583,6 @@ def to_readings(raw: DeviceRaw, place: Place) -> DeviceReadings:
         probes=raw.probes,
         channel_utilisation={band: radio.utilisation for band, radio in raw.radios.items()},
         rf=raw.rf_good,
+        link_counter_bits=link_bits,
+        link_oper=link_oper,
     )

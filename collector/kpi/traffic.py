@@ -199,26 +199,39 @@ class Check:
 
 
 def link_up_ns(
-    device_up: Sequence[tuple[int, int]], checks: Iterable[Check], hold_s: float, from_ns: int, to_ns: int
+    device_up: Sequence[tuple[int, int]],
+    checks: Iterable[Iterable[Check]],
+    hold_s: float,
+    from_ns: int,
+    to_ns: int,
 ) -> int:
     """Time of ``[from_ns, to_ns)`` the link was up: its device up (spans from availability.timeline)
-    and no failed check in force. A check holds until the next one, at most ``hold_s`` (a report
-    period). Link availability = this / window length."""
+    and no failed check in force. ``checks`` are separate streams (the probes, the interface's
+    ifOperStatus): in each, a check holds until the next one of the same stream, at most ``hold_s``
+    (a report period), so an answered probe does not end an interface's "down" nor the reverse; the
+    link is down while any stream's failed check holds. Link availability = this / window length."""
     hold = int(hold_s * NS)
-    ordered = sorted({c.ts_ns: c for c in checks}.values(), key=lambda c: c.ts_ns)
     failed: list[tuple[int, int]] = []
-    for i, c in enumerate(ordered):
-        if not c.ok:
-            end = c.ts_ns + hold
-            if i + 1 < len(ordered):
-                end = min(end, ordered[i + 1].ts_ns)
-            failed.append((c.ts_ns, end))
+    for stream in checks:
+        ordered = sorted({c.ts_ns: c for c in stream}.values(), key=lambda c: c.ts_ns)
+        for i, c in enumerate(ordered):
+            if not c.ok:
+                end = c.ts_ns + hold
+                if i + 1 < len(ordered):
+                    end = min(end, ordered[i + 1].ts_ns)
+                failed.append((c.ts_ns, end))
+    merged: list[tuple[int, int]] = []  # the streams' failures may overlap: count each instant once
+    for a, b in sorted(failed):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
     total = 0
     for a, b in device_up:
         a, b = max(a, from_ns), min(b, to_ns)
         if b <= a:
             continue
         total += b - a
-        for fa, fb in failed:
+        for fa, fb in merged:
             total -= max(0, min(b, fb) - max(a, fa))
     return total

@@ -53,6 +53,23 @@ def test_a_fall_no_single_wrap_explains_is_a_reset() -> None:
     assert out.counts == {"reset": 2}  # the lost part and the counted part
 
 
+def test_a_fall_while_the_uptime_says_the_device_stayed_up_counts_nothing() -> None:
+    # 50 GB to 5 GB in 60 s on a 1 Gbit/s uplink (a wrap would be 18 exabytes): no boot explains it, so
+    # the new value is not traffic; the interval is lost and counting goes on from the new value.
+    spec = CounterSpec(bits=64, capacity_per_s=125_000_000.0)
+    readings = [r(0, 50_000_000_000, 86_400), r(60, 50_001_000_000, 86_460), r(120, 5_000_000_000, 86_520)]
+    out = deltas([*readings, r(180, 5_001_000_000, 86_580)], spec)
+    assert [(d.start_ns, d.value) for d in out.deltas] == [(T0, 1_000_000), (T0 + 120 * S, 1_000_000)]
+    assert [(x.start_ns, x.end_ns, x.reason) for x in out.lost] == [(T0 + 60 * S, T0 + 120 * S, "reset")]
+    assert "stayed up" in out.lost[0].detail
+    # The same for a 32-bit counter whose fall is too large for a wrap at the link's rate.
+    fall = deltas([r(0, 20_000_000, 1_000), r(60, 15_000_000, 1_060)], CounterSpec(bits=32, capacity_per_s=1e5))
+    assert (fall.deltas, [x.reason for x in fall.lost]) == ((), ["reset"])
+    # Without uptimes a restart shows only as a fall: the value after it is still counted since then.
+    unknown = deltas([r(0, 50_000_000_000), r(60, 5_000_000_000)], spec)
+    assert [(d.value, d.kind) for d in unknown.deltas] == [(5_000_000_000, "reset")]
+
+
 def test_uptime_going_back_is_a_reset_even_when_the_value_grew() -> None:
     out = deltas([r(0, 1_000, uptime=5_000), r(900, 50_000, uptime=300)], CounterSpec(bits=64))
     lost, counted = out.lost[0], out.deltas[0]

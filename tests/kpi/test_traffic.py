@@ -117,7 +117,18 @@ def test_link_is_down_while_the_device_is_or_a_check_fails() -> None:
         Check(T0 + 2760 * S, False),
     ]
     # Failed 960-1860 and 2760-3660 (held one period): up = 3300 - 900 - 240 (2760-3000) - 300 (3300-3600).
-    assert link_up_ns(up, checks, 900, T0, T0 + 3600 * S) == (3300 - 900 - 240 - 300) * S
+    assert link_up_ns(up, [checks], 900, T0, T0 + 3600 * S) == (3300 - 900 - 240 - 300) * S
+
+
+def test_an_interface_down_takes_the_link_down_whatever_the_probes_say() -> None:
+    up = [(T0, T0 + 3600 * S)]
+    probes = [Check(T0 + k * 300 * S, True) for k in range(12)]  # every probe answered
+    oper = [Check(T0, True), Check(T0 + 600 * S, False), Check(T0 + 1200 * S, False), Check(T0 + 1800 * S, True)]
+    # Down 600-1800 by the interface: an answered probe at 900 or 1500 does not end it (streams apart).
+    assert link_up_ns(up, [probes, oper], 900, T0, T0 + 3600 * S) == (3600 - 1200) * S
+    # Both streams failing over the same time count it once: probes unanswered 1500-2100 add 1800-2100.
+    probes[5:7] = [Check(T0 + 1500 * S, False), Check(T0 + 1800 * S, False)]
+    assert link_up_ns(up, [probes, oper], 900, T0, T0 + 3600 * S) == (3600 - 1500) * S
 
 
 def test_channel_load_and_rf_quality() -> None:
