@@ -61,7 +61,17 @@ from collector.kpi.enrich import Places
 from collector.kpi.output import KpiPoint, to_lines, to_point
 from collector.kpi.raw import DeviceRaw, RawData, device_parts, read_raw, stored_devices, to_readings
 from collector.kpi.stage import KpiStage
-from collector.kpi.windows import GRAINS, NS, Grain, Window, closed, day_window, touched_by_buckets, windows_of_day
+from collector.kpi.windows import (
+    GRAINS,
+    NS,
+    Grain,
+    Window,
+    closed,
+    day_window,
+    elapsed,
+    touched_by_buckets,
+    windows_of_day,
+)
 from collector.sink.config import InfluxConfig
 from collector.sink.influxdb import InfluxWriter
 from collector.sink.query import InfluxQuery, QueryError
@@ -576,7 +586,8 @@ def compute_day_job(job: DayJob) -> list[KpiPoint]:
     """One day window's KPI points (runs in the KPI process): read back, compute, mark final."""
     influx, places, settings, day, newest_ns, lateness_ns = job
     window = day_window(day)
-    return asyncio.run(day_points(influx, places, settings, window, closed(window, newest_ns, lateness_ns)))
+    final = closed(window, newest_ns, lateness_ns)
+    return asyncio.run(day_points(influx, places, settings, elapsed(window, newest_ns), final))
 
 
 READ_CHUNK_NS = 3 * 3600 * NS
@@ -653,10 +664,11 @@ async def _compute_windows(
                 # Final once the lateness has passed and no more of its readings are coming in: a backlog
                 # replayed after the lateness would otherwise change figures already marked final.
                 final = closed(window, newest_ns, lateness_ns) and window not in arriving
+                so_far = elapsed(window, newest_ns)  # an open window: what has happened of it
                 if raw is None:
-                    points = await day_points(influx, places, settings, window, final, cadence)
+                    points = await day_points(influx, places, settings, so_far, final, cadence)
                 else:
-                    points = window_points(raw, window, places, settings, final)
+                    points = window_points(raw, so_far, places, settings, final)
                 lines.extend(to_lines(points))
                 done.append((window, final, len(points)))
                 if len(lines) >= WRITE_CHUNK:

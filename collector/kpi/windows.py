@@ -44,6 +44,16 @@ class Window:
         return datetime.fromtimestamp(self.start_ns // NS, tz).date()
 
 
+def elapsed(window: Window, now_ns: int) -> Window:
+    """The part of ``window`` that has happened by ``now_ns``: the window itself once it has ended,
+    else its start to now. An open window (today, this hour) is computed over that part, so that
+    its availability and means are "so far", not its future counted as down; its points keep the
+    window's start and grain, so the full window's later computation replaces them."""
+    if now_ns >= window.end_ns or now_ns <= window.start_ns:
+        return window
+    return Window(window.start_ns, now_ns, window.grain)
+
+
 def midnight_ns(day: date, tz: ZoneInfo = TZ) -> int:
     """Local midnight starting ``day``, in UTC nanoseconds (midnights are whole seconds)."""
     moment = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)

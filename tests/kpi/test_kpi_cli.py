@@ -128,3 +128,38 @@ async def test_windows_whose_readings_still_arrive_are_written_not_final(influxd
         assert [(w, f) for w, f, _ in computed.windows] == [(hour, final)]
         rows = influxdb.rows('SELECT "final" FROM "kpi_device" WHERE "grain" = \'1h\'', DATABASE)
         assert rows and {row["final"] for row in rows} == {final}
+
+
+async def test_an_open_window_is_computed_over_what_has_happened_of_it(influxdb: InfluxDB) -> None:
+    """An AP reporting from 10:00 (up since 09:43:20 by its uptime) and the watermark at 10:30: its
+    hour is 100 % available so far, its day 46 min 40 s of the 630 minutes since midnight, not of
+    1,440. Computed again once the day is over, the same points (start, grain) cover the whole window."""
+    from collector.app.config import load_config
+    from collector.kpi.compute import KpiConfig
+    from collector.kpi.engine import _compute_windows
+    from collector.kpi.enrich import Places
+    from collector.kpi.windows import window_of
+
+    day = local_date(time.time_ns()) - timedelta(days=3)
+    whole_day = day_window(day)
+    ten = whole_day.start_ns + 10 * 3600 * NS
+    influxdb.query(f"CREATE DATABASE {DATABASE}")
+    influxdb.write(DATABASE, "\n".join(ap_lines("ap-1", ten, 7)))  # 10:00 to 10:30, every 5 minutes
+    target = load_config(None, {"CITY_TELEMETRY__INFLUXDB__URL": f'"{influxdb.url}"'}).influxdb
+    settings = KpiConfig(period_s=300.0, clients_period_s=300.0)
+    hour = window_of(ten, "1h")
+    now = ten + 30 * 60 * NS  # the newest reading: the watermark
+    computed = await _compute_windows(target, target, Places(), settings, [hour, whole_day], now, 3600 * NS)
+    assert sorted((w.grain, f) for w, f, _ in computed.windows) == [("1h", False), ("day", False)]
+
+    def availability() -> dict[str, float]:
+        rows = influxdb.rows('SELECT "availability_pct", "grain" FROM "kpi_device"', DATABASE)
+        return {row["grain"]: row["availability_pct"] for row in rows}
+
+    up_min = 30 + 1000 / 60
+    assert availability() == {"1h": pytest.approx(100.0), "day": pytest.approx(100.0 * up_min / 630)}
+    later = whole_day.end_ns + 3600 * NS
+    await _compute_windows(target, target, Places(), settings, [hour, whole_day], later, 3600 * NS)
+    # Up until half a report period after the last report (10:32:30), then silent.
+    whole = {"1h": pytest.approx(100.0 * 32.5 / 60), "day": pytest.approx(100.0 * (up_min + 2.5) / 1440)}
+    assert availability() == whole
