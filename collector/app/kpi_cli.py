@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.app.config import Config, ConfigError, load_config
-from collector.kpi.aggregate import suppress
+from collector.kpi.aggregate import name_hidden, public_figures
 from collector.kpi.billing import month_window
 from collector.kpi.output import KpiPoint, read_points
 from collector.kpi.windows import GRAINS, NS, TZ, Grain, day_window, window_of
@@ -179,8 +179,10 @@ def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
             name = f"{point.tag('nis')} {name}"
         local = datetime.fromtimestamp(point.ts_ns / NS, TZ)
         cells = [*([local.strftime("%H:%M%z")] if timed else []), name]
+        shown = point.fields if k is None else public_figures(point.fields, k)
         for field, _ in columns:
-            cells.append(_cell(field, point.fields.get(field), k))
+            hidden = k is not None and name_hidden(point.fields, shown, field)
+            cells.append(f"<{k}" if hidden else _cell(field, shown.get(field)))
         cells.append("yes" if point.fields.get("final") else "no (more may come)")
         rows.append(cells)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -200,16 +202,13 @@ def _clock(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"{text!r} is not a local time (HH:MM)") from None
 
 
-def _cell(field: str, value: Any, k: int | None) -> str:
+def _cell(field: str, value: Any) -> str:
     if value is None:
         return "-"
     if field.endswith("_bps"):
         return f"{value / 1e6:.2f}"
     if field.endswith("_bytes"):
         return f"{value / 1e9:.2f}"
-    if field == "unique_clients" and k is not None:
-        shown = suppress(int(value), k)
-        return f"<{k}" if shown is None else str(shown)
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
@@ -254,5 +253,9 @@ def add_kpi_parser(commands: Any) -> None:
     show.add_argument(
         "--at", type=_clock, metavar="HH:MM", help="with --grain 5m or 1h: the window at this local time (default: all)"
     )
-    show.add_argument("--public", action="store_true", help="hide unique-client counts below kpi.k_anonymity")
+    show.add_argument(
+        "--public",
+        action="store_true",
+        help="for what leaves the team: client and session counts below kpi.k_anonymity hidden (durations too)",
+    )
     show.set_defaults(func=cmd_show)

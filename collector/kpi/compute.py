@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from collector.kpi.aggregate import LEVELS, group, suppress
+from collector.kpi.aggregate import LEVELS, group, public_figures
 from collector.kpi.availability import AvailabilityPolicy, Report, Span, StateMark, any_up, hotspots, timeline
 from collector.kpi.clients import (
     ClientCount,
@@ -229,6 +229,8 @@ def window_rows(summaries: Sequence[DeviceSummary], window: Window, config: KpiC
         for key, places in sorted(group((d.place for d in summaries), level).items()):
             members = [prepared[p.device] for p in places]
             fields = _fields(members, level, start, end, config, site_sessions)
+            if config.suppress_small_counts:
+                fields = public_figures(fields, config.k_anonymity)
             unknown = sum(1 for p in places if not p.known)
             rows.append(KpiRow(level, key, window.grain, start, fields, len(members), unknown))
     return rows
@@ -263,7 +265,7 @@ def _fields(
         out["mean_clients"] = load.mean
         # One report at a time: a region's day of client reports is too many to hold as sets at once.
         unique = unique_clients(r for m in aps for r in m.client_reports if start <= r.ts_ns < end)
-        out["unique_clients"] = suppress(unique, config.k_anonymity) if config.suppress_small_counts else unique
+        out["unique_clients"] = unique
         if level == "device":
             stats = session_stats(sessions(aps[0].client_reports, session_gap_s(config.clients_period_s)), start, end)
         else:

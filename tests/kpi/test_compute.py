@@ -50,7 +50,11 @@ def test_levels_unknown_devices_and_k_anonymity() -> None:
     assert m.fields["rx_bytes"] == 95 * 1_010
     assert rows[("device", "a9")].unknown_devices == 1
     public = compute_window([known, stray], DAY, KpiConfig(period_s=P, clients_period_s=P, suppress_small_counts=True))
-    assert {r.key: r.fields["unique_clients"] for r in public if r.level == "municipality"} == {"21004": None}
+    shown = next(r.fields for r in public if r.level == "municipality")
+    # Every count of clients or sessions below k is hidden, and the session durations with them.
+    hidden = ("unique_clients", "sessions", "peak_clients", "mean_clients", "session_p50_s", "session_p90_s")
+    assert {name: shown[name] for name in hidden} == dict.fromkeys(hidden)
+    assert shown["rx_bytes"] == m.fields["rx_bytes"] and shown["hotspots"] == 2
 
 
 def test_radio_and_error_rate_fields() -> None:

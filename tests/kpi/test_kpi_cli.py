@@ -163,3 +163,25 @@ async def test_an_open_window_is_computed_over_what_has_happened_of_it(influxdb:
     # Up until half a report period after the last report (10:32:30), then silent.
     whole = {"1h": pytest.approx(100.0 * 32.5 / 60), "day": pytest.approx(100.0 * (up_min + 2.5) / 1440)}
     assert availability() == whole
+
+
+def test_show_public_hides_every_small_count_not_only_the_unique_clients() -> None:
+    """The trial saw "<10" for unique clients beside "9" sessions: one figure gave the other away."""
+    from collector.app.kpi_cli import render
+    from collector.kpi.output import KpiPoint
+
+    day = day_window(local_date(time.time_ns()) - timedelta(days=3)).start_ns
+    fields = {"peak_clients": 4, "mean_clients": 1.5, "unique_clients": 9, "sessions": 9, "rx_bytes": 5 * 10**9}
+    small = KpiPoint("kpi_site", (("grain", "day"), ("site", "belgica")), day, {**fields, "final": True})
+    big = KpiPoint(
+        "kpi_site",
+        (("grain", "day"), ("site", "flagey")),
+        day,
+        {**fields, "peak_clients": 40, "mean_clients": 12.5, "unique_clients": 300, "sessions": 420, "final": True},
+    )
+    header, *rows = render([small, big], "site", 10).splitlines()
+    assert header.split() == ["site", "peak", "mean", "unique", "sessions", "rx", "GB", "final"]
+    assert rows[0].split() == ["belgica", "<10", "<10", "<10", "<10", "5.00", "yes"]
+    assert rows[1].split() == ["flagey", "40", "12.50", "300", "420", "5.00", "yes"]
+    # For the operator, nothing is hidden.
+    assert render([small], "site").splitlines()[1].split() == ["belgica", "4", "1.50", "9", "9", "5.00", "yes"]
