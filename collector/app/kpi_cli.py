@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,9 @@ COLUMNS["device"] = [
     ("tx_bytes", "tx GB"),
     ("school_utilisation_in_p95_pct", "p95 %"),
     ("school_probe_loss_pct", "loss %"),
-    ("school_billing_in_p95_bps", "p95 in Mb/s"),
-    ("school_billing_out_p95_bps", "p95 out Mb/s"),
-    ("school_billing_p95_bps", "billed Mb/s"),
+    ("billing_in_p95_bps", "p95 in Mb/s"),  # <kind>_billing_...: school CPEs, switches, any link (_field)
+    ("billing_out_p95_bps", "p95 out Mb/s"),
+    ("billing_p95_bps", "billed Mb/s"),
     ("billing_samples", "samples"),
     ("billing_buckets", "buckets"),
 ]
@@ -169,7 +170,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
     """A text table; ``k``: unique-client figures below k shown as "<k" (for what leaves the team).
     Windows shorter than a day get a first column with their local start time."""
-    columns = [(f, h) for f, h in COLUMNS[level] if any(f in p.fields for p in points)]
+    columns = [(f, h) for f, h in COLUMNS[level] if any(_field(p.fields, f) is not None for p in points)]
     timed = any(p.tag("grain") in ("5m", "1h") for p in points)
     header = [*(["from"] if timed else []), KEY[level], *(h for _, h in columns), "final"]
     rows = []
@@ -182,7 +183,7 @@ def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
         shown = point.fields if k is None else public_figures(point.fields, k)
         for field, _ in columns:
             hidden = k is not None and name_hidden(point.fields, shown, field)
-            cells.append(f"<{k}" if hidden else _cell(field, shown.get(field)))
+            cells.append(f"<{k}" if hidden else _cell(field, _field(shown, field)))
         cells.append("yes" if point.fields.get("final") else "no (more may come)")
         rows.append(cells)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -200,6 +201,17 @@ def _clock(text: str) -> Any:
         return datetime.strptime(text, "%H:%M").time()
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a local time (HH:MM)") from None
+
+
+_BILLING = frozenset({"billing_in_p95_bps", "billing_out_p95_bps", "billing_p95_bps"})
+
+
+def _field(fields: Mapping[str, Any], name: str) -> Any:
+    """A point's field; a billing figure under whatever link kind prefixes it (``school_``,
+    ``switch_``: billing.py), so one column shows every device's."""
+    if name in _BILLING and name not in fields:
+        return next((value for key, value in fields.items() if key.endswith(f"_{name}")), None)
+    return fields.get(name)
 
 
 def _cell(field: str, value: Any) -> str:

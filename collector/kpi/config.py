@@ -55,7 +55,11 @@ class KpiSection(Section):
     presence_retention_days: int = Field(
         30, ge=1, le=400, description="client pseudonyms (ap_client_presence) are deleted after this"
     )
-    k_anonymity: int = Field(10, ge=1, description="client and session counts below this are hidden where KPIs leave the team (kpi show --public)")
+    k_anonymity: int = Field(
+        10,
+        ge=1,
+        description="client and session counts below this are hidden in what leaves the team",
+    )
 
     @model_validator(mode="after")
     def _key_readable(self) -> KpiSection:

@@ -87,6 +87,18 @@ def test_show_month_prints_the_billing_point_of_the_days_month(influxdb: InfluxD
     header, row = shown.stdout.splitlines()
     assert header.split()[:2] == ["device", "p95"]
     assert row.split() == ["cpe-1", "84.00", "21.50", "84.00", "8000", "8640", "yes"]
+    # A switch's billing point has its kind as prefix (billing.py): shown in the same columns.
+    influxdb.write(
+        DATABASE,
+        f"kpi_device,device=sw-1,kind=switch,grain=month switch_billing_in_p95_bps=753259.893,"
+        f"switch_billing_out_p95_bps=1000000,switch_billing_p95_bps=1000000,billing_samples=110i,"
+        f"billing_buckets=8640i,final=true {month.start_ns}",
+    )
+    both = run_cli(influxdb.url, "kpi", "show", "--day", str(day), "--level", "device", "--grain", "month")
+    assert [line.split() for line in both.stdout.splitlines()[1:]] == [
+        ["cpe-1", "84.00", "21.50", "84.00", "8000", "8640", "yes"],
+        ["sw-1", "0.75", "1.00", "1.00", "110", "8640", "yes"],
+    ]
     wrong = run_cli(influxdb.url, "kpi", "show", "--day", str(day), "--level", "site", "--grain", "month")
     assert wrong.returncode == 2 and "--level device" in wrong.stderr
 
