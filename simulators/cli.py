@@ -61,7 +61,11 @@ def add_simulate_parser(commands: Any) -> argparse.ArgumentParser:
     time_ = sim.add_argument_group("time")
     time_.add_argument("--accelerated", action="store_true", help="yesterday, a day per minute, 15-min reports")
     time_.add_argument("--start", help='ISO time, "now" or "yesterday" (local midnight); default by mode')
-    time_.add_argument("--duration", default="1d", help="simulated time: 90s, 30m, 6h, 1d, 7d (default 1d)")
+    time_.add_argument(
+        "--duration",
+        default="1d",
+        help="simulated time: 90s, 30m, 6h, 1d, 7d (default 1d); whole days are local: 23 or 25 h on a clock change",
+    )
     time_.add_argument("--period", type=int, help="report period in s (default 60; accelerated 900)")
     time_.add_argument("--clients-every", type=int, help="ap.clients every N periods (default 5; accelerated 1)")
     time_.add_argument("--speed", type=float, help="simulated seconds per real second; 0 = unpaced")
@@ -93,6 +97,19 @@ def parse_duration(text: str) -> float:
     return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[found.group(2)]
 
 
+def duration_from(start_ms: int, text: str) -> float:
+    """Seconds of simulated time from ``start_ms``: a whole number of days (``1d``, ``7d``) is that
+    many local (Brussels) days, 23 or 25 hours on a daylight-saving change, so that a simulated day
+    is the KPIs' day; anything else is :func:`parse_duration`'s fixed seconds."""
+    found = re.fullmatch(r"\s*(\d+)\s*d\s*", text)
+    if found is None:
+        return parse_duration(text)
+    start = datetime.fromtimestamp(start_ms / 1000, TZ)
+    wall = start.replace(tzinfo=None) + timedelta(days=int(found.group(1)))  # the same wall time n days on
+    end = wall.replace(tzinfo=TZ)
+    return end.timestamp() - start.timestamp()
+
+
 def _start_ms(text: str | None, accelerated: bool, now: datetime) -> int:
     if text is None:
         text = "yesterday" if accelerated else "now"
@@ -111,11 +128,12 @@ def build_config(args: argparse.Namespace, now: datetime | None = None) -> tuple
     """The simulation config and the pace (speed) the arguments ask for."""
     now = now or datetime.now(UTC)
     accelerated = bool(args.accelerated)
+    start_ms = _start_ms(args.start, accelerated, now)
     config = SimConfig(
-        start_ms=_start_ms(args.start, accelerated, now),
+        start_ms=start_ms,
         seed=args.seed,
         scale=args.scale,
-        duration_s=parse_duration(args.duration),
+        duration_s=duration_from(start_ms, args.duration),
         period_s=args.period or (900 if accelerated else 60),
         clients_every=args.clients_every or (1 if accelerated else 5),
         vendor_share=args.vendor_share,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -89,3 +90,32 @@ def test_refuses_what_the_collector_would_refuse(capsys: pytest.CaptureFixture[s
     assert main(["simulate", "--faults", "reboot=7", "--dry-run"]) == 2
     assert main(["simulate", "--duration", "soon", "--dry-run"]) == 2
     assert main(["simulate", "--duration", "1m", "--port", "1", "--quiet"]) == 1  # nobody listens on port 1
+
+
+@pytest.mark.parametrize(
+    ("now", "duration", "start", "hours"),
+    [
+        ("2026-10-26T10:00:00+00:00", "1d", "2026-10-24T22:00:00+00:00", 25),  # yesterday had 25 hours
+        ("2026-03-30T10:00:00+00:00", "1d", "2026-03-28T23:00:00+00:00", 23),  # and this one 23
+        ("2026-11-24T10:00:00+00:00", "1d", "2026-11-22T23:00:00+00:00", 24),
+        ("2026-10-26T10:00:00+00:00", "2d", "2026-10-23T22:00:00+00:00", 49),  # 24 + 25
+        ("2026-10-26T10:00:00+00:00", "24h", "2026-10-24T22:00:00+00:00", 24),  # hours are hours
+    ],
+)
+def test_a_simulated_day_is_a_local_day_on_clock_changes(now: str, duration: str, start: str, hours: int) -> None:
+    from datetime import datetime, timedelta
+
+    from simulators.cli import add_simulate_parser, build_config
+
+    parser = argparse.ArgumentParser()
+    add_simulate_parser(parser.add_subparsers())
+    args = parser.parse_args(["simulate", "--accelerated", "--duration", duration])
+    if duration == "2d":
+        args.start = "2026-10-24T00:00"  # local midnight two days before the 25-hour day ends
+    config, _ = build_config(args, datetime.fromisoformat(now))
+    assert config.duration_s == hours * 3600
+    if duration != "2d":
+        assert datetime.fromtimestamp(config.start_ms / 1000, datetime.fromisoformat(start).tzinfo) == (
+            datetime.fromisoformat(start)
+        )
+    assert timedelta(seconds=config.duration_s) == timedelta(hours=hours)
