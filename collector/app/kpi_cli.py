@@ -15,7 +15,8 @@ import asyncio
 import sys
 import time
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     day = day_window(args.day)
     start: int = day.start_ns
     end: int | None = day.end_ns
+    spans: list[tuple[int, int | None]] = []
     if args.grain == "month":  # the billing point of the day's calendar month
         if args.level != "device":
             print("kpi show: --grain month is per link: use --level device", file=sys.stderr)
@@ -137,15 +139,24 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("kpi show: --at picks one window of --grain 1h or 5m; a day has one window", file=sys.stderr)
         return 2
     elif args.at is not None:
-        moment = datetime.combine(args.day, args.at, TZ)  # the first of a repeated hour (autumn DST)
-        start = window_of(int(moment.timestamp()) * NS, args.grain).start_ns
-        end = start + 1
+        starts = windows_at(args.day, args.at, args.grain)
+        if not starts:
+            print(
+                f"kpi show: {args.day} has no {args.at:%H:%M}: the clocks went forward an hour that night",
+                file=sys.stderr,
+            )
+            return 2
+        spans = [(s, s + 1) for s in starts]  # a time of the autumn's repeated hour: both windows
+    spans = spans or [(start, end)]
 
     async def run() -> list[KpiPoint]:
         query = InfluxQuery(config.influxdb)
         try:
             rp = config.influxdb.kpi_retention_policy
-            return await read_points(query, args.level, start, args.grain, end, retention_policy=rp)
+            found: list[KpiPoint] = []
+            for lo, hi in spans:
+                found += await read_points(query, args.level, lo, args.grain, hi, retention_policy=rp)
+            return found
         finally:
             await query.close()
 
@@ -194,6 +205,20 @@ def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def windows_at(day: date, at: time_of_day, grain: Grain) -> list[int]:
+    """The starts of the ``grain`` windows at local time ``at`` on ``day``: one, two in the hour the
+    clocks go back (02:30 is then 02:30+02:00 and 02:30+01:00), none in the hour they skip."""
+    starts: list[int] = []
+    for fold in (0, 1):
+        moment = datetime.combine(day, at, TZ).replace(fold=fold)
+        if moment.astimezone(UTC).astimezone(TZ).replace(tzinfo=None) != moment.replace(tzinfo=None):
+            return []  # a wall time that does not exist that day
+        start = window_of(int(moment.timestamp()) * NS, grain).start_ns
+        if start not in starts:
+            starts.append(start)
+    return starts
 
 
 def _clock(text: str) -> Any:

@@ -70,6 +70,8 @@ def test_show_refuses_at_with_a_day_instead_of_ignoring_it(capsys: pytest.Captur
     assert "--at picks one window of --grain 1h or 5m" in capsys.readouterr().err
     assert main(["kpi", "show", "--day", "2026-11-27", "--at", "18:00", "--grain", "month", "--level", "device"]) == 2
     assert "a month has one point" in capsys.readouterr().err
+    assert main(["kpi", "show", "--day", "2026-03-29", "--at", "02:30", "--grain", "1h"]) == 2
+    assert "2026-03-29 has no 02:30: the clocks went forward" in capsys.readouterr().err
 
 
 def test_show_month_prints_the_billing_point_of_the_days_month(influxdb: InfluxDB) -> None:
@@ -197,3 +199,24 @@ def test_show_public_hides_every_small_count_not_only_the_unique_clients() -> No
     assert rows[1].split() == ["flagey", "40", "12.50", "300", "420", "5.00", "yes"]
     # For the operator, nothing is hidden.
     assert render([small], "site").splitlines()[1].split() == ["belgica", "4", "1.50", "9", "9", "5.00", "yes"]
+
+
+def test_at_on_the_days_the_clocks_change() -> None:
+    """02:30 does not exist on the last Sunday of March, and happens twice on the last of October."""
+    from datetime import date
+    from datetime import time as time_of_day
+
+    from collector.app.kpi_cli import windows_at
+
+    half_past_two = time_of_day(2, 30)
+    assert windows_at(date(2026, 3, 29), half_past_two, "1h") == []
+    first, second = windows_at(date(2026, 10, 25), half_past_two, "1h")
+    assert second - first == 3600 * NS  # 02:00+02:00, then 02:00+01:00 an hour later
+    assert first == day_window(date(2026, 10, 25)).start_ns + 2 * 3600 * NS
+    assert windows_at(date(2026, 10, 25), half_past_two, "5m") == [first + 1800 * NS, second + 1800 * NS]
+    assert windows_at(date(2026, 11, 23), half_past_two, "1h") == [
+        day_window(date(2026, 11, 23)).start_ns + 2 * 3600 * NS
+    ]
+    assert windows_at(date(2026, 3, 29), time_of_day(3, 0), "1h") == [
+        day_window(date(2026, 3, 29)).start_ns + 2 * 3600 * NS
+    ]
