@@ -99,9 +99,14 @@ def time_filter(start_ms: int, end_ms: int) -> str:
     return f"time >= {start_ms}ms and time <= {end_ms}ms"
 
 
-def substitute(text: str, values: dict[str, str], start_ms: int, end_ms: int, interval: str) -> str:
-    """The query Grafana sends: macros, then template variables (longest names first)."""
+def substitute(
+    text: str, values: dict[str, str], start_ms: int, end_ms: int, interval: str, now_ms: int | None = None
+) -> str:
+    """The query Grafana sends: macros, then template variables (longest names first). ``now_ms``:
+    the moment the dashboard is looked at, for queries relative to ``now()`` (None: the server's now)."""
     text = text.replace("$__timeFilter", "$timeFilter").replace("$timeFilter", time_filter(start_ms, end_ms))
+    if now_ms is not None:
+        text = text.replace("now()", f"{now_ms}ms")
     seconds = int(interval.rstrip("s"))
     text = text.replace("$__interval_ms", str(seconds * 1000)).replace("$__interval", interval)
     for name in sorted(values, key=len, reverse=True):
