@@ -179,8 +179,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def render(points: list[KpiPoint], level: str, k: int | None = None) -> str:
-    """A text table; ``k``: unique-client figures below k shown as "<k" (for what leaves the team).
-    Windows shorter than a day get a first column with their local start time."""
+    """A text table; ``k``: client and session counts below k shown as "<k", with the session
+    durations (``aggregate.public_figures``: for what leaves the team). Windows shorter than a day
+    get a first column with their local start time."""
     columns = [(f, h) for f, h in COLUMNS[level] if any(_field(p.fields, f) is not None for p in points)]
     timed = any(p.tag("grain") in ("5m", "1h") for p in points)
     header = [*(["from"] if timed else []), KEY[level], *(h for _, h in columns), "final"]

@@ -36,12 +36,6 @@ def availability_pct(up_and_length: Iterable[tuple[int, int]]) -> float | None:
     return 100.0 * up / length if length else None
 
 
-def suppress(count: int, k: int = K_ANONYMITY) -> int | None:
-    """``count`` unless it is between 1 and ``k - 1`` (then None, shown as "< k"). Zero is shown: it
-    singles nobody out."""
-    return None if 0 < count < k else count
-
-
 # Figures that count clients or their sessions at one place and window, and figures that describe
 # the sessions themselves (with 3 sessions, their median is one person's stay).
 CLIENT_COUNTS = ("unique_clients", "sessions", "peak_clients", "mean_clients")
@@ -51,9 +45,9 @@ V = TypeVar("V")
 
 
 def public_figures(fields: Mapping[str, V | None], k: int = K_ANONYMITY) -> dict[str, V | None]:
-    """``fields`` as they may leave the operator's hands: each client or session count between 0 and
-    ``k`` (exclusive) hidden (None, shown as "< k"), and the session durations with the sessions
-    when there are fewer than ``k`` of them. Hiding only the unique clients would leave the same
+    """``fields`` as they may leave the operator's hands: each client or session count between 1 and
+    ``k - 1`` hidden (None, shown as "< k"; zero singles nobody out), and the session durations with
+    the sessions when there are fewer than ``k`` of them. Hiding only the unique clients would leave the same
     small number beside them: the sessions of one day are at least the clients who came."""
     out: dict[str, V | None] = dict(fields)
     for name in CLIENT_COUNTS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from collector.kpi.aggregate import availability_pct, group, suppress
+from collector.kpi.aggregate import availability_pct, group, public_figures
 from collector.kpi.counters import CounterReading, CounterSpec, deltas
 from collector.kpi.enrich import Place
 from collector.kpi.traffic import (
@@ -152,4 +152,7 @@ def test_grouping_and_k_anonymity() -> None:
     assert set(group(places, "site")) == {"21004/s1", "21004/s2", "21001/s1"}
     assert list(group(places, "region")) == ["bxl"]
     assert availability_pct([(90, 100), (50, 100)]) == 70.0
-    assert (suppress(9), suppress(10), suppress(0), suppress(3, k=3)) == (None, 10, 0, 3)
+    shown = [
+        public_figures({"unique_clients": n}, k)["unique_clients"] for n, k in ((9, 10), (10, 10), (0, 10), (3, 3))
+    ]
+    assert shown == [None, 10, 0, 3]  # zero singles nobody out
