@@ -93,29 +93,29 @@ def test_refuses_what_the_collector_would_refuse(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize(
-    ("now", "duration", "start", "hours"),
+    ("now", "options", "start_utc", "hours"),
     [
-        ("2026-10-26T10:00:00+00:00", "1d", "2026-10-24T22:00:00+00:00", 25),  # yesterday had 25 hours
-        ("2026-03-30T10:00:00+00:00", "1d", "2026-03-28T23:00:00+00:00", 23),  # and this one 23
-        ("2026-11-24T10:00:00+00:00", "1d", "2026-11-22T23:00:00+00:00", 24),
-        ("2026-10-26T10:00:00+00:00", "2d", "2026-10-23T22:00:00+00:00", 49),  # 24 + 25
-        ("2026-10-26T10:00:00+00:00", "24h", "2026-10-24T22:00:00+00:00", 24),  # hours are hours
+        ("2026-10-26T10:00:00+00:00", ["--duration", "1d"], "2026-10-24T22:00:00+00:00", 25),  # yesterday: 25 h
+        ("2026-03-30T10:00:00+00:00", ["--duration", "1d"], "2026-03-28T23:00:00+00:00", 23),  # and 23 here
+        ("2026-11-24T10:00:00+00:00", ["--duration", "1d"], "2026-11-22T23:00:00+00:00", 24),
+        (
+            "2026-10-26T10:00:00+00:00",
+            ["--start", "2026-10-24T00:00", "--duration", "2d"],
+            "2026-10-23T22:00:00+00:00",
+            49,
+        ),
+        ("2026-10-26T10:00:00+00:00", ["--duration", "24h"], "2026-10-24T22:00:00+00:00", 24),  # hours are hours
     ],
 )
-def test_a_simulated_day_is_a_local_day_on_clock_changes(now: str, duration: str, start: str, hours: int) -> None:
-    from datetime import datetime, timedelta
+def test_a_simulated_day_is_a_local_day_on_clock_changes(
+    now: str, options: list[str], start_utc: str, hours: int
+) -> None:
+    from datetime import datetime
 
     from simulators.cli import add_simulate_parser, build_config
 
     parser = argparse.ArgumentParser()
     add_simulate_parser(parser.add_subparsers())
-    args = parser.parse_args(["simulate", "--accelerated", "--duration", duration])
-    if duration == "2d":
-        args.start = "2026-10-24T00:00"  # local midnight two days before the 25-hour day ends
-    config, _ = build_config(args, datetime.fromisoformat(now))
+    config, _ = build_config(parser.parse_args(["simulate", "--accelerated", *options]), datetime.fromisoformat(now))
+    assert config.start_ms == datetime.fromisoformat(start_utc).timestamp() * 1000
     assert config.duration_s == hours * 3600
-    if duration != "2d":
-        assert datetime.fromtimestamp(config.start_ms / 1000, datetime.fromisoformat(start).tzinfo) == (
-            datetime.fromisoformat(start)
-        )
-    assert timedelta(seconds=config.duration_s) == timedelta(hours=hours)
