@@ -240,11 +240,16 @@ class RawData:
     devices: dict[str, DeviceRaw] = field(default_factory=dict)
 
     def any_within(self, from_ns: int, to_ns: int) -> bool:
-        """Whether any device reported (or changed state) in ``[from_ns, to_ns)``."""
+        """Whether any device reported (or changed state) in ``[from_ns, to_ns)``: a report, a state,
+        a client count, a client list or a probe. An AP whose firmware sends only client lists
+        (``ap.clients/1``) has KPIs too: its clients, sessions and radio quality."""
         return any(
             d.reports.any_within(from_ns, to_ns)
             or d.marks.any_within(from_ns, to_ns)
             or d.clients.any_within(from_ns, to_ns)
+            or d.presence.any_within(from_ns, to_ns)
+            or d.rf_good.any_within(from_ns, to_ns)
+            or d.probes.any_within(from_ns, to_ns)
             for d in self.devices.values()
         )
 

@@ -220,3 +220,27 @@ def test_at_on_the_days_the_clocks_change() -> None:
     assert windows_at(date(2026, 3, 29), time_of_day(3, 0), "1h") == [
         day_window(date(2026, 3, 29)).start_ns + 2 * 3600 * NS
     ]
+
+
+def test_a_day_of_client_lists_alone_has_its_client_kpis(influxdb: InfluxDB) -> None:
+    """An AP whose firmware sends only ap.clients/1 (no ap.metrics): its clients are still counted."""
+    day = local_date(time.time_ns()) - timedelta(days=3)
+    ten = day_window(day).start_ns + 10 * 3600 * NS
+    pids = ["a" * 32, "b" * 32, "c" * 32]
+    lines = [
+        f'ap_client_presence,device=ap-1,kind=ap,nis=21004,site=s1 pids="{",".join(pids[: 1 + i % 3])}",'
+        f"clients={1 + i % 3}i {ten + i * PERIOD_NS}"
+        for i in range(6)
+    ]
+    lines += [
+        f"ap_clients,device=ap-1,kind=ap,nis=21004,site=s1 num_clients={1 + i % 3}i,good_rf_clients=1i "
+        f"{ten + i * PERIOD_NS}"
+        for i in range(6)
+    ]
+    influxdb.query(f"CREATE DATABASE {DATABASE}")
+    influxdb.write(DATABASE, "\n".join(lines))
+    settings = {"KPI__REPORT_PERIOD_S": "300", "KPI__CLIENTS_EVERY_S": "300"}
+    done = run_cli(influxdb.url, "kpi", "recompute", "--from", day.isoformat(), "--grain", "day", **settings)
+    assert done.returncode == 0, done.stderr
+    rows = influxdb.rows('SELECT "unique_clients" FROM "kpi_device" WHERE "device" = \'ap-1\'', DATABASE)
+    assert [row["unique_clients"] for row in rows] == [3]
