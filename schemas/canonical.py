@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
+from schemas.macs import MAC
 from schemas.timestamps import EpochNs, validate_timestamp
 
 INT64_MAX = 2**63 - 1
@@ -124,7 +125,7 @@ class ApMetrics(Envelope):
 class WifiClient(_Strict):
     """One associated client. ``mac`` is personal data: the collector never stores it."""
 
-    mac: str = Field(pattern=r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$")
+    mac: str = Field(pattern=MAC, description="aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF, aabbccddeeff or aabb.ccdd.eeff")
     band: Band
     rssi_dbm: Dbm
     snr_db: float | None = Field(None, ge=0.0, le=100.0)

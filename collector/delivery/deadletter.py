@@ -41,15 +41,15 @@ import orjson
 import structlog
 
 from collector.delivery.config import DeadLetterConfig
+from schemas.macs import MAC_IN_TEXT
 
 log = structlog.get_logger("collector.delivery.deadletter")
 
 
-# A client MAC written with separators (aa:bb:cc:dd:ee:ff, AA-BB-...). Dead letters keep the payload
-# for diagnosis, but personal data stays out of them too (docs/delivery.md, "Dead letters").
-_MAC = r"(?<![0-9A-Fa-f:-])[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Fa-f:-])"
-_MAC_TEXT = re.compile(_MAC)
-_MAC_BYTES = re.compile(_MAC.encode())
+# A client MAC in any spelling devices use (schemas/macs.py). Dead letters keep the payload for
+# diagnosis, but personal data stays out of them too (docs/delivery.md, "Dead letters").
+_MAC_TEXT = re.compile(MAC_IN_TEXT)
+_MAC_BYTES = re.compile(MAC_IN_TEXT.encode())
 _MAC_LENGTH = 17
 _MASK = b"<mac>"
 _KEY_BYTES = 32

@@ -75,3 +75,26 @@ def test_a_reading_near_midnight_touches_the_neighbouring_day_too() -> None:
     topic, payload, _ = samples.ap_metrics(1, midday)
     p.process(topic, json.dumps(payload).encode(), False, time_ns())
     assert touched_by_buckets(stage.take_touched(), 1200 * NS, ["day"]) == {day_window(day)}
+
+
+def test_every_spelling_of_one_mac_is_accepted_and_is_one_client() -> None:
+    """The trial found the Cisco spelling (aabb.ccdd.eeff) refused by ap.clients/1, the whole report
+    with it, though the pseudonyms read it: every spelling is taken, and is the same client."""
+    t = samples.recent()
+    spellings = ["a4:83:e7:12:34:56", "A4-83-E7-12-34-56", "a483e7123456", "a483.e712.3456"]
+    presence = []
+    for mac in spellings:
+        topic, payload, _ = samples.ap_clients(1, t)
+        payload["clients"] = [{"mac": mac, "band": "5", "rssi_dbm": -60.0}]
+        payload["num_clients"] = 1
+        lines = pipeline(KpiStage(Pseudonymiser(SECRET))).process(
+            topic, json.dumps(payload).encode(), False, samples.ns(t) + 10**9
+        )
+        assert isinstance(lines, list), lines
+        presence.append(lines[1])
+    assert len(set(presence)) == 1 and "clients=1i" in presence[0]
+    for bad in ["a4:83:e7:12:34:56\n", "a483.e712.345", "a4:83:e7:12:34", "a483.e712.3456.7890"]:
+        topic, payload, _ = samples.ap_clients(1, t)
+        payload["clients"] = [{"mac": bad, "band": "5", "rssi_dbm": -60.0}]
+        refused = pipeline(KpiStage(Pseudonymiser(SECRET))).process(topic, json.dumps(payload).encode(), False, 1)
+        assert not isinstance(refused, list) and refused.reason == "invalid", bad

@@ -22,6 +22,25 @@ def test_client_macs_are_masked_in_dead_letters_but_numbers_are_not() -> None:
     assert record["detail"] == "clients.0.mac <mac> is odd"
 
 
+@pytest.mark.parametrize(
+    "mac",
+    ["a4:83:e7:12:34:56", "A4-83-E7-12-34-56", "a483e7123456", "001122334455", "a483.e712.3456", "A483.E712.3456"],
+)
+def test_every_spelling_of_a_mac_is_masked(mac: str) -> None:
+    """The trial found a Cisco-style (dotted) MAC in clear in a dead letter: every spelling devices use
+    is masked, in the payload and in the detail, at the end of a sentence too."""
+    payload = json.dumps({"clients": [{"mac": mac, "rssi_dbm": 99}]}).encode()
+    record = make_record("invalid", f"clients.0 of {mac}.", "t", payload, 1)
+    assert mac not in record["payload"] and '"mac": "<mac>"' in record["payload"]
+    if not mac.isdigit():  # all digits: a MAC only where it stands in quotes, as in the payload
+        assert record["detail"] == "clients.0 of <mac>."
+
+
+def test_longer_runs_of_hex_are_not_masks() -> None:
+    text = "pid 0123456789abcdef0123456789abcdef serial a483e7123456ff v1.2.3.4 2001:db8::a4:83:e7:12:34:56"
+    assert mask_macs(text) == text
+
+
 def test_masking_leaves_timestamps_and_ipv6_alone() -> None:
     text = '"2026-11-28T10:00:00Z" fe80::a4:83:e7:12:34:56'
     assert mask_macs(text) == text

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -56,12 +55,13 @@ from collector.bridges.common import (
 )
 from collector.bridges.unifi.config import UnifiConfig
 from schemas.canonical import ApClients
+from schemas.macs import MAC_WHOLE
 
 log = structlog.get_logger("collector.bridges.unifi")
 
 KINDS = {"uap": "ap", "usw": "switch"}
 BANDS = {"ng": "2.4", "na": "5", "6e": "6"}
-_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}\Z")  # what ap.clients/1 takes
+
 MAX_CLIENTS = 2048  # ap.clients/1 carries at most this many; beyond it, the summary only
 
 
@@ -100,7 +100,7 @@ def client_report(device: str, stations: list[dict[str, Any]], ts: str, seq: int
             or signal is None
             or not -130 <= signal <= 40
             or not isinstance(mac, str)
-            or not _MAC.match(mac)
+            or MAC_WHOLE.fullmatch(mac) is None
         ):
             skipped += 1
             continue

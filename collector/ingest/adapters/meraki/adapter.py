@@ -44,6 +44,7 @@ from collector.ingest.adapters.base import (
     show,
 )
 from schemas.canonical import DeviceEvent, DeviceState
+from schemas.macs import is_mac
 
 EVENT_TYPES = {
     "stopped_reporting": "device.down",
@@ -88,7 +89,6 @@ PERSONAL = frozenset(
     }
 )
 MAX_ATTRIBUTES = 16
-_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")  # \Z: "$" would let "port\n" through
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -127,7 +127,7 @@ class MerakiAdapter:
                 if name in PERSONAL or not _ATTRIBUTE.match(name) or name in ("severity", "message", "seq"):
                     continue
                 if isinstance(value, str):
-                    if _MAC.match(value.strip()):
+                    if is_mac(value):  # personal data, in any spelling: not stored
                         continue
                     attributes[name] = _text(value, 256)
                 elif isinstance(value, bool | int | float):
