@@ -82,6 +82,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitt
     mosquitto, influxdb, dashboard = Mosquitto(folder / "mosquitto"), InfluxDB(folder / "influxdb"), Dashboard()
     mosquitto.start()
     influxdb.start()
+    influxdb.query(f"CREATE DATABASE {DATABASE}")  # whichever test runs first may count rows before writing
     dashboard.http.start()
     yield mosquitto, influxdb, dashboard
     dashboard.http.stop()

@@ -119,6 +119,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitt
     mosquitto, influxdb, controller = Mosquitto(folder / "mosquitto"), InfluxDB(folder / "influxdb"), Controller()
     mosquitto.start()
     influxdb.start()
+    influxdb.query(f"CREATE DATABASE {DATABASE}")  # whichever test runs first may count rows before writing
     controller.http.start()
     yield mosquitto, influxdb, controller
     controller.http.stop()
