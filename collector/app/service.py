@@ -17,6 +17,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -121,6 +122,14 @@ def _needs(key: str, path: object) -> Iterator[None]:
         ) from None
 
 
+def _check_writable(path: Path) -> None:
+    """Make ``path``'s folder if missing and write then remove a file beside ``path`` (OSError if not)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    probe = path.with_name(f".{path.name}.probe")
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 class Collector:
     def __init__(
         self,
@@ -161,6 +170,11 @@ class Collector:
             )
         self.pipeline.receipts = self.stamps
         self.kpi = build_kpi_engine(config, self.kpi_stage) if self.kpi_stage is not None else None
+        if self.kpi is not None and self.kpi.state_file is not None:
+            # Every acknowledgement waits on this file (engine.py, before_ack): one that cannot be
+            # written would hold every message in the broker, so it is found now, not at the first batch.
+            with _needs("kpi.state_file", self.kpi.state_file):
+                _check_writable(self.kpi.state_file)
         self.committer = Committer(
             config.batch,
             config.spool,
@@ -419,6 +433,7 @@ class Collector:
             spool_lines=self.spool.lines if self.spool else 0,
             broker_dropping=self.source.broker_dropping,
             broker_dropped_seen=self.source.broker_dropped_seen,
+            ack_blocked=self.committer.ack_blocked,
         )
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
@@ -428,6 +443,7 @@ class Collector:
             influxdb_error=self.writer.last_error,
             influxdb_answered=self._influxdb_answered or self.writer.requests > 0,
             backpressure=self.committer.backpressure,
+            ack_blocked=self.committer.ack_blocked,
         )
 
     def log_diagnostics(self) -> None:

@@ -128,6 +128,8 @@ def check_workers(config: Config, workers: int) -> list[str]:
     folders = [("spool.folder", config.spool.folder)]
     if config.dead_letter.file is not None:
         folders.append(("dead_letter.file", config.dead_letter.file.parent))
+    if config.kpi.enabled and config.kpi.state_file is not None:
+        folders.append(("kpi.state_file", config.kpi.state_file.parent))
     for key, folder in folders:
         unusable = _unusable_folder(folder)
         if unusable:

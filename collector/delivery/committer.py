@@ -131,6 +131,9 @@ class Committer:
         self.backpressure = False  # spool full: messages are not acknowledged until it drains
         self.drain_rate_lines_s = 0.0
         self.abandoned = False
+        # Why acknowledgements wait on a local file (the receipt stamps, the KPI state), or None: the
+        # readings are safe in the broker, but nothing moves until the file can be written again.
+        self.ack_blocked: str | None = None
         self._flush_now = asyncio.Event()  # the batch grew (or finish/abandon): a free flusher commits it
         self._full = asyncio.Event()  # the batch reached max_lines (or finish/abandon): stop lingering
         self._settled = asyncio.Event()  # the flusher finished a pass (set, then cleared by whoever waits)
@@ -247,8 +250,10 @@ class Committer:
         while self.stamps is not None:
             try:
                 self.stamps.persist()
+                self.ack_blocked = None
                 return
             except OSError as error:
+                self.ack_blocked = f"receipt stamps {self.stamps.path}: {error.strerror or error}"
                 log.error(
                     "stamp_ledger_write_failed",
                     error=str(error),
@@ -265,8 +270,10 @@ class Committer:
         while self.before_ack is not None:
             try:
                 self.before_ack()
+                self.ack_blocked = None
                 return
             except OSError as error:
+                self.ack_blocked = f"KPI state file: {error}"
                 log.error(
                     "before_ack_failed",
                     error=str(error),

@@ -6,7 +6,9 @@ and from "not working" (docs/delivery.md, "Health"):
 - ``healthy`` (HTTP 200): connected to the broker, readings reach InfluxDB, nothing waits on disk;
 - ``degraded`` (HTTP 200): readings are safe but not in InfluxDB yet: its last write failed, or the
   spool still holds readings (spooling, or draining after an outage). Dashboards are behind;
-- ``unhealthy`` (HTTP 503): not connected to the broker, or the spool is full (backpressure).
+- ``unhealthy`` (HTTP 503): not connected to the broker, the spool is full (backpressure), or
+  acknowledgements wait on a local file that cannot be written (the KPI state file, the receipt
+  stamps: nothing is lost, the broker keeps the messages, but nothing moves either).
 
 Degraded answers 200 because restarting the collector would not bring InfluxDB back; it is shown in
 the body, in the ``city_telemetry_degraded`` gauge and in the statistics log line.
@@ -18,7 +20,7 @@ script: is a reading published now collected and stored? Ready (HTTP 200) when a
   connected: a broker that refuses a subscription in its SUBACK leaves the collector connected and
   unready. Mosquitto 2.0.11 grants a subscription its ACL denies, and delivers nothing on it);
 - InfluxDB has answered since start (the start-up query or a write) and its last write did not fail;
-- the spool is not full (no backpressure).
+- the spool is not full (no backpressure), and no acknowledgement waits on a local file.
 
 Otherwise 503, with the failing conditions in the body. ``/healthz`` is for "should someone act or
 restart it", ``/readyz`` for "is it doing its job right now" (docs/operations.md).
@@ -121,11 +123,12 @@ def assess(
     spool_lines: int,
     broker_dropping: bool = False,
     broker_dropped_seen: int = 0,
+    ack_blocked: str | None = None,
 ) -> tuple[Status, dict[str, Any]]:
     """The health state and the facts behind it (the body of ``/healthz``). Unhealthy too while the
     broker is dropping messages at its queue limits: readings are being lost before they reach us."""
     status: Status
-    if not mqtt_connected or backpressure or broker_dropping:
+    if not mqtt_connected or backpressure or broker_dropping or ack_blocked is not None:
         status = "unhealthy"
     elif influxdb_error is not None or spool_lines > 0:
         status = "degraded"
@@ -138,20 +141,27 @@ def assess(
         "backpressure": backpressure,
         "influxdb_error": influxdb_error,
         "spool_lines": spool_lines,
+        "ack_blocked": ack_blocked,
     }
     return status, detail
 
 
 def assess_ready(
-    *, subscribed: bool, influxdb_error: str | None, influxdb_answered: bool, backpressure: bool
+    *,
+    subscribed: bool,
+    influxdb_error: str | None,
+    influxdb_answered: bool,
+    backpressure: bool,
+    ack_blocked: str | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Readiness and the facts behind it (the body of ``/readyz``; the conditions are in the module doc)."""
-    ready = subscribed and influxdb_answered and influxdb_error is None and not backpressure
+    ready = subscribed and influxdb_answered and influxdb_error is None and not backpressure and ack_blocked is None
     return ready, {
         "subscribed": subscribed,
         "influxdb_answered": influxdb_answered,
         "influxdb_error": influxdb_error,
         "backpressure": backpressure,
+        "ack_blocked": ack_blocked,
     }
 
 

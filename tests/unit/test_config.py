@@ -178,6 +178,8 @@ def test_run_names_the_folder_it_cannot_create(tmp_path: Path) -> None:
     for key, toml in (
         ("spool.folder", f"[spool]\nfolder = '{in_the_way}/spool'\n"),
         ("dead_letter.file", f"[dead_letter]\nfile = '{in_the_way}/dl/dead.jsonl'\n"),
+        # The trial's /proc/kpi-state.json: every acknowledgement would have waited on it, /readyz ready
+        ("kpi.state_file", f"[kpi]\nstate_file = '{in_the_way}/kpi/state.json'\n"),
     ):
         path = tmp_path / "c.toml"
         path.write_text(toml)
