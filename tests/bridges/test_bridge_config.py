@@ -135,3 +135,12 @@ def test_the_sample_config_is_valid_once_its_files_exist(tmp_path: Path, vendor:
     (tmp_path / "sample.toml").write_text(text)
     result = cli(vendor, "-c", str(tmp_path / "sample.toml"), "--check")
     assert result.returncode == 0, result.stderr
+
+
+def test_an_api_only_meraki_bridge_needs_no_webhook_secret(tmp_path: Path) -> None:
+    api = f'[meraki.api]\norganization_id = "1"\napi_key_file = "{tmp_path / "secret"}"\n'
+    result = cli("meraki", "-c", str(config(tmp_path, api + "\n[meraki.webhook]\nenabled = false\n")), "--check")
+    assert result.returncode == 0, result.stderr
+    result = cli("meraki", "-c", str(config(tmp_path, api + '\n[meraki.webhook]\npath = "/hook"\n')), "--check")
+    assert result.returncode == 2
+    assert "meraki.webhook: shared_secret_file needed while the webhook receiver is enabled" in result.stderr

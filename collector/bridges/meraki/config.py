@@ -17,7 +17,10 @@ class WebhookConfig(Section):
     enabled: bool = True
     listen: str = Field("127.0.0.1:8181", pattern=r"^[^\s:]+:\d{1,5}$", description="host:port to listen on")
     path: str = Field("/meraki/webhook", pattern=r"^/[A-Za-z0-9._~/-]*$")
-    shared_secret_file: Path = Field(description="file holding the secret set on the dashboard's webhook receiver")
+    # Required while enabled: a section switched off (an API-only bridge) needs no secret.
+    shared_secret_file: Path | None = Field(
+        None, description="file holding the secret set on the dashboard's webhook receiver"
+    )
     shared_secret: SecretStr | None = Field(None, exclude=True)
     cert_file: Path | None = Field(None, description="serve HTTPS with this certificate (else: a TLS proxy in front)")
     key_file: Path | None = None
@@ -28,6 +31,10 @@ class WebhookConfig(Section):
 
     @model_validator(mode="after")
     def _load(self) -> WebhookConfig:
+        if not self.enabled:
+            return self
+        if self.shared_secret_file is None:
+            raise ValueError("shared_secret_file needed while the webhook receiver is enabled (enabled = false: off)")
         secret = read_secret(self.shared_secret_file, "meraki.webhook.shared_secret_file")
         if secret is None or len(secret.get_secret_value()) < 8:
             raise ValueError("shared_secret_file: the secret must have at least 8 characters")
