@@ -231,7 +231,13 @@ def transport_error(error: aiohttp.ClientError | TimeoutError, what: str) -> Fet
         reason = "truncated"
     elif isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
         reason = "tls"  # the certificate is not the one configured: never retried into acceptance
-    return FetchError(reason, f"{what}: {type(error).__name__}: {error}")
+    return FetchError(reason, f"{what}: {describe(error)}")
+
+
+def describe(error: BaseException) -> str:
+    """An error's type and text for a log line; a timeout, whose text is empty, says what it was."""
+    text = str(error) or ("no complete answer within timeout_s" if isinstance(error, TimeoutError) else "")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def json_body(body: bytes, what: str) -> Any:

@@ -105,3 +105,18 @@ def test_the_stats_line_points_at_earlier_events_only_when_something_failed(monk
     quiet, failed = lines
     assert quiet["published"] == 12 and "hint" not in quiet
     assert failed["polls_failed"] == 1 and "see the events before this line" in str(failed["hint"])
+
+
+def test_a_timeout_says_what_it_was() -> None:
+    """The trial read 'GET ...: TimeoutError: ' in the bridges' logs: a timeout's own text is empty."""
+    import aiohttp
+
+    from collector.bridges.common import transport_error
+
+    error = transport_error(TimeoutError(), "GET /api/s/default/stat/device")
+    assert (error.reason, error.detail) == (
+        "timeout",
+        "GET /api/s/default/stat/device: TimeoutError: no complete answer within timeout_s",
+    )
+    refused = transport_error(aiohttp.ClientConnectionError("Connection refused"), "GET /x")
+    assert refused.detail == "GET /x: ClientConnectionError: Connection refused"

@@ -46,6 +46,7 @@ from collector.bridges.common import (
     MqttPublisher,
     Stats,
     count_not_in_inventory,
+    describe,
     json_body,
     mac_key,
     poll_loop,
@@ -213,7 +214,7 @@ class UnifiController(HttpClient):
             reason = "unreachable"
             if isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
                 reason = "tls"
-            raise FetchError(reason, f"POST {path}: {type(error).__name__}: {error}") from None
+            raise FetchError(reason, f"POST {path}: {describe(error)}") from None
         self.logged_in = True
         log.info("unifi_logged_in", url=self.cfg.url, api=self.cfg.api)
 
