@@ -313,7 +313,11 @@ class Committer:
                 self.counters["lines_spooled"] += len(chunk)
                 self._spool_has_data.set()  # now, not after the whole batch: a later chunk may have to wait
                 return True
-            reason = f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes)"
+            size = sum(len(line) for line in chunk) + len(chunk)  # about the record's bytes
+            reason = (
+                f"spool full: {len(chunk)} lines (about {size} bytes) do not fit in what is left, "
+                f"{self.spool.bytes} of {self.spool.max_bytes} bytes in use"
+            )
         except OSError as error:
             reason = f"spool write failed: {error}"
         if not self.backpressure:

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import structlog
+import structlog.testing
 
 from collector.delivery.committer import Committer
 from collector.delivery.config import BatchConfig, SpoolConfig
@@ -201,7 +203,11 @@ async def test_a_full_spool_holds_acknowledgements_until_the_drainer_makes_room(
         await committer.finish()
         assert not committer.backpressure
 
-    await run(committer, body)
+    with structlog.testing.capture_logs() as logs:
+        await run(committer, body)
+    # The spool is "full" for the next record, not to the byte: the log says what did not fit.
+    (event,) = [e for e in logs if e["event"] == "backpressure_on"]
+    assert event["reason"].startswith("spool full: 20 lines (about ") and "of 2048 bytes in use" in event["reason"]
     assert acks.acked == [(0, n) for n in range(1, 201)]
     assert sorted(sink.stored, key=lambda line: int(line.rsplit(" ", 1)[1])) == sink.stored
     assert len(sink.stored) == 200
