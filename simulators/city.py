@@ -621,14 +621,16 @@ class Simulation:
         self._emit(t, state, "event", event, labels=("boot",), periodic=False)
 
     # -- switches and school links ------------------------------------------------------------------
-    def _net_interval(self, net: NetState, t0: int) -> tuple[int, int, float]:
-        """Walk (a, b] through downtime; returns (a, b, seconds up)."""
+    def _net_interval(self, net: NetState, t0: int) -> tuple[int, int, float, list[tuple[int, int]]]:
+        """Walk (a, b] through downtime; returns (a, b, seconds up, the spans it was up)."""
         b = t0 + net.device.phase_ms % self.period_ms
         a = max(b - self.period_ms, self.start_ms)
         cursor, up_s = a, 0.0
+        spans: list[tuple[int, int]] = []
         for t, what, detail in self._boundaries(net, a, b):
             if net.up:
                 up_s += (t - cursor) / 1000
+                spans.append((cursor, t))
             cursor = t
             if what == "down":
                 self._go_down(net, t, detail)
@@ -639,10 +641,11 @@ class Simulation:
                         values[key] = 0.0
         if net.up:
             up_s += (b - cursor) / 1000
-        return a, b, up_s
+            spans.append((cursor, b))
+        return a, b, up_s, spans
 
     def _switch_tick(self, sw: NetState, t0: int) -> None:
-        a, b, up_s = self._net_interval(sw, t0)
+        a, b, up_s, spans = self._net_interval(sw, t0)
         fraction = up_s * 1000 / self.period_ms
         rng = self.rng
         total_down = total_up = 0.0
@@ -654,13 +657,14 @@ class Simulation:
             total_down += down
             total_up += up
         self._count(sw.counters[sw.device.ports[-1].name], total_down, total_up, up_s, rng)
-        cap = sw.device.ports[-1].speed_mbps * 1e6 / 8 * (b - a) / 1000
+        cap = sw.device.ports[-1].speed_mbps * 1e6 / 8 * up_s  # what the uplink could carry while up
         self.truth.traffic(sw.device.device, a, b, total_down, total_up)
-        self.truth.utilisation(sw.device.device, b, total_down / cap, total_up / cap)
+        if up_s:
+            self.truth.utilisation(sw.device.device, spans, total_down / cap, total_up / cap)
         self._net_report(sw, b)
 
     def _cpe_tick(self, cpe: NetState, t0: int) -> None:
-        a, b, up_s = self._net_interval(cpe, t0)
+        a, b, up_s, spans = self._net_interval(cpe, t0)
         rng = self.rng
         weekday, hour = self._local_time(b)
         noise = rng.lognormvariate(0.0, 0.3)
@@ -671,9 +675,9 @@ class Simulation:
         up = down * cpe.out_ratio
         self._count(cpe.counters[wan.name], down, up, up_s, rng)
         self._count(cpe.counters[lan.name], up, down, up_s, rng)
-        period_s = (b - a) / 1000
         self.truth.traffic(cpe.device.device, a, b, down, up)
-        self.truth.utilisation(cpe.device.device, b, down / (cap * period_s), up / (cap * period_s))
+        if up_s:  # the rate while up: what the link carried over the time it was measured
+            self.truth.utilisation(cpe.device.device, spans, down / (cap * up_s), up / (cap * up_s))
         cpe.util_in = util_in if up_s else 0.0
         self._net_report(cpe, b)
         self._probe(cpe, b + PROBE_OFFSET_MS)

@@ -59,8 +59,18 @@ class DayAcc:
     sessions: int = 0
     rx: float = 0.0
     tx: float = 0.0
-    util_in: list[float] = field(default_factory=list)
-    util_out: list[float] = field(default_factory=list)
+    # Per 5-minute bucket: the utilisation in and out times the milliseconds measured, and those ms.
+    util_buckets: dict[int, list[float]] = field(default_factory=dict)
+
+    @property
+    def util_in(self) -> list[float]:
+        """The mean utilisation in of each 5-minute bucket the reports measured (docs/kpis.md)."""
+        return [b[0] / b[2] for _, b in sorted(self.util_buckets.items()) if b[2]]
+
+    @property
+    def util_out(self) -> list[float]:
+        return [b[1] / b[2] for _, b in sorted(self.util_buckets.items()) if b[2]]
+
     # What the reports can observe (docs/simulator.md "Ground truth"): counter increases between
     # consecutive reports, strictly inside the day (obs_*) and shared pro rata of time (prorata_*).
     obs_a: int = 0
@@ -184,13 +194,24 @@ class TruthBook:
                 return day
         return None
 
-    def utilisation(self, device: str, t_ms: int, util_in: float, util_out: float) -> None:
-        """One report interval's utilisation. The first interval of the run is left out: no earlier
-        report opens it, so no counter delta measures it (the KPI's samples are counter intervals)."""
-        if self.in_run(t_ms) and device in self.last_report:
-            acc = self.acc[device][self.day_of(t_ms)]
-            acc.util_in.append(util_in)
-            acc.util_out.append(util_out)
+    def utilisation(self, device: str, spans: list[tuple[int, int]], util_in: float, util_out: float) -> None:
+        """One report interval's utilisation while the link was up (``spans``: the parts of the
+        interval it was), shared among the 5-minute buckets those parts cover by time: each bucket's
+        figure is the mean rate of the time it was measured (the KPI's samples are 5-minute buckets of
+        counter deltas; a bucket the link was down throughout has none). The first interval of the
+        run is left out: no earlier report opens it, so no counter delta measures it."""
+        if device not in self.last_report:
+            return
+        for a_ms, b_ms in spans:
+            bucket = a_ms - a_ms % BUCKET_MS
+            while bucket < b_ms:
+                part = min(b_ms, bucket + BUCKET_MS) - max(a_ms, bucket)
+                if part > 0 and self.in_run(bucket):
+                    sums = self.acc[device][self.day_of(bucket)].util_buckets.setdefault(bucket, [0.0, 0.0, 0.0])
+                    sums[0] += util_in * part
+                    sums[1] += util_out * part
+                    sums[2] += part
+                bucket += BUCKET_MS
 
     # -- the result ---------------------------------------------------------------------------------
     def up_ms(self, device: str, day: int) -> float:

@@ -67,7 +67,6 @@ def build_kpi_engine(config: Config, stage: KpiStage | None) -> KpiEngine:
             will_delay_s=config.limits.will_delay_s,
             k_anonymity=kpi.k_anonymity,
             clients_bucket_s=kpi.clients_bucket_s,
-            restarts_as_idle=True,
             day_reads=kpi.day_reads,
         ),
         # the document [inventory] read at start-up: the file is read once, for the pipeline and for this

@@ -41,7 +41,7 @@ from collector.kpi.traffic import (
     Check,
     Probe,
     Volume,
-    interval_utilisation,
+    bucket_rates,
     link_up_ns,
     links_probe_stats,
     ratio_pct,
@@ -65,7 +65,6 @@ class KpiConfig:
     k_anonymity: int = 10
     suppress_small_counts: bool = False  # True for what leaves the operator's hands
     clients_bucket_s: float = 300.0  # concurrent clients: the 5-minute buckets of the reference definition
-    restarts_as_idle: bool = False  # down time counts as idle link time in utilisation (see summarise)
     day_reads: int = 8  # a day's readings are read back in this many parts of the devices (engine.day_points)
 
     @property
@@ -175,14 +174,13 @@ def summarise(d: DeviceReadings, window: Window, config: KpiConfig) -> DeviceSum
     if d.place.capacity_mbps:
         for name in ("in", "out"):
             if name in results:
-                period_ns = int(config.period_s * NS) if config.restarts_as_idle else 0
-                found = interval_utilisation(results[name].deltas, d.place.capacity_mbps * 1e6, start, end, period_ns)
-                if period_ns:
-                    # A link that is down carries nothing: each report period it was down is a 0 % sample,
-                    # as in a 5-minute graph of the link (the device sends no counters then).
-                    down = (end - start) - up
-                    found.extend([0.0] * round(down / period_ns))
-                samples[name] = array("d", found)  # 8 bytes a sample: a day's are kept for the levels above
+                # One sample per 5-minute bucket the deltas measured, its mean rate over the part they
+                # cover, as a share of the capacity: the same samples whatever the report period and
+                # whether a report is missing (a 10-minute delta gives both its buckets their rate). A
+                # bucket no delta covers (the link or its reports away) is no sample (billing.py).
+                rates = bucket_rates(results[name].deltas, start, end).values()
+                scale = 800.0 / (d.place.capacity_mbps * 1e6)  # bytes/s -> % of the capacity in bit/s
+                samples[name] = array("d", [r * scale for r in rates])  # 8 bytes a sample, kept for the levels
     ap = d.place.kind == "ap"
     bucket_ns = int(config.clients_bucket_s * NS)
     good = total = 0

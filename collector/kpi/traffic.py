@@ -40,25 +40,6 @@ def volume(result: CounterDeltas, from_ns: int, to_ns: int) -> Volume:
     return Volume(total, ambiguous, lost)
 
 
-def interval_utilisation(
-    deltas: Iterable[Delta], capacity_bps: float, from_ns: int, to_ns: int, period_ns: int = 0
-) -> list[float]:
-    """Utilisation (percent) of each counter interval that ends in ``[from_ns, to_ns)``: one sample per
-    report, as an operator graphing the raw counters would see it. An interval with a restart is
-    left out, only its part after the boot having been measured; unless ``period_ns`` is given: then
-    every interval counts as at least one report period, and the time before the boot as idle (the
-    mean rate of that period, as a 5-minute average of the link shows it)."""
-    out = []
-    for d in deltas:
-        if not (from_ns <= d.end_ns < to_ns and d.end_ns > d.start_ns):
-            continue
-        if d.kind == "reset" and not period_ns:
-            continue
-        seconds = max(d.end_ns - d.start_ns, period_ns) / NS
-        out.append(100.0 * d.value * 8 / (seconds * capacity_bps))
-    return out
-
-
 def bucket_rates(deltas: Iterable[Delta], from_ns: int, to_ns: int) -> dict[int, float]:
     """Mean rate (units per second) of every 5-minute bucket of ``[from_ns, to_ns)`` that the deltas
     cover, over the part they cover. Buckets no delta covers (device down, data lost) have no rate."""

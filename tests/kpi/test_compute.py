@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from collector.kpi.availability import Report
 from collector.kpi.clients import ClientCount, ClientsReport
 from collector.kpi.compute import DeviceReadings, KpiConfig, compute_window
@@ -85,3 +87,36 @@ def test_radio_and_error_rate_fields() -> None:
     assert f["school_in_errors_rate_pct"] == 0.1
     assert f["school_availability_pct"] == 100.0
     assert rows[("device", "c1")].fields["school_in_errors_rate_pct"] == 0.1
+
+
+def test_a_missing_report_gives_both_its_buckets_the_rate_it_measured() -> None:
+    """The trial dropped single 5-minute reports of a school link: each 10-minute delta gave one sample,
+    in the bucket where it ended, so the month's p95 was off and samples < buckets though the link was
+    measured throughout. A utilisation sample is a 5-minute bucket's rate over the part deltas cover."""
+    from collector.kpi.windows import window_of
+
+    capacity = 100  # Mbit/s
+    rates = [10, 20, 30, 40, 50, 60]  # % of each 5-minute bucket, 10:00 to 10:30
+    ten = T0 + 10 * 3600 * NS
+    counts = [0]
+    for rate in rates:
+        counts.append(counts[-1] + rate * capacity * 10**6 // 8 // 100 * 300)
+    times = [ten + k * 300 * NS for k in range(len(counts))]
+    kept = [k for k in range(len(counts)) if k != 2]  # the 10:10 report is missing
+    link = DeviceReadings(
+        place=Place("c1", "cpe", "school-1", "21004", "Bruxelles", capacity_mbps=capacity, link="wan0"),
+        reports=[Report(times[k], 10**6 + 300 * k) for k in kept],
+        counters={"in": [CounterReading(times[k], counts[k], 10**6 + 300 * k) for k in kept]},
+    )
+    config = KpiConfig(period_s=300)
+    buckets = []
+    for k in range(len(rates)):
+        window = window_of(times[k], "5m")
+        (row,) = [r for r in compute_window([link], window, config) if r.level == "device"]
+        buckets.append(row.fields["school_utilisation_in_mean_pct"])
+    # 10:05 and 10:10 share the 10-minute delta: both its mean, 25 %; the others their own rate.
+    assert [round(b, 9) for b in buckets] == [10.0, 25.0, 25.0, 40.0, 50.0, 60.0]
+    hour = window_of(ten, "1h")
+    (row,) = [r for r in compute_window([link], hour, config) if r.level == "device"]
+    assert row.fields["school_utilisation_in_p95_pct"] == pytest.approx(60.0)
+    assert row.fields["school_utilisation_in_mean_pct"] == pytest.approx(sum(buckets) / 6)

@@ -12,7 +12,6 @@ from collector.kpi.traffic import (
     Probe,
     billing_p95,
     bucket_utilisation,
-    interval_utilisation,
     link_up_ns,
     links_probe_stats,
     probe_stats,
@@ -51,14 +50,13 @@ def test_volume_of_a_day_with_a_wrap_a_reset_and_the_intervals_across_midnight()
     assert sum(hours) == v.total
 
 
-def test_utilisation_per_interval_and_per_5_minute_bucket() -> None:
+def test_utilisation_per_5_minute_bucket() -> None:
     # 15-minute reports; the link carries 10 %, then 50 %, then 20 % (bytes per 900 s at 100 Mbit/s).
     per = [int(LINK / 8 * 900 * u) for u in (0.10, 0.50, 0.20)]
     values = [0, per[0], per[0] + per[1], per[0] + per[1] + per[2]]
     spec = CounterSpec(bits=64, capacity_per_s=LINK / 8)
     result = deltas([CounterReading(T0 + k * 900 * S, v) for k, v in enumerate(values)], spec)
     end = T0 + 2700 * S
-    assert [round(u, 6) for u in interval_utilisation(result.deltas, LINK, T0, end + 1)] == [10.0, 50.0, 20.0]
     u = bucket_utilisation(result.deltas, LINK, T0, end)
     assert u.samples == 9
     assert (round(u.mean_pct, 6), round(u.p95_pct, 6), round(u.max_pct, 6)) == (26.666667, 50.0, 50.0)
