@@ -193,6 +193,9 @@ class NetState(DeviceState):
         self.rtt_base = 1.0
         self.util_in = 0.0
         self.probe_seq = 0
+        # Utilisation of intervals no report has closed yet: (spans as reported, in, out). A report
+        # makes them measurable; a boot first loses them with the counters (the truth's utilisation).
+        self.unreported: list[tuple[list[tuple[int, int]], float, float]] = []
 
 
 COUNTERS = (
@@ -621,12 +624,15 @@ class Simulation:
         self._emit(t, state, "event", event, labels=("boot",), periodic=False)
 
     # -- switches and school links ------------------------------------------------------------------
-    def _net_interval(self, net: NetState, t0: int) -> tuple[int, int, float, list[tuple[int, int]]]:
-        """Walk (a, b] through downtime; returns (a, b, seconds up, the spans it was up)."""
+    def _net_interval(self, net: NetState, t0: int) -> tuple[int, int, float, list[tuple[int, int]], float]:
+        """Walk (a, b] through downtime; returns (a, b, seconds up, the spans of it the counters
+        measure, and their share of the up time): all of it, or after a boot in (a, b] only what came
+        after it, since a boot restarts the counters and what they held before is gone."""
         b = t0 + net.device.phase_ms % self.period_ms
         a = max(b - self.period_ms, self.start_ms)
         cursor, up_s = a, 0.0
         spans: list[tuple[int, int]] = []
+        booted_at: int | None = None
         for t, what, detail in self._boundaries(net, a, b):
             if net.up:
                 up_s += (t - cursor) / 1000
@@ -636,16 +642,28 @@ class Simulation:
                 self._go_down(net, t, detail)
             elif what == "up":
                 self._boot(net, t, detail)
+                booted_at = t
+                net.unreported.clear()  # what the counters held since the last report is gone
                 for values in net.counters.values():
                     for key in values:
                         values[key] = 0.0
         if net.up:
             up_s += (b - cursor) / 1000
             spans.append((cursor, b))
-        return a, b, up_s, spans
+        kept = 1.0
+        if booted_at is not None:
+            spans = [(x, y) for x, y in spans if x >= booted_at]
+            kept = sum(y - x for x, y in spans) / 1000 / up_s if up_s else 0.0
+        return a, b, up_s, spans, kept
+
+    @staticmethod
+    def _as_reported(net: NetState, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Spans of true time on the device's clock, as its reports stamp them (``clock_skew``): the
+        5-minute buckets a KPI engine can put the traffic in are those of the reported times."""
+        return [(a + net.skew_ms, b + net.skew_ms) for a, b in spans]
 
     def _switch_tick(self, sw: NetState, t0: int) -> None:
-        a, b, up_s, spans = self._net_interval(sw, t0)
+        a, b, up_s, spans, kept = self._net_interval(sw, t0)
         fraction = up_s * 1000 / self.period_ms
         rng = self.rng
         total_down = total_up = 0.0
@@ -653,18 +671,18 @@ class Simulation:
             aps = self._site_aps.get(port.peer, [])
             down = sum(ap.tick_rx for ap in aps) * fraction  # AP uplink rx: bytes going to the site
             up = sum(ap.tick_tx for ap in aps) * fraction
-            self._count(sw.counters[port.name], up, down, up_s, rng)
+            self._count(sw.counters[port.name], up * kept, down * kept, up_s, rng)
             total_down += down
             total_up += up
-        self._count(sw.counters[sw.device.ports[-1].name], total_down, total_up, up_s, rng)
+        self._count(sw.counters[sw.device.ports[-1].name], total_down * kept, total_up * kept, up_s, rng)
         cap = sw.device.ports[-1].speed_mbps * 1e6 / 8 * up_s  # what the uplink could carry while up
         self.truth.traffic(sw.device.device, a, b, total_down, total_up)
         if up_s:
-            self.truth.utilisation(sw.device.device, spans, total_down / cap, total_up / cap)
+            sw.unreported.append((self._as_reported(sw, spans), total_down / cap, total_up / cap))
         self._net_report(sw, b)
 
     def _cpe_tick(self, cpe: NetState, t0: int) -> None:
-        a, b, up_s, spans = self._net_interval(cpe, t0)
+        a, b, up_s, spans, kept = self._net_interval(cpe, t0)
         rng = self.rng
         weekday, hour = self._local_time(b)
         noise = rng.lognormvariate(0.0, 0.3)
@@ -673,11 +691,11 @@ class Simulation:
         cap = wan.speed_mbps * 1e6 / 8  # bytes/s
         down = util_in * cap * up_s
         up = down * cpe.out_ratio
-        self._count(cpe.counters[wan.name], down, up, up_s, rng)
-        self._count(cpe.counters[lan.name], up, down, up_s, rng)
+        self._count(cpe.counters[wan.name], down * kept, up * kept, up_s, rng)
+        self._count(cpe.counters[lan.name], up * kept, down * kept, up_s, rng)
         self.truth.traffic(cpe.device.device, a, b, down, up)
         if up_s:  # the rate while up: what the link carried over the time it was measured
-            self.truth.utilisation(cpe.device.device, spans, down / (cap * up_s), up / (cap * up_s))
+            cpe.unreported.append((self._as_reported(cpe, spans), down / (cap * up_s), up / (cap * up_s)))
         cpe.util_in = util_in if up_s else 0.0
         self._net_report(cpe, b)
         self._probe(cpe, b + PROBE_OFFSET_MS)
@@ -696,6 +714,9 @@ class Simulation:
         net.last_sample_ms = b
         if not net.up:
             return
+        for spans, util_in, util_out in net.unreported:  # this report closes them: they are measured
+            self.truth.utilisation(net.device.device, spans, util_in, util_out)
+        net.unreported.clear()
         d = net.device
         interfaces = tuple(
             p.IfSnap(port.name, "up", port.speed_mbps, *(int(net.counters[port.name][k]) for k in COUNTERS))
