@@ -677,10 +677,11 @@ async def _compute_windows(
         await flush()
         # A closed day brings its month's billing figures up to date (from the 5-minute points just
         # written: billing.py); the open day does not, as the month changes by its closed windows only.
+        # So do 5-minute windows of a closed day computed without it (`kpi recompute --grain 5m`).
         months = {
             month_window(w.local_date()): w.local_date()
             for w in windows
-            if w.grain == "day" and closed(w, newest_ns, lookahead)
+            if w.grain in ("day", "5m") and closed(day_window(w.local_date()), newest_ns, lookahead)
         }
         if months:
             query = InfluxQuery(kpi_influx)

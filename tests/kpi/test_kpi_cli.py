@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -244,3 +245,34 @@ def test_a_day_of_client_lists_alone_has_its_client_kpis(influxdb: InfluxDB) -> 
     assert done.returncode == 0, done.stderr
     rows = influxdb.rows('SELECT "unique_clients" FROM "kpi_device" WHERE "device" = \'ap-1\'', DATABASE)
     assert [row["unique_clients"] for row in rows] == [3]
+
+
+def test_recompute_of_5_minute_windows_alone_brings_the_billing_month_up_to_date(
+    influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """The billing month is made from the 5-minute points: recomputing only those (after a fix, say)
+    must bring it up to date, not leave the month's figures of before."""
+    import json
+
+    day = local_date(time.time_ns()) - timedelta(days=3)
+    ten = day_window(day).start_ns + 10 * 3600 * NS
+    inventory = tmp_path / "inventory.json"
+    cpe = {"device": "cpe-1", "kind": "cpe", "nis": "21004", "site": "school-1", "link_capacity_mbps": 100}
+    cpe["ports"] = [{"name": "wan0", "speed_mbps": 100, "peer": "core"}]
+    inventory.write_text(json.dumps({"format": "city-telemetry.inventory/1", "devices": [cpe]}))
+    lines = []
+    for i in range(13):  # 10:00 to 11:00, 5 minutes apart, 50 Mbit/s in
+        ts = ten + i * PERIOD_NS
+        lines.append(f"netdev,device=cpe-1,kind=cpe,nis=21004,site=school-1 sys_uptime_s={10**6 + 300 * i} {ts}")
+        octets = i * 50 * 10**6 // 8 * 300
+        lines.append(
+            f"interface,device=cpe-1,ifname=wan0,kind=cpe,nis=21004,site=school-1 oper_up=1i,"
+            f"in_octets={octets}i,out_octets={octets // 10}i {ts}"
+        )
+    influxdb.query(f"CREATE DATABASE {DATABASE}")
+    influxdb.write(DATABASE, "\n".join(lines))
+    settings = {"KPI__REPORT_PERIOD_S": "300", "INVENTORY__FILE": json.dumps(str(inventory))}
+    done = run_cli(influxdb.url, "kpi", "recompute", "--from", day.isoformat(), "--grain", "5m", **settings)
+    assert done.returncode == 0, done.stderr
+    (month,) = influxdb.rows('SELECT * FROM "kpi_device" WHERE "grain" = \'month\'', DATABASE)
+    assert month["school_billing_in_p95_bps"] == pytest.approx(50e6) and month["billing_samples"] == 12
