@@ -288,3 +288,19 @@ async def test_webhooks_with_the_right_secret_are_stored_and_the_others_refused(
     )
     (event,) = rows(influxdb, "SELECT * FROM device_event WHERE device = 'ap-21004-0102' AND type = 'device.down'")
     assert (event["severity"], event["attr_alert_type_id_s"]) == ("critical", "stopped_reporting")
+
+
+async def test_a_poll_that_lists_no_device_says_so(
+    servers: tuple[Mosquitto, InfluxDB, Dashboard], tmp_path: Path
+) -> None:
+    """The trial's organisation answered [] and the bridge counted a good poll, silently."""
+    _, _, dashboard = servers
+    kept = dashboard.pages
+    dashboard.pages = [[], []]
+    try:
+        code, log, stats, _ = await bridge_poll(servers, tmp_path)
+    finally:
+        dashboard.pages = kept
+    assert code == 0 and stats["polls_empty"] == 1
+    (warning,) = [line for line in json_lines(log) if line.get("event") == "meraki_no_devices"]
+    assert "organization_id" in warning["hint"]

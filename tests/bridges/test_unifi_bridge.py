@@ -406,3 +406,19 @@ async def test_a_clean_exit_is_no_warning(servers: tuple[Mosquitto, InfluxDB, Co
     assert [(e["level"], e.get("shutdown")) for e in disconnects] == [("info", True)], disconnects
     warned = {e["event"] for e in events if e.get("level") in ("warning", "error")}
     assert warned == {"devices_not_in_inventory"}  # the fixture's Lobby-AP-2, and nothing else
+
+
+async def test_a_poll_that_lists_no_device_says_so(
+    servers: tuple[Mosquitto, InfluxDB, Controller], tmp_path: Path
+) -> None:
+    """The trial's controller answered data: [] and the bridge counted a good poll, silently."""
+    _, _, controller = servers
+    kept = controller.devices
+    controller.devices = {"default": [], "metro": []}
+    try:
+        code, log, stats, committed = await bridge_poll(servers, tmp_path, sites=["default"], clients=False)
+    finally:
+        controller.devices = kept
+    assert code == 0 and stats["polls_empty"] == 1 and committed == 0
+    (warning,) = [line for line in json_lines(log) if line.get("event") == "unifi_no_devices"]
+    assert warning["sites"] == ["default"] and "unifi.sites" in warning["hint"]

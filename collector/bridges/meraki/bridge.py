@@ -331,6 +331,13 @@ class MerakiBridge:
                 hint="nothing of this poll is published; check the API key, organisation id and Meraki's status",
             )
             return False
+        if not statuses:  # an answer, but an empty one: another organisation, or a key that sees nothing
+            self.stats.add("polls_empty")
+            log.warning(
+                "meraki_no_devices",
+                organization_id=org,
+                hint="the organisation listed no device: check meraki.api.organization_id and the API key's access",
+            )
         built = build_messages(statuses, utilization, self.index, self.cfg, time.time_ns())
         count_not_in_inventory(
             self.stats,

@@ -321,7 +321,15 @@ class UnifiBridge:
             log.info("devices_skipped", type=device_type, count=count, hint="the unifi adapter reads uap and usw only")
         if built.clients_skipped:
             self.stats.add("clients_unreadable", built.clients_skipped)
-        self.stats.add("devices", sum(len(s.devices) for s in sites))
+        devices = sum(len(s.devices) for s in sites)
+        self.stats.add("devices", devices)
+        if not devices:  # an answer, but an empty one: a wrong site name or an account that sees nothing
+            self.stats.add("polls_empty")
+            log.warning(
+                "unifi_no_devices",
+                sites=[s.name for s in sites],
+                hint="the controller listed no device: check unifi.sites and what the account may see",
+            )
         return await self.publisher.publish_poll(built.messages, self.cfg.publish_timeout_s)
 
     async def run(self, stop: asyncio.Event, once: bool) -> bool:
