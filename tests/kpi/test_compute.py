@@ -109,11 +109,13 @@ def test_a_missing_report_gives_both_its_buckets_the_rate_it_measured() -> None:
         counters={"in": [CounterReading(times[k], counts[k], 10**6 + 300 * k) for k in kept]},
     )
     config = KpiConfig(period_s=300)
-    buckets = []
+    buckets: list[float] = []
     for k in range(len(rates)):
         window = window_of(times[k], "5m")
         (row,) = [r for r in compute_window([link], window, config) if r.level == "device"]
-        buckets.append(row.fields["school_utilisation_in_mean_pct"])
+        value = row.fields["school_utilisation_in_mean_pct"]
+        assert isinstance(value, float), value
+        buckets.append(value)
     # 10:05 and 10:10 share the 10-minute delta: both its mean, 25 %; the others their own rate.
     assert [round(b, 9) for b in buckets] == [10.0, 25.0, 25.0, 40.0, 50.0, 60.0]
     hour = window_of(ten, "1h")
