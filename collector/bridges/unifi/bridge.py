@@ -62,7 +62,6 @@ log = structlog.get_logger("collector.bridges.unifi")
 
 KINDS = {"uap": "ap", "usw": "switch"}
 BANDS = {"ng": "2.4", "na": "5", "6e": "6"}
-
 MAX_CLIENTS = 2048  # ap.clients/1 carries at most this many; beyond it, the summary only
 
 
